@@ -1,0 +1,4 @@
+//! vedette-agent: the check engine that runs on every machine (`node`) and for every zone
+//! (`satellite`).
+
+pub mod cli;

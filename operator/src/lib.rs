@@ -1,0 +1,5 @@
+//! vedette-operator: compiles rule sets into zone bundles, renders satellites and agents, and
+//! runs the masters.
+
+pub mod cli;
+pub mod manifests;

@@ -1,0 +1,121 @@
+//! Reads Vedette objects from manifest files (for `validate` and standalone mode). Documents
+//! of other kinds are skipped; a Vedette document that does not parse is a problem naming the
+//! file, the document and the field.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
+
+/// One Vedette object read from a file.
+#[derive(Debug, Clone)]
+pub enum Object {
+    /// A MonitorZone.
+    Zone(Box<MonitorZone>),
+    /// A CheckTemplate.
+    Template(Box<CheckTemplate>),
+    /// A RuleSet.
+    RuleSet(Box<RuleSet>),
+    /// A BusinessProcess.
+    Process(Box<BusinessProcess>),
+}
+
+/// What a set of files held.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Objects that parsed.
+    pub objects: Vec<Object>,
+    /// One line per document that did not.
+    pub problems: Vec<String>,
+}
+
+/// Errors that stop loading altogether.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A path could not be read.
+    #[error("failed to read {path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeMeta {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// Loads every file of `paths` (directories: their `*.yaml`/`*.yml`, sorted).
+pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, Error> {
+    let mut loaded = Loaded::default();
+    for file in expand(paths)? {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|source| Error::Read { path: file.clone(), source })?;
+        load_text(&file.display().to_string(), &text, &mut loaded);
+    }
+    Ok(loaded)
+}
+
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path)
+                .map_err(|source| Error::Read { path: path.clone(), source })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_yaml(p))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// Parses every document of one file's text into `loaded`.
+pub fn load_text(source: &str, text: &str, loaded: &mut Loaded) {
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = match serde_yaml::Value::deserialize(document) {
+            Ok(serde_yaml::Value::Null) => continue,
+            Ok(value) => value,
+            Err(error) => {
+                loaded.problems.push(format!("{source}: document {}: {error}", index + 1));
+                continue;
+            }
+        };
+        match parse_object(value) {
+            Ok(Some(object)) => loaded.objects.push(object),
+            Ok(None) => {}
+            Err(error) => loaded.problems.push(format!("{source}: document {}: {error}", index + 1)),
+        }
+    }
+}
+
+fn parse_object(value: serde_yaml::Value) -> Result<Option<Object>, String> {
+    let meta: TypeMeta = serde_yaml::from_value(value.clone()).map_err(|e| e.to_string())?;
+    if meta.api_version != format!("{}/{}", vedette_crds::GROUP, vedette_crds::VERSION) {
+        return Ok(None);
+    }
+    let kind = meta.kind.clone();
+    let object = match kind.as_str() {
+        "MonitorZone" => serde_yaml::from_value(value).map(|o| Object::Zone(Box::new(o))),
+        "CheckTemplate" => serde_yaml::from_value(value).map(|o| Object::Template(Box::new(o))),
+        "RuleSet" => serde_yaml::from_value(value).map(|o| Object::RuleSet(Box::new(o))),
+        "BusinessProcess" => serde_yaml::from_value(value).map(|o| Object::Process(Box::new(o))),
+        other => return Err(format!("unknown Vedette kind {other:?}")),
+    };
+    object.map(Some).map_err(|e| format!("{kind}: {e}"))
+}
