@@ -31,11 +31,11 @@ pub enum ParameterValue {
     String(String),
 }
 
-/// An integer field that may instead name a template parameter (`$port$`).
+/// A port number that may instead name a template parameter (`$port$`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(untagged)]
 #[schemars(schema_with = "int_or_parameter_schema")]
-pub enum IntOrParameter {
+pub enum PortOrParameter {
     /// A literal number.
     Int(i64),
     /// A parameter reference such as `$port$`, substituted when the rule set is compiled.
@@ -233,7 +233,7 @@ pub struct TcpProbe {
     #[schemars(length(min = 1, max = 253))]
     pub host: String,
     /// Port, 1–65535, or a parameter such as `$port$`.
-    pub port: IntOrParameter,
+    pub port: PortOrParameter,
     /// Text to send after connecting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send: Option<String>,
@@ -253,8 +253,8 @@ pub struct HttpProbe {
     /// URL to request, `http://` or `https://`; parameters allowed (`https://$host$:$port$/`).
     #[schemars(length(min = 1, max = 2048))]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self.startsWith('http://') || self.startsWith('https://')",
-        "message": "url must start with http:// or https://"
+        "rule": "self.startsWith('http://') || self.startsWith('https://') || self.startsWith('$')",
+        "message": "url must start with http://, https:// or a template parameter such as $url$"
     }]))]
     pub url: String,
     /// Request method.
@@ -294,14 +294,14 @@ pub struct TlsProbe {
     pub host: String,
     /// Port; 443 by default.
     #[serde(default = "default_tls_port")]
-    pub port: IntOrParameter,
+    pub port: PortOrParameter,
     /// Server name to send (SNI) and verify; the host by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
 }
 
-fn default_tls_port() -> IntOrParameter {
-    IntOrParameter::Int(443)
+fn default_tls_port() -> PortOrParameter {
+    PortOrParameter::Int(443)
 }
 
 /// DNS record types the dns probe can ask for.

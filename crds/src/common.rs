@@ -82,14 +82,17 @@ pub fn any_scalar_schema(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// Schema for an integer that may instead name a template parameter (`$port$`).
+/// Schema for a port (1–65535) that may instead name a template parameter (`$port$`).
 pub fn int_or_parameter_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "x-kubernetes-int-or-string": true,
         "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "minimum": 1,
+        "maximum": 65535,
+        "maxLength": 64,
         "x-kubernetes-validations": [{
             "rule": "type(self) == int || self.matches('^\\\\$[A-Za-z_][A-Za-z0-9_]*\\\\$$')",
-            "message": "must be an integer or a single template parameter such as $port$"
+            "message": "must be a port number or a single template parameter such as $port$"
         }]
     })
 }

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::check::{CheckSpec, ParameterValue};
 use crate::common::Condition;
 
-/// Nagios threshold range syntax: `10`, `10:`, `~:10`, `10:20`, `@10:20`, or a `$param$`.
-pub const THRESHOLD_PATTERN: &str = r"^(\$[A-Za-z_][A-Za-z0-9_]*\$|@?((~|[-+]?[0-9]+(\.[0-9]+)?):)?([-+]?[0-9]+(\.[0-9]+)?)?)$";
+/// Nagios threshold range syntax: `10`, `10:`, `~:10`, `10:20`, `@10:20`; either bound may be a
+/// template parameter (`$warn$`, `$min$:`).
+pub const THRESHOLD_PATTERN: &str = r"^@?((~|[-+]?[0-9]+(\.[0-9]+)?|\$[A-Za-z_][A-Za-z0-9_]*\$):)?([-+]?[0-9]+(\.[0-9]+)?|\$[A-Za-z_][A-Za-z0-9_]*\$)?$";
 
 /// A reusable check with typed parameters.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -91,7 +92,9 @@ pub struct CheckTemplateSpec {
 }
 
 /// The four Nagios states.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 pub enum CheckState {
     /// Exit code 0.
     #[serde(rename = "OK")]
@@ -150,15 +153,14 @@ pub enum ParameterType {
     {
         "rule": "!has(self.minimum) || !has(self.maximum) || self.minimum <= self.maximum",
         "message": "minimum must not exceed maximum"
-    },
-    {
-        "rule": "!(self.required && has(self.default))",
-        "message": "a required parameter cannot have a default"
     }
 ]))]
 pub struct ParameterSpec {
     /// Name, used as `$name$` in the check.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+    )]
     pub name: String,
     /// Type the value must have.
     #[serde(rename = "type")]
@@ -166,7 +168,7 @@ pub struct ParameterSpec {
     /// Value used when a rule gives none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<ParameterValue>,
-    /// A rule must give a value.
+    /// A rule must give a value (a default is then never used; compile reports it).
     #[serde(default)]
     pub required: bool,
     /// What the parameter means.

@@ -1,1 +1,10 @@
-//! Vedette's e2e harness: a real kube-apiserver, etcd and kube-controller-manager on loopback.
+//! Vedette's e2e harness: a real kube-apiserver, etcd and kube-controller-manager on loopback,
+//! built from Go modules by `e2e/tools/build-control-plane.sh`, plus helpers to apply
+//! manifests and wait for conditions.
+
+pub mod control_plane;
+pub mod manifests;
+pub mod process;
+pub mod wait;
+
+pub use control_plane::ControlPlane;
