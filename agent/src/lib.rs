@@ -1,5 +1,9 @@
 //! vedette-agent: the check engine that runs on every machine (`node`) and for every zone
 //! (`satellite`).
 
+pub mod backoff;
 pub mod cli;
 pub mod plan;
+pub mod report;
+pub mod transport;
+pub mod watermark;

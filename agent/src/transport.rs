@@ -1,0 +1,244 @@
+//! The agent's connection to its upstreams (satellites): result batches over HTTP keep-alive
+//! and plan fetches with `If-None-Match`, to a list of upstreams (primary first, then
+//! standbys) with failover. Every connection is opened by the agent (F4).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{ETAG, IF_NONE_MATCH};
+
+use crate::report::{Ack, Batch};
+
+/// Why a request to an upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No connection, timeout, or a broken response.
+    #[error("failed to reach upstream {url}: {source}")]
+    Unreachable {
+        /// The upstream.
+        url: String,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// The upstream answered with an error status.
+    #[error("upstream {url} answered {status}: {body}")]
+    Refused {
+        /// The upstream.
+        url: String,
+        /// The status.
+        status: StatusCode,
+        /// The first part of its body.
+        body: String,
+    },
+    /// The credential file could not be read.
+    #[error("failed to read token {path}: {source}")]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// A label for metrics: the variant name, never the message.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Unreachable { .. } => "unreachable",
+            Error::Refused { .. } => "refused",
+            Error::Token { .. } => "token",
+        }
+    }
+}
+
+/// The result of a plan fetch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PlanFetch {
+    /// The plan did not change since the ETag given.
+    NotModified,
+    /// A new plan (unvalidated bytes) and its ETag.
+    Changed {
+        /// The body.
+        body: Vec<u8>,
+        /// Its ETag, if the upstream sent one.
+        etag: Option<String>,
+    },
+}
+
+/// Upstreams in order of preference and the one currently used.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    urls: Vec<String>,
+    current: usize,
+}
+
+impl Upstreams {
+    /// Upstream base URLs (e.g. `http://satellite-0:7080`), primary first.
+    pub fn new(urls: Vec<String>) -> Self {
+        let urls = urls
+            .into_iter()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .collect();
+        Self { urls, current: 0 }
+    }
+
+    /// The upstream to use now.
+    pub fn current(&self) -> &str {
+        &self.urls[self.current]
+    }
+
+    /// Moves to the next upstream (wrapping), after a failure.
+    pub fn fail_over(&mut self) {
+        self.current = (self.current + 1) % self.urls.len();
+    }
+
+    /// How many upstreams there are.
+    pub fn len(&self) -> usize {
+        self.urls.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.urls.is_empty()
+    }
+}
+
+/// An HTTP client bound to a list of upstreams.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    client: reqwest::Client,
+    upstreams: Upstreams,
+    token_file: Option<PathBuf>,
+}
+
+impl Transport {
+    /// A client with keep-alive connections and a per-request timeout. `token_file` holds a
+    /// bearer token (a projected ServiceAccount token), read at every request so that
+    /// rotation is picked up.
+    pub fn new(upstreams: Upstreams, token_file: Option<PathBuf>, timeout: Duration) -> Self {
+        assert!(!upstreams.is_empty(), "at least one upstream is required");
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("vedette-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client configuration is valid");
+        Self {
+            client,
+            upstreams,
+            token_file,
+        }
+    }
+
+    /// The upstream requests go to now.
+    pub fn current_upstream(&self) -> &str {
+        self.upstreams.current()
+    }
+
+    /// Sends a batch to the current upstream; on failure moves to the next one and returns the
+    /// error (the caller backs off and retries).
+    pub async fn send(&mut self, batch: &Batch) -> Result<Ack, Error> {
+        let url = format!("{}/v1/results", self.upstreams.current());
+        let result = self.try_send(&url, batch).await;
+        if result.is_err() {
+            self.upstreams.fail_over();
+        }
+        result
+    }
+
+    async fn try_send(&self, url: &str, batch: &Batch) -> Result<Ack, Error> {
+        let request = self.authorized(self.client.post(url).json(batch))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|source| unreachable(url, source))?;
+        let response = ensure_success(url, response).await?;
+        response
+            .json::<Ack>()
+            .await
+            .map_err(|source| unreachable(url, source))
+    }
+
+    /// Fetches the plan of `host` from the current upstream, sending `etag` as
+    /// `If-None-Match`; on failure moves to the next upstream.
+    pub async fn fetch_plan(&mut self, host: &str, etag: Option<&str>) -> Result<PlanFetch, Error> {
+        let url = format!("{}/v1/plan", self.upstreams.current());
+        let result = self.try_fetch_plan(&url, host, etag).await;
+        if result.is_err() {
+            self.upstreams.fail_over();
+        }
+        result
+    }
+
+    async fn try_fetch_plan(
+        &self,
+        url: &str,
+        host: &str,
+        etag: Option<&str>,
+    ) -> Result<PlanFetch, Error> {
+        let mut request = self.client.get(url).query(&[("host", host)]);
+        if let Some(etag) = etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let response = self
+            .authorized(request)?
+            .send()
+            .await
+            .map_err(|s| unreachable(url, s))?;
+        if response.status() == StatusCode::NOT_MODIFIED {
+            return Ok(PlanFetch::NotModified);
+        }
+        let response = ensure_success(url, response).await?;
+        let etag = response
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|s| unreachable(url, s))?
+            .to_vec();
+        Ok(PlanFetch::Changed { body, etag })
+    }
+
+    fn authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        let Some(path) = &self.token_file else {
+            return Ok(request);
+        };
+        let token = std::fs::read_to_string(path).map_err(|source| Error::Token {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(request.bearer_auth(token.trim()))
+    }
+}
+
+fn unreachable(url: &str, source: reqwest::Error) -> Error {
+    Error::Unreachable {
+        url: url.to_owned(),
+        source,
+    }
+}
+
+async fn ensure_success(
+    url: &str,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, Error> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let mut body = response.text().await.unwrap_or_default();
+    body.truncate(512);
+    Err(Error::Refused {
+        url: url.to_owned(),
+        status,
+        body,
+    })
+}
