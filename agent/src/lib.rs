@@ -2,3 +2,5 @@
 //! (`satellite`).
 
 pub mod cli;
+pub mod nagios;
+pub mod state;
