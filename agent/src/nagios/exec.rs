@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::time::Instant;
+use vedette_crds::check::ExecProbe;
 use vedette_crds::template::CheckState;
 
 use super::perfdata::{PerfDatum, PerfdataError, parse_output};
@@ -92,6 +93,18 @@ impl ExecRequest {
             args: args.into_iter().map(Into::into).collect(),
             timeout: Duration::from_secs(10),
             timeout_state: CheckState::Critical,
+        }
+    }
+}
+
+impl ExecRequest {
+    /// The request for an `exec` probe, whose `$param$` arguments are already substituted.
+    pub fn from_probe(probe: &ExecProbe, timeout_seconds: u32, timeout_state: CheckState) -> Self {
+        ExecRequest {
+            command: probe.command.clone(),
+            args: probe.args.clone(),
+            timeout: Duration::from_secs(timeout_seconds.into()),
+            timeout_state,
         }
     }
 }
@@ -246,6 +259,8 @@ impl PluginRunner {
                 () = tokio::time::sleep_until(deadline), if status.is_none() && !timed_out => {
                     timed_out = true;
                     group.kill();
+                    // Also by pid, in case the plugin moved itself out of its group.
+                    let _ = child.start_kill();
                 }
                 () = tokio::time::sleep_until(drain_until), if status.is_some() => break,
             }
@@ -412,6 +427,19 @@ impl Drop for ProcessGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_becomes_a_request() {
+        let probe = ExecProbe {
+            command: "check_tcp".into(),
+            args: vec!["-H".into(), "db.example".into()],
+        };
+        let request = ExecRequest::from_probe(&probe, 7, CheckState::Warning);
+        assert_eq!(request.command, "check_tcp");
+        assert_eq!(request.args, ["-H", "db.example"]);
+        assert_eq!(request.timeout, Duration::from_secs(7));
+        assert_eq!(request.timeout_state, CheckState::Warning);
+    }
 
     #[test]
     fn timeouts_are_written_in_seconds() {
