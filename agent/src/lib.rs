@@ -3,7 +3,9 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod nagios;
 pub mod plan;
 pub mod report;
+pub mod state;
 pub mod transport;
 pub mod watermark;
