@@ -6,6 +6,7 @@ pub mod cli;
 pub mod nagios;
 pub mod plan;
 pub mod report;
+pub mod schedule;
 pub mod state;
 pub mod transport;
 pub mod watermark;
