@@ -2,3 +2,4 @@
 //! (`satellite`).
 
 pub mod cli;
+pub mod spool;

@@ -16,10 +16,20 @@ pub fn all() -> Vec<(String, CustomResourceDefinition)> {
         "!has(self.spec.parentZone) || self.spec.parentZone != self.metadata.name",
         "a zone cannot be its own parent (spec.parentZone equals metadata.name)",
     );
-    [zone, CheckTemplate::crd(), RuleSet::crd(), BusinessProcess::crd()]
-        .into_iter()
-        .map(|crd| (format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default()), crd))
-        .collect()
+    [
+        zone,
+        CheckTemplate::crd(),
+        RuleSet::crd(),
+        BusinessProcess::crd(),
+    ]
+    .into_iter()
+    .map(|crd| {
+        (
+            format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default()),
+            crd,
+        )
+    })
+    .collect()
 }
 
 /// The YAML document committed for one CRD.
@@ -30,14 +40,20 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> String {
 
 fn add_root_rule(crd: &mut CustomResourceDefinition, rule: &str, message: &str) {
     for version in &mut crd.spec.versions {
-        let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut())
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
         else {
             continue;
         };
-        schema.x_kubernetes_validations.get_or_insert_with(Vec::new).push(ValidationRule {
-            rule: rule.to_owned(),
-            message: Some(message.to_owned()),
-            ..ValidationRule::default()
-        });
+        schema
+            .x_kubernetes_validations
+            .get_or_insert_with(Vec::new)
+            .push(ValidationRule {
+                rule: rule.to_owned(),
+                message: Some(message.to_owned()),
+                ..ValidationRule::default()
+            });
     }
 }

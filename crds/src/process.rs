@@ -66,7 +66,10 @@ fn default_time_zone() -> String {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProcessElement {
     /// Name, unique within the process.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Where the element runs: the machines whose agents evaluate its clauses.
     pub runs_on: MachineSelector,
@@ -152,7 +155,10 @@ pub struct TimeWindow {
     pub end: String,
     /// Days of the week the window applies on (`Mon` … `Sun`); every day when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 7), inner(regex(pattern = r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)$")))]
+    #[schemars(
+        length(max = 7),
+        inner(regex(pattern = r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)$"))
+    )]
     pub days: Vec<String>,
 }
 

@@ -49,7 +49,10 @@ pub struct RuleSetSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
     /// Name of the check on each machine, unique within the rule set.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// The CheckTemplate to instantiate.
     pub template: TemplateReference,

@@ -9,7 +9,8 @@ use crate::check::{CheckSpec, ParameterValue};
 use crate::common::Condition;
 
 /// Nagios threshold range syntax: `10`, `10:`, `~:10`, `10:20`, `@10:20`, or a `$param$`.
-pub const THRESHOLD_PATTERN: &str = r"^(\$[A-Za-z_][A-Za-z0-9_]*\$|@?((~|[-+]?[0-9]+(\.[0-9]+)?):)?([-+]?[0-9]+(\.[0-9]+)?)?)$";
+pub const THRESHOLD_PATTERN: &str =
+    r"^(\$[A-Za-z_][A-Za-z0-9_]*\$|@?((~|[-+]?[0-9]+(\.[0-9]+)?):)?([-+]?[0-9]+(\.[0-9]+)?)?)$";
 
 /// A reusable check with typed parameters.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -91,7 +92,9 @@ pub struct CheckTemplateSpec {
 }
 
 /// The four Nagios states.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 pub enum CheckState {
     /// Exit code 0.
     #[serde(rename = "OK")]
@@ -158,7 +161,10 @@ pub enum ParameterType {
 ]))]
 pub struct ParameterSpec {
     /// Name, used as `$name$` in the check.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+    )]
     pub name: String,
     /// Type the value must have.
     #[serde(rename = "type")]

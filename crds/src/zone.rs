@@ -66,7 +66,11 @@ pub struct SatelliteSpec {
 
 impl Default for SatelliteSpec {
     fn default() -> Self {
-        Self { replicas: default_satellite_replicas(), resources: None, remote_checks: Vec::new() }
+        Self {
+            replicas: default_satellite_replicas(),
+            resources: None,
+            remote_checks: Vec::new(),
+        }
     }
 }
 
@@ -83,7 +87,10 @@ fn default_satellite_replicas() -> i32 {
 }]))]
 pub struct RemoteCheck {
     /// Name of the check, unique within the zone.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Hosts or endpoints to check; each result is addressed to its target as `$host$`.
     #[schemars(length(min = 1, max = 1024), inner(length(min = 1, max = 253)))]

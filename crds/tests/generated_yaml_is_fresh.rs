@@ -12,5 +12,8 @@ fn committed_crds_match_the_rust_types() {
             stale.push(file);
         }
     }
-    assert!(stale.is_empty(), "stale CRD YAML (run `make generate`): {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "stale CRD YAML (run `make generate`): {stale:?}"
+    );
 }

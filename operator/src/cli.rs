@@ -47,8 +47,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             for problem in &loaded.problems {
                 eprintln!("{problem}");
             }
-            println!("{} Vedette objects valid, {} problems", loaded.objects.len(), loaded.problems.len());
-            if loaded.problems.is_empty() { Ok(()) } else { anyhow::bail!("invalid manifests") }
+            println!(
+                "{} Vedette objects valid, {} problems",
+                loaded.objects.len(),
+                loaded.problems.len()
+            );
+            if loaded.problems.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("invalid manifests")
+            }
         }
     }
 }

@@ -55,8 +55,10 @@ struct TypeMeta {
 pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, Error> {
     let mut loaded = Loaded::default();
     for file in expand(paths)? {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|source| Error::Read { path: file.clone(), source })?;
+        let text = std::fs::read_to_string(&file).map_err(|source| Error::Read {
+            path: file.clone(),
+            source,
+        })?;
         load_text(&file.display().to_string(), &text, &mut loaded);
     }
     Ok(loaded)
@@ -66,8 +68,10 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let entries = std::fs::read_dir(path)
-                .map_err(|source| Error::Read { path: path.clone(), source })?;
+            let entries = std::fs::read_dir(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && is_yaml(p))
@@ -82,7 +86,10 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 /// Parses every document of one file's text into `loaded`.
@@ -92,14 +99,18 @@ pub fn load_text(source: &str, text: &str, loaded: &mut Loaded) {
             Ok(serde_yaml::Value::Null) => continue,
             Ok(value) => value,
             Err(error) => {
-                loaded.problems.push(format!("{source}: document {}: {error}", index + 1));
+                loaded
+                    .problems
+                    .push(format!("{source}: document {}: {error}", index + 1));
                 continue;
             }
         };
         match parse_object(value) {
             Ok(Some(object)) => loaded.objects.push(object),
             Ok(None) => {}
-            Err(error) => loaded.problems.push(format!("{source}: document {}: {error}", index + 1)),
+            Err(error) => loaded
+                .problems
+                .push(format!("{source}: document {}: {error}", index + 1)),
         }
     }
 }
