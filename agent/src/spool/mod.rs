@@ -13,6 +13,7 @@
 //! Layout of the directory: `lock`, `position` (acknowledged and dropped watermarks), and one
 //! directory of segments per priority (`result/`, `keepalive/`, `state_change/`).
 
+pub mod command;
 mod error;
 mod frame;
 mod position;
