@@ -51,10 +51,10 @@ fn run_append(
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut durable = Vec::new();
     let mut killed = false;
-    while let Some(line) = lines.next() {
+    for line in lines {
         let line = line.unwrap();
         let (sequence, payload) = line
             .split_once(' ')

@@ -51,7 +51,7 @@ pub struct SpoolConfig {
     pub max_age_seconds: u64,
     /// A segment file is closed and a new one started past this size.
     pub segment_bytes: u64,
-    /// Largest payload accepted by [`Spool::append`].
+    /// Largest payload accepted by [`Spool::append`] (at most 16 MiB, the format's limit).
     pub max_record_bytes: usize,
     /// Most records in one group commit.
     pub max_batch_records: usize,
@@ -187,7 +187,8 @@ impl Spool {
         Ok(Spool {
             inner: Arc::new(Inner {
                 dir: Arc::new(dir),
-                max_record_bytes: config.max_record_bytes,
+                // Recovery treats longer frames as damage, so never write one.
+                max_record_bytes: config.max_record_bytes.min(frame::MAX_PAYLOAD_BYTES),
                 state,
                 requests: Some(requests),
                 writer: Some(writer),

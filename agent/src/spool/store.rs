@@ -377,10 +377,12 @@ impl State {
     /// Current numbers; `now_ms` dates the oldest entry.
     pub fn stats(&self, now_ms: u64) -> SpoolStats {
         let count = |stream: &Stream| stream.live.len() as u64;
+        // The first entry of each stream is its oldest by sequence number; appends are stamped
+        // with the wall clock, so that is the oldest by time too unless the clock stepped back.
         let oldest_timestamp_ms = self
             .streams
             .iter()
-            .filter_map(|s| s.live.iter().map(|e| e.timestamp_ms).min())
+            .filter_map(|s| s.live.front().map(|e| e.timestamp_ms))
             .min();
         SpoolStats {
             depth: self.streams.iter().map(count).sum(),

@@ -148,8 +148,10 @@ impl Writer {
             });
             if full {
                 if let Some(mut old) = self.active[index].take() {
-                    self.flush(&mut old, index)?;
+                    let flushed = self.flush(&mut old, index);
+                    // Sealed even on failure, so that the roll-back cuts it too.
                     sealed.push(old);
+                    flushed?;
                 }
                 self.active[index] = Some(self.create_segment(request.priority)?);
             }
