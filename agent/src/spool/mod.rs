@@ -317,24 +317,41 @@ mod tests {
     fn queued_appends_share_group_commits_and_get_increasing_sequences() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(SpoolConfig::new(dir.path())).unwrap();
-        let pending: Vec<PendingAppend> =
-            (0..200u8).map(|i| spool.submit(Priority::Result, vec![i; 10]).unwrap()).collect();
+        let pending: Vec<PendingAppend> = (0..200u8)
+            .map(|i| spool.submit(Priority::Result, vec![i; 10]).unwrap())
+            .collect();
         let sequences: Vec<u64> = pending.into_iter().map(|p| p.wait().unwrap()).collect();
         assert_eq!(sequences, (1..=200).collect::<Vec<u64>>());
         let stats = spool.stats();
         assert_eq!(stats.depth, 200);
         // 200 appends queued faster than one fdatasync: far fewer commits than appends.
-        assert!(stats.commits < 50 && stats.fsyncs == stats.commits, "{stats:?}");
+        assert!(
+            stats.commits < 50 && stats.fsyncs == stats.commits,
+            "{stats:?}"
+        );
     }
 
     #[test]
     fn refuses_oversized_records_and_acks_past_the_end() {
         let dir = tempfile::tempdir().unwrap();
-        let config = SpoolConfig { max_record_bytes: 8, ..SpoolConfig::new(dir.path()) };
+        let config = SpoolConfig {
+            max_record_bytes: 8,
+            ..SpoolConfig::new(dir.path())
+        };
         let spool = Spool::open(config).unwrap();
-        let error = spool.append_blocking(Priority::Keepalive, vec![0; 9]).unwrap_err();
-        assert_eq!(error.to_string(), "record of 9 bytes exceeds the maximum of 8 bytes");
-        assert_eq!(spool.append_blocking(Priority::Keepalive, vec![0; 8]).unwrap(), 1);
+        let error = spool
+            .append_blocking(Priority::Keepalive, vec![0; 9])
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "record of 9 bytes exceeds the maximum of 8 bytes"
+        );
+        assert_eq!(
+            spool
+                .append_blocking(Priority::Keepalive, vec![0; 8])
+                .unwrap(),
+            1
+        );
         let error = spool.ack(2).unwrap_err();
         assert_eq!(error.metric_label(), "ack_beyond_end");
         spool.ack(1).unwrap();
