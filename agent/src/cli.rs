@@ -19,6 +19,12 @@ pub struct Cli {
 pub enum Command {
     /// Print the Vedette API version this agent speaks.
     ApiVersion,
+    /// Inspect or measure the agent's durable spool.
+    Spool {
+        /// What to do with the spool.
+        #[command(subcommand)]
+        command: crate::spool::command::SpoolCommand,
+    },
 }
 
 /// Runs the parsed command.
@@ -28,5 +34,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}/{}", vedette_crds::GROUP, vedette_crds::VERSION);
             Ok(())
         }
+        Command::Spool { command } => crate::spool::command::run(command),
     }
 }

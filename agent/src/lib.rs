@@ -7,6 +7,7 @@ pub mod nagios;
 pub mod plan;
 pub mod report;
 pub mod schedule;
+pub mod spool;
 pub mod state;
 pub mod transport;
 pub mod watermark;
