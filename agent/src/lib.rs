@@ -3,6 +3,8 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod condition;
+pub mod metrics;
 pub mod nagios;
 pub mod plan;
 pub mod report;

@@ -1,0 +1,323 @@
+//! The agent's Prometheus metrics: one typed struct of families, registered in one place.
+//! Label cardinality is bounded: per check (host, namespace, rule set, check) and per perfdata
+//! label (at most `MAX_PERFDATA_PER_CHECK` per check); series of checks that leave the plan are
+//! removed.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use vedette_crds::template::CheckState;
+
+use crate::plan::CheckId;
+
+/// Perfdata series kept per check; further labels are ignored.
+pub const MAX_PERFDATA_PER_CHECK: usize = 32;
+
+/// Identifies a check's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// The machine or remote target.
+    pub host: String,
+    /// The application.
+    pub namespace: String,
+    /// The rule set.
+    pub ruleset: String,
+    /// The rule.
+    pub check: String,
+}
+
+impl CheckLabels {
+    /// The labels of a check on a host.
+    pub fn new(id: &CheckId, host: &str) -> Self {
+        Self {
+            host: host.to_owned(),
+            namespace: id.namespace.clone(),
+            ruleset: id.rule_set.clone(),
+            check: id.rule.clone(),
+        }
+    }
+}
+
+/// A perfdata series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PerfdataLabels {
+    /// The machine or remote target.
+    pub host: String,
+    /// The application.
+    pub namespace: String,
+    /// The rule set.
+    pub ruleset: String,
+    /// The rule.
+    pub check: String,
+    /// The perfdata label.
+    pub label: String,
+    /// Its unit of measure.
+    pub uom: String,
+}
+
+/// Outcome of a send.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum SendResult {
+    /// Acknowledged.
+    Ok,
+    /// Failed (see logs).
+    Failed,
+}
+
+/// Labels of the send counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SendLabels {
+    /// Outcome.
+    pub result: SendResult,
+}
+
+/// Labels of spool drop counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PriorityLabels {
+    /// `result`, `keepalive` or `state_change`.
+    pub priority: String,
+}
+
+/// Labels of the plan info series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabels {
+    /// Hash of the plan being run.
+    pub hash: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric of an agent.
+#[derive(Default)]
+pub struct Metrics {
+    /// State per check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    pub check_state: Family<CheckLabels, Gauge>,
+    /// 1 while the state is hard.
+    pub check_state_hard: Family<CheckLabels, Gauge>,
+    /// Duration of the last run.
+    pub check_duration_seconds: Family<CheckLabels, FloatGauge>,
+    /// When the last run finished, Unix seconds.
+    pub check_last_run_timestamp_seconds: Family<CheckLabels, FloatGauge>,
+    /// Runs per check.
+    pub check_runs: Family<CheckLabels, Counter>,
+    /// Perfdata values.
+    pub check_perfdata: Family<PerfdataLabels, FloatGauge>,
+    /// Entries waiting in the spool.
+    pub spool_entries: Gauge,
+    /// Bytes of the spool.
+    pub spool_bytes: Gauge,
+    /// Entries dropped by spool retention, by priority.
+    pub spool_dropped: Family<PriorityLabels, Gauge>,
+    /// Batches sent upstream, by result.
+    pub sends: Family<SendLabels, Counter>,
+    /// Seconds since the plan being run was fetched.
+    pub plan_age_seconds: Gauge,
+    /// 1 while the agent runs a held (last good) plan.
+    pub plan_held: Gauge,
+    /// 1 for the hash of the plan being run.
+    pub plan_info: Family<PlanLabels, Gauge>,
+    /// Checks in the plan.
+    pub plan_checks: Gauge,
+}
+
+impl Metrics {
+    /// Registers every family under the `vedette` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("vedette");
+        r.register(
+            "check_state",
+            "State per check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+            self.check_state.clone(),
+        );
+        r.register(
+            "check_state_hard",
+            "1 while the check's state is hard",
+            self.check_state_hard.clone(),
+        );
+        r.register(
+            "check_duration_seconds",
+            "Duration of the check's last run",
+            self.check_duration_seconds.clone(),
+        );
+        r.register(
+            "check_last_run_timestamp_seconds",
+            "When the check's last run finished",
+            self.check_last_run_timestamp_seconds.clone(),
+        );
+        r.register("check_runs", "Runs of the check", self.check_runs.clone());
+        r.register(
+            "check_perfdata",
+            "Performance data of the check's last run",
+            self.check_perfdata.clone(),
+        );
+        r.register(
+            "spool_entries",
+            "Entries waiting in the spool",
+            self.spool_entries.clone(),
+        );
+        r.register(
+            "spool_bytes",
+            "Bytes of the spool",
+            self.spool_bytes.clone(),
+        );
+        r.register(
+            "spool_dropped_entries",
+            "Entries dropped by spool retention",
+            self.spool_dropped.clone(),
+        );
+        r.register(
+            "upstream_sends",
+            "Batches sent upstream",
+            self.sends.clone(),
+        );
+        r.register(
+            "plan_age_seconds",
+            "Seconds since the plan being run was fetched",
+            self.plan_age_seconds.clone(),
+        );
+        r.register(
+            "plan_held",
+            "1 while the agent runs its last good plan",
+            self.plan_held.clone(),
+        );
+        r.register("plan_info", "The plan being run", self.plan_info.clone());
+        r.register(
+            "plan_checks",
+            "Checks in the plan being run",
+            self.plan_checks.clone(),
+        );
+    }
+
+    /// Records one run of a check.
+    pub fn observe_run(
+        &self,
+        labels: &CheckLabels,
+        state: CheckState,
+        hard: bool,
+        duration_seconds: f64,
+        finished_unix_seconds: f64,
+        perfdata: &[(String, f64, String)],
+    ) {
+        self.check_state
+            .get_or_create(labels)
+            .set(state_number(state));
+        self.check_state_hard
+            .get_or_create(labels)
+            .set(i64::from(hard));
+        self.check_duration_seconds
+            .get_or_create(labels)
+            .set(duration_seconds);
+        self.check_last_run_timestamp_seconds
+            .get_or_create(labels)
+            .set(finished_unix_seconds);
+        self.check_runs.get_or_create(labels).inc();
+        for (label, value, uom) in perfdata.iter().take(MAX_PERFDATA_PER_CHECK) {
+            let series = PerfdataLabels {
+                host: labels.host.clone(),
+                namespace: labels.namespace.clone(),
+                ruleset: labels.ruleset.clone(),
+                check: labels.check.clone(),
+                label: label.clone(),
+                uom: uom.clone(),
+            };
+            self.check_perfdata.get_or_create(&series).set(*value);
+        }
+    }
+
+    /// Removes every series of a check that left the plan.
+    pub fn forget_check(&self, labels: &CheckLabels, perfdata_labels: &[(String, String)]) {
+        self.check_state.remove(labels);
+        self.check_state_hard.remove(labels);
+        self.check_duration_seconds.remove(labels);
+        self.check_last_run_timestamp_seconds.remove(labels);
+        self.check_runs.remove(labels);
+        for (label, uom) in perfdata_labels {
+            self.check_perfdata.remove(&PerfdataLabels {
+                host: labels.host.clone(),
+                namespace: labels.namespace.clone(),
+                ruleset: labels.ruleset.clone(),
+                check: labels.check.clone(),
+                label: label.clone(),
+                uom: uom.clone(),
+            });
+        }
+    }
+
+    /// Records which plan runs and whether it is held.
+    pub fn set_plan(&self, hash: &str, held: bool, checks: usize) {
+        self.plan_info.clear();
+        self.plan_info
+            .get_or_create(&PlanLabels {
+                hash: hash.to_owned(),
+            })
+            .set(1);
+        self.plan_held.set(i64::from(held));
+        self.plan_checks.set(checks as i64);
+    }
+}
+
+/// The Nagios number of a state.
+pub fn state_number(state: CheckState) -> i64 {
+    match state {
+        CheckState::Ok => 0,
+        CheckState::Warning => 1,
+        CheckState::Critical => 2,
+        CheckState::Unknown => 3,
+    }
+}
+
+/// A registry holding `metrics`, in Prometheus text format on `encode`.
+pub fn registry(metrics: &Metrics) -> Registry {
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    registry
+}
+
+/// Encodes a registry in the Prometheus text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry)
+        .expect("writing to a String cannot fail");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_shows_up_and_a_removed_check_disappears() {
+        let metrics = Metrics::default();
+        let registry = registry(&metrics);
+        let id = CheckId {
+            namespace: "shop".into(),
+            rule_set: "web".into(),
+            rule: "http".into(),
+        };
+        let labels = CheckLabels::new(&id, "web-1");
+        let perf = vec![("time".to_owned(), 0.25, "s".to_owned())];
+        metrics.observe_run(
+            &labels,
+            CheckState::Critical,
+            true,
+            0.25,
+            1_700_000_000.0,
+            &perf,
+        );
+        let text = encode(&registry);
+        assert!(
+            text.contains(
+                r#"vedette_check_state{host="web-1",namespace="shop",ruleset="web",check="http"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"label="time",uom="s"} 0.25"#), "{text}");
+        metrics.forget_check(&labels, &[("time".to_owned(), "s".to_owned())]);
+        let text = encode(&registry);
+        assert!(!text.contains("web-1"), "{text}");
+    }
+}
