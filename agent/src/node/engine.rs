@@ -1,0 +1,209 @@
+//! The check engine: runs the plan's checks on schedule with bounded concurrency, keeps each
+//! check's soft/hard state, records every run in the metrics, and spools state changes (and
+//! every result of checks that ask for it) for the sender.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+use vedette_crds::template::CheckState;
+
+use crate::metrics::{CheckLabels, Metrics};
+use crate::plan::CheckId;
+use crate::report::{CheckReport, Report, StateCounts};
+use crate::runner::{CheckRunner, CompiledCheck, Outcome};
+use crate::schedule::{Schedule, jitter_ms};
+use crate::spool::{Priority, Spool};
+use crate::state::{CheckStateMachine, StateType, Transition};
+
+use super::plan_keeper::ActivePlan;
+
+/// A durable spool entry the sender should send now: sequence and payload.
+pub type LiveEntry = (u64, Vec<u8>);
+
+/// Records runs: metrics, current states, and spooled reports.
+pub struct Reporter {
+    host: String,
+    spool: Spool,
+    metrics: Arc<Metrics>,
+    live: mpsc::Sender<LiveEntry>,
+    states: Mutex<HashMap<CheckId, CheckState>>,
+}
+
+impl Reporter {
+    /// A reporter for `host`.
+    pub fn new(host: &str, spool: Spool, metrics: Arc<Metrics>, live: mpsc::Sender<LiveEntry>) -> Self {
+        Self { host: host.to_owned(), spool, metrics, live, states: Mutex::new(HashMap::new()) }
+    }
+
+    /// Checks by current state, over the checks of `plan`.
+    pub fn counts(&self, plan: Option<&ActivePlan>) -> StateCounts {
+        let states = self.states.lock().expect("states lock");
+        let mut counts = StateCounts::default();
+        for check in plan.map(|p| p.checks.as_slice()).unwrap_or_default() {
+            counts.add(states.get(&check.planned.id).copied());
+        }
+        counts
+    }
+
+    /// Appends a report to the spool; once durable, hands it to the sender.
+    pub fn spool(&self, priority: Priority, report: &Report) {
+        let payload = serde_json::to_vec(report).expect("reports always serialize");
+        let pending = match self.spool.submit(priority, payload.clone()) {
+            Ok(pending) => pending,
+            Err(error) => {
+                warn!(message = "Failed to spool a report.", %error);
+                return;
+            }
+        };
+        let live = self.live.clone();
+        tokio::spawn(async move {
+            match pending.durable().await {
+                // A full live queue is fine: the entry is in the spool and will be replayed.
+                Ok(sequence) => drop(live.try_send((sequence, payload))),
+                Err(error) => warn!(message = "Failed to spool a report.", %error),
+            }
+        });
+    }
+
+    fn record(&self, check: &CompiledCheck, outcome: &Outcome, transition: &Transition, now: u64) {
+        let planned = &check.planned;
+        let labels = CheckLabels::new(&planned.id, &self.host);
+        let hard = transition.state_type == StateType::Hard;
+        let unix_seconds = now as f64 / 1000.0;
+        self.metrics.observe_run(
+            &labels,
+            transition.state,
+            hard,
+            outcome.duration.as_secs_f64(),
+            unix_seconds,
+            &outcome.perfdata,
+        );
+        self.states.lock().expect("states lock").insert(planned.id.clone(), transition.state);
+        let changed = transition.hard_change || transition.soft_change;
+        if !changed && !planned.spool_every_result {
+            return;
+        }
+        let report = CheckReport {
+            check: planned.id.clone(),
+            host: self.host.clone(),
+            state: transition.state,
+            hard,
+            attempt: transition.attempt,
+            previous_state: transition.previous,
+            output: outcome.output.clone(),
+            duration_ms: outcome.duration.as_millis() as u64,
+            at_ms: now,
+        };
+        if changed {
+            debug!(message = "State changed.", check = %planned.id, state = ?transition.state, hard);
+            self.spool(Priority::StateChange, &Report::StateChange(report));
+        } else {
+            self.spool(Priority::Result, &Report::Result(report));
+        }
+    }
+
+    /// Removes the series of checks that are not in `plan`.
+    fn forget_missing(&self, plan: Option<&ActivePlan>) {
+        let keep: std::collections::HashSet<&CheckId> =
+            plan.map(|p| p.checks.iter().map(|c| &c.planned.id).collect()).unwrap_or_default();
+        let mut states = self.states.lock().expect("states lock");
+        states.retain(|id, _| {
+            let kept = keep.contains(id);
+            if !kept {
+                self.metrics.forget_check(&CheckLabels::new(id, &self.host), &[]);
+            }
+            kept
+        });
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Runs the current plan until the channel closes, restarting the schedule on every plan
+/// change (state machines of unchanged checks carry over).
+pub async fn run(
+    host: String,
+    mut plans: watch::Receiver<Option<Arc<ActivePlan>>>,
+    runner: Arc<CheckRunner>,
+    reporter: Arc<Reporter>,
+    concurrency: usize,
+) {
+    let mut machines: HashMap<CheckId, (String, CheckStateMachine)> = HashMap::new();
+    loop {
+        let plan = plans.borrow_and_update().clone();
+        reporter.forget_missing(plan.as_deref());
+        if let Some(plan) = plan {
+            let mut next = HashMap::new();
+            for check in &plan.checks {
+                let key = crate::plan::content_hash(&check.planned);
+                let machine = match machines.remove(&check.planned.id) {
+                    Some((old, machine)) if old == key => machine,
+                    _ => CheckStateMachine::new(check.planned.max_attempts),
+                };
+                next.insert(check.planned.id.clone(), (key, machine));
+            }
+            machines = next;
+            let changed = run_plan(&host, &plan, &runner, &reporter, &mut machines, concurrency, &mut plans);
+            if changed.await.is_err() {
+                return;
+            }
+        } else if plans.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs one plan until the plan changes (`Ok`) or the channel closes (`Err`).
+async fn run_plan(
+    host: &str,
+    plan: &ActivePlan,
+    runner: &Arc<CheckRunner>,
+    reporter: &Arc<Reporter>,
+    machines: &mut HashMap<CheckId, (String, CheckStateMachine)>,
+    concurrency: usize,
+    plans: &mut watch::Receiver<Option<Arc<ActivePlan>>>,
+) -> Result<(), watch::error::RecvError> {
+    let start = Instant::now();
+    let elapsed_ms = move || start.elapsed().as_millis() as u64;
+    let mut schedule = Schedule::new(plan.checks.iter().map(|c| {
+        let interval_ms = u64::from(c.planned.interval_seconds) * 1000;
+        jitter_ms(host, &c.planned.id.to_string(), interval_ms.min(60_000))
+    }));
+    let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
+    loop {
+        for index in schedule.take_due(elapsed_ms(), concurrency.saturating_sub(running.len())) {
+            let check = plan.checks[index].clone();
+            let runner = runner.clone();
+            running.spawn(async move { (index, runner.run(&check).await) });
+        }
+        let wait = schedule.next_due_ms().map_or(Duration::from_secs(3600), |due| {
+            Duration::from_millis(due.saturating_sub(elapsed_ms()))
+        });
+        tokio::select! {
+            changed = plans.changed() => return changed,
+            Some(joined) = running.join_next() => {
+                let Ok((index, outcome)) = joined else { continue };
+                let check = &plan.checks[index];
+                let (_, machine) = machines.get_mut(&check.planned.id).expect("every planned check has a state machine");
+                let transition = machine.observe(outcome.state);
+                reporter.record(check, &outcome, &transition, unix_ms());
+                let seconds = transition.next_interval.seconds(
+                    check.planned.interval_seconds,
+                    Some(check.planned.retry_interval_seconds),
+                );
+                schedule.finished(index, elapsed_ms(), u64::from(seconds) * 1000);
+            }
+            () = tokio::time::sleep(wait), if running.len() < concurrency => {}
+        }
+    }
+}

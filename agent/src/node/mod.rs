@@ -1,0 +1,200 @@
+//! The node role (`vedette-agent node`): wires the plan keeper, the check engine, the
+//! keepalive, the sender and the metrics endpoint together, each a task joined by channels.
+
+pub mod engine;
+pub mod plan_keeper;
+pub mod sender;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::metrics::{self, Metrics, PriorityLabels};
+use crate::nagios::exec::PluginRunner;
+use crate::plan::Plan;
+use crate::probe::Prober;
+use crate::report::{Keepalive, Report};
+use crate::runner::CheckRunner;
+use crate::spool::{Priority, Spool, SpoolConfig};
+use crate::transport::{Transport, Upstreams};
+
+use engine::{Reporter, unix_ms};
+use plan_keeper::{ActivePlan, PlanKeeper, PlanStatus};
+
+/// Everything the node role needs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This machine's name (`NODE_NAME` in a cluster); also the agent id.
+    pub host: String,
+    /// Upstream satellites, primary first. Empty: standalone, with `plan_file`.
+    pub upstreams: Vec<String>,
+    /// A plan to run from a file instead of fetching one.
+    pub plan_file: Option<PathBuf>,
+    /// Directory of the spool.
+    pub spool_dir: PathBuf,
+    /// Directory of the last good plan.
+    pub state_dir: PathBuf,
+    /// Bearer token file for the upstream.
+    pub token_file: Option<PathBuf>,
+    /// Where `/metrics` and `/healthz` are served.
+    pub listen: SocketAddr,
+    /// Checks running at once at most.
+    pub concurrency: usize,
+    /// Seconds between plan fetches.
+    pub plan_poll_seconds: u64,
+    /// Seconds between keepalives until the plan says otherwise.
+    pub keepalive_seconds: u64,
+    /// How long a plan is held without confirmation.
+    pub plan_hold_seconds: u64,
+    /// Backlog entries replayed per second.
+    pub replay_per_second: u32,
+    /// Largest spool, bytes.
+    pub spool_max_bytes: u64,
+    /// Oldest spool entry, seconds.
+    pub spool_max_age_seconds: u64,
+    /// Directories searched for plugins given by name.
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+/// Runs the node role until the process is stopped.
+pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let registry = Arc::new(metrics::registry(&metrics));
+    let spool = open_spool(&config)?;
+    let hold = Duration::from_secs(config.plan_hold_seconds);
+    let (mut keeper, plans, status) = PlanKeeper::open(&config.host, &config.state_dir, hold);
+    let (live_tx, live_rx) = mpsc::channel(10_000);
+    let reporter = Arc::new(Reporter::new(&config.host, spool.clone(), metrics.clone(), live_tx));
+    let runner = Arc::new(runner(&config));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.listen))?;
+    info!(message = "Serving metrics.", address = %listener.local_addr()?);
+    tokio::spawn(crate::http::serve_metrics(listener, registry));
+
+    if let Some(path) = &config.plan_file {
+        let plan = read_plan_file(path, &config.host)?;
+        keeper.use_plan(plan, unix_ms()).map_err(|problems| invalid_plan(path, &problems))?;
+    }
+    if !config.upstreams.is_empty() {
+        let transport = transport(&config);
+        tokio::spawn(fetch_plans(keeper, transport.clone(), config.plan_poll_seconds));
+        let sender_config = sender::SenderConfig {
+            agent: config.host.clone(),
+            replay_per_second: config.replay_per_second,
+        };
+        tokio::spawn(sender::run(sender_config, spool.clone(), transport, live_rx, metrics.clone()));
+    } else {
+        // Standalone: keep the keeper (and its channel) alive; nothing is sent.
+        tokio::spawn(async move {
+            let _keeper = keeper;
+            let _live = live_rx;
+            std::future::pending::<()>().await;
+        });
+    }
+    let keepalive = Keepalives { host: config.host.clone(), default_seconds: config.keepalive_seconds };
+    tokio::spawn(keepalive.run(plans.clone(), status, reporter.clone(), spool, metrics));
+    engine::run(config.host.clone(), plans, runner, reporter, config.concurrency).await;
+    Ok(())
+}
+
+fn open_spool(config: &NodeConfig) -> anyhow::Result<Spool> {
+    let mut spool_config = SpoolConfig::new(&config.spool_dir);
+    spool_config.max_bytes = config.spool_max_bytes;
+    spool_config.max_age_seconds = config.spool_max_age_seconds;
+    Spool::open(spool_config).with_context(|| format!("failed to open the spool in {}", config.spool_dir.display()))
+}
+
+fn runner(config: &NodeConfig) -> CheckRunner {
+    let mut plugins = PluginRunner::default();
+    if !config.plugin_dirs.is_empty() {
+        plugins.plugin_dirs = config.plugin_dirs.clone();
+    }
+    CheckRunner::new(Prober::new(), plugins)
+}
+
+fn transport(config: &NodeConfig) -> Transport {
+    Transport::new(Upstreams::new(config.upstreams.clone()), config.token_file.clone(), Duration::from_secs(10))
+}
+
+/// Reads a plan file (JSON) for `host`; a plan for another host is refused.
+pub fn read_plan_file(path: &std::path::Path, host: &str) -> anyhow::Result<Plan> {
+    let bytes = std::fs::read(path).with_context(|| format!("failed to read plan {}", path.display()))?;
+    let plan: Plan = serde_json::from_slice(&bytes).with_context(|| format!("plan {} does not parse", path.display()))?;
+    if plan.host != host && !host.is_empty() {
+        anyhow::bail!("plan {} is for host {:?}, this agent is {host:?}", path.display(), plan.host);
+    }
+    Ok(plan)
+}
+
+fn invalid_plan(path: &std::path::Path, problems: &[crate::plan::PlanError]) -> anyhow::Error {
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!("plan {} is invalid: {}", path.display(), list.join("; "))
+}
+
+async fn fetch_plans(mut keeper: PlanKeeper, mut transport: Transport, every_seconds: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(every_seconds.max(1)));
+    loop {
+        tick.tick().await;
+        keeper.poll(&mut transport, unix_ms()).await;
+    }
+}
+
+/// The periodic keepalive, which also refreshes spool and plan metrics and applies retention.
+struct Keepalives {
+    host: String,
+    default_seconds: u64,
+}
+
+impl Keepalives {
+    async fn run(
+        self,
+        mut plans: watch::Receiver<Option<Arc<ActivePlan>>>,
+        status: Arc<Mutex<PlanStatus>>,
+        reporter: Arc<Reporter>,
+        spool: Spool,
+        metrics: Arc<Metrics>,
+    ) {
+        loop {
+            let plan = plans.borrow_and_update().clone();
+            let interval = plan
+                .as_ref()
+                .map_or(self.default_seconds, |p| p.plan.settings.keepalive_interval_seconds.max(1) as u64);
+            let now = unix_ms();
+            let plan_status = status.lock().expect("plan status lock").clone();
+            let retention_spool = spool.clone();
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || retention_spool.enforce_retention()).await {
+                warn!(message = "Failed to apply spool retention.", %error);
+            }
+            let stats = spool.stats();
+            metrics.spool_entries.set(stats.depth as i64);
+            metrics.spool_bytes.set(stats.bytes as i64);
+            for priority in [Priority::Result, Priority::Keepalive, Priority::StateChange] {
+                let labels = PriorityLabels { priority: priority.name().to_owned() };
+                metrics.spool_dropped.get_or_create(&labels).set(stats.dropped.get(priority) as i64);
+            }
+            let report = plan_status.to_report(now);
+            metrics.plan_age_seconds.set(report.age_seconds as i64);
+            metrics.set_plan(&report.hash, report.held, plan.as_ref().map_or(0, |p| p.checks.len()));
+            let keepalive = Keepalive {
+                host: self.host.clone(),
+                zone: plan.as_ref().map(|p| p.plan.zone.clone()).unwrap_or_default(),
+                at_ms: now,
+                interval_seconds: interval,
+                plan: report,
+                counts: reporter.counts(plan.as_deref()),
+                spool_depth: stats.depth,
+                spool_dropped: stats.dropped.total(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            };
+            reporter.spool(Priority::Keepalive, &Report::Keepalive(keepalive));
+            tokio::time::sleep(Duration::from_secs(interval)).await;
+        }
+    }
+}

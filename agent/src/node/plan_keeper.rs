@@ -1,0 +1,234 @@
+//! Keeps the plan the agent runs (F10): fetches it from the upstream with `If-None-Match`,
+//! validates a new plan before it replaces the current one, persists the last good plan, and
+//! keeps running it for up to the hold duration while the upstream is unreachable or sends an
+//! invalid plan — saying so in its status.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::plan::{Plan, PlanError};
+use crate::report::PlanState;
+use crate::runner::CompiledCheck;
+use crate::transport::{PlanFetch, Transport};
+
+/// A validated plan with its checks compiled.
+#[derive(Debug)]
+pub struct ActivePlan {
+    /// The plan.
+    pub plan: Plan,
+    /// Its checks, compiled, in plan order.
+    pub checks: Vec<Arc<CompiledCheck>>,
+    /// Its content hash.
+    pub hash: String,
+}
+
+impl ActivePlan {
+    /// Validates and compiles a plan; every problem is returned.
+    pub fn new(plan: Plan) -> Result<Self, Vec<PlanError>> {
+        plan.validate()?;
+        let hash = plan.hash();
+        let mut checks = Vec::with_capacity(plan.checks.len());
+        let mut problems = Vec::new();
+        for check in &plan.checks {
+            match CompiledCheck::compile(check.clone()) {
+                Ok(compiled) => checks.push(Arc::new(compiled)),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if problems.is_empty() { Ok(Self { plan, checks, hash }) } else { Err(problems) }
+    }
+}
+
+/// The last good plan as stored on disk.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredPlan {
+    plan: Plan,
+    etag: Option<String>,
+    confirmed_at_ms: u64,
+}
+
+/// What the keeper knows about the plan, shared with keepalives and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct PlanStatus {
+    /// Hash of the plan run now (empty: none).
+    pub hash: String,
+    /// The plan is held: the upstream is unreachable or its plan was invalid.
+    pub held: bool,
+    /// Why it is held, or why there is no plan.
+    pub reason: String,
+    /// When the upstream last confirmed the plan (200 or 304), Unix ms.
+    pub confirmed_at_ms: u64,
+}
+
+impl PlanStatus {
+    /// The keepalive view at `now_ms`.
+    pub fn to_report(&self, now_ms: u64) -> PlanState {
+        PlanState {
+            hash: self.hash.clone(),
+            held: self.held,
+            reason: self.reason.clone(),
+            age_seconds: now_ms.saturating_sub(self.confirmed_at_ms) / 1000,
+        }
+    }
+}
+
+/// Fetches, validates, persists and publishes plans.
+pub struct PlanKeeper {
+    host: String,
+    store: PathBuf,
+    etag: Option<String>,
+    hold: Duration,
+    status: Arc<Mutex<PlanStatus>>,
+    publish: watch::Sender<Option<Arc<ActivePlan>>>,
+}
+
+impl PlanKeeper {
+    /// A keeper for `host` that stores the last good plan in `state_dir/plan.json`, loading it
+    /// now if one is there. Receivers of the returned channel see every plan change.
+    pub fn open(
+        host: &str,
+        state_dir: &Path,
+        hold: Duration,
+    ) -> (Self, watch::Receiver<Option<Arc<ActivePlan>>>, Arc<Mutex<PlanStatus>>) {
+        let (publish, receiver) = watch::channel(None);
+        let status = Arc::new(Mutex::new(PlanStatus::default()));
+        let mut keeper = Self {
+            host: host.to_owned(),
+            store: state_dir.join("plan.json"),
+            etag: None,
+            hold,
+            status: status.clone(),
+            publish,
+        };
+        keeper.load_stored();
+        (keeper, receiver, status)
+    }
+
+    fn load_stored(&mut self) {
+        let Ok(bytes) = std::fs::read(&self.store) else { return };
+        let stored: StoredPlan = match serde_json::from_slice(&bytes) {
+            Ok(stored) => stored,
+            Err(error) => {
+                warn!(message = "Ignoring an unreadable stored plan.", %error, path = %self.store.display());
+                return;
+            }
+        };
+        if stored.plan.host != self.host {
+            warn!(message = "Ignoring a stored plan of another host.", host = %stored.plan.host);
+            return;
+        }
+        match ActivePlan::new(stored.plan) {
+            Ok(active) => {
+                info!(message = "Loaded the last good plan.", hash = %active.hash, checks = active.checks.len());
+                self.etag = stored.etag;
+                self.set_status(|s| {
+                    s.hash = active.hash.clone();
+                    s.confirmed_at_ms = stored.confirmed_at_ms;
+                    s.held = true;
+                    s.reason = "not yet confirmed by the upstream since start".to_owned();
+                });
+                self.publish.send_replace(Some(Arc::new(active)));
+            }
+            Err(problems) => warn!(message = "Ignoring an invalid stored plan.", problems = %join(&problems)),
+        }
+    }
+
+    /// Uses a plan read from a file (standalone use); an invalid one is an error.
+    pub fn use_plan(&mut self, plan: Plan, now_ms: u64) -> Result<(), Vec<PlanError>> {
+        let active = ActivePlan::new(plan)?;
+        self.accept(active, None, now_ms);
+        Ok(())
+    }
+
+    fn accept(&mut self, active: ActivePlan, etag: Option<String>, now_ms: u64) {
+        let stored = StoredPlan { plan: active.plan.clone(), etag: etag.clone(), confirmed_at_ms: now_ms };
+        if let Err(error) = write_atomically(&self.store, &serde_json::to_vec(&stored).unwrap_or_default()) {
+            warn!(message = "Failed to persist the plan.", %error, path = %self.store.display());
+        }
+        info!(message = "Running a new plan.", hash = %active.hash, checks = active.checks.len());
+        self.etag = etag;
+        self.set_status(|s| {
+            s.hash = active.hash.clone();
+            s.held = false;
+            s.reason.clear();
+            s.confirmed_at_ms = now_ms;
+        });
+        self.publish.send_replace(Some(Arc::new(active)));
+    }
+
+    /// One fetch from the upstream, then the hold check.
+    pub async fn poll(&mut self, transport: &mut Transport, now_ms: u64) {
+        match transport.fetch_plan(&self.host, self.etag.as_deref()).await {
+            Ok(PlanFetch::NotModified) => self.set_status(|s| {
+                s.held = false;
+                s.reason.clear();
+                s.confirmed_at_ms = now_ms;
+            }),
+            Ok(PlanFetch::Changed { body, etag }) => {
+                match Plan::from_json(&body, &self.host).and_then(ActivePlan::new) {
+                    Ok(active) => self.accept(active, etag, now_ms),
+                    Err(problems) => {
+                        let reason = format!("invalid plan from upstream: {}", join(&problems));
+                        warn!(message = "Keeping the last good plan.", %reason);
+                        self.set_status(|s| {
+                            s.held = true;
+                            s.reason = reason;
+                        });
+                    }
+                }
+            }
+            Err(error) => {
+                let reason = format!("upstream unreachable: {error}");
+                warn!(message = "Failed to fetch the plan.", %error);
+                self.set_status(|s| {
+                    s.held = true;
+                    s.reason = reason;
+                });
+            }
+        }
+        self.expire(now_ms);
+    }
+
+    /// Stops running a plan the upstream has not confirmed for longer than the hold.
+    pub fn expire(&mut self, now_ms: u64) {
+        let status = self.status.lock().expect("plan status lock").clone();
+        let expired = self.publish.borrow().is_some()
+            && status.held
+            && now_ms.saturating_sub(status.confirmed_at_ms) > self.hold.as_millis() as u64;
+        if expired {
+            warn!(message = "The held plan expired; no checks run until a valid plan arrives.");
+            self.set_status(|s| {
+                s.hash.clear();
+                s.reason = format!("held plan expired after {}s; {}", self.hold.as_secs(), s.reason);
+            });
+            self.publish.send_replace(None);
+        }
+    }
+
+    fn set_status(&self, change: impl FnOnce(&mut PlanStatus)) {
+        change(&mut self.status.lock().expect("plan status lock"));
+    }
+}
+
+fn join(problems: &[PlanError]) -> String {
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// Writes a file so that a crash leaves either the old or the new content.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}

@@ -1,0 +1,164 @@
+//! Runs one check and decides its state on the agent (F8): the built-in probe or the Nagios
+//! plugin, then thresholds (Nagios ranges), then the CEL condition. Everything a check needs
+//! is compiled once per plan (`CompiledCheck`), so a bad range or condition rejects the plan
+//! instead of failing at every run.
+
+use std::time::{Duration, Instant};
+
+use vedette_crds::template::CheckState;
+
+use crate::condition::{self, Condition, Inputs};
+use crate::nagios::exec::{ExecRequest, PluginRunner};
+use crate::nagios::range::Range;
+use crate::plan::{PlanError, PlannedCheck};
+use crate::probe::Prober;
+use crate::state::evaluate;
+
+/// A planned check with its ranges and condition compiled.
+#[derive(Debug)]
+pub struct CompiledCheck {
+    /// The check as planned.
+    pub planned: PlannedCheck,
+    warning: Option<Range>,
+    critical: Option<Range>,
+    condition: Option<Condition>,
+}
+
+impl CompiledCheck {
+    /// Compiles thresholds and condition; an error names the check and the field.
+    pub fn compile(planned: PlannedCheck) -> Result<Self, PlanError> {
+        let id = planned.id.to_string();
+        let range = |field: &str, text: &Option<String>| -> Result<Option<Range>, PlanError> {
+            text.as_deref()
+                .filter(|t| !t.is_empty())
+                .map(|t| Range::parse(t))
+                .transpose()
+                .map_err(|e| PlanError::Timing { id: id.clone(), problem: format!("{field}: {e}") })
+        };
+        let warning = range("warning", &planned.warning)?;
+        let critical = range("critical", &planned.critical)?;
+        let condition = planned
+            .condition
+            .as_deref()
+            .map(Condition::compile)
+            .transpose()
+            .map_err(|e| PlanError::Timing { id: id.clone(), problem: e.to_string() })?;
+        Ok(Self { planned, warning, critical, condition })
+    }
+}
+
+/// The decided result of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The state of this run (before soft/hard handling).
+    pub state: CheckState,
+    /// The first line of output, Nagios style (`TCP OK - …`).
+    pub output: String,
+    /// Further output lines.
+    pub long_output: String,
+    /// Performance data: label, value, unit.
+    pub perfdata: Vec<(String, f64, String)>,
+    /// How long the run took.
+    pub duration: Duration,
+}
+
+/// Runs checks: one shared prober (HTTP pools, counters, log cursors) and plugin runner.
+#[derive(Debug, Default)]
+pub struct CheckRunner {
+    prober: Prober,
+    plugins: PluginRunner,
+}
+
+impl CheckRunner {
+    /// A runner with the given plugin runner (directories, output cap).
+    pub fn new(prober: Prober, plugins: PluginRunner) -> Self {
+        Self { prober, plugins }
+    }
+
+    /// Runs a check once and decides its state.
+    pub async fn run(&self, check: &CompiledCheck) -> Outcome {
+        let planned = &check.planned;
+        let timeout = Duration::from_secs(u64::from(planned.timeout_seconds));
+        if let Some(exec) = &planned.check.exec {
+            let request = ExecRequest::from_probe(exec, planned.timeout_seconds, planned.timeout_state);
+            let result = self.plugins.run(&request).await;
+            let perfdata: Vec<(String, f64, String)> = result
+                .perfdata
+                .iter()
+                .filter_map(|p| p.value.map(|v| (p.label.clone(), v, p.uom.as_str().to_owned())))
+                .collect();
+            let value = perfdata.first().map_or(f64::NAN, |p| p.1);
+            let outcome = Outcome {
+                state: result.state,
+                output: result.output,
+                long_output: result.long_output,
+                perfdata,
+                duration: result.duration,
+            };
+            return apply_condition(check, value, outcome);
+        }
+        let started = Instant::now();
+        let probe = self.prober.run(&planned.check, timeout).await;
+        let duration = started.elapsed();
+        let (state, reason) = if probe.timed_out {
+            (planned.timeout_state, Some(format!("timed out after {}s", planned.timeout_seconds)))
+        } else if let Some((state, reason)) = &probe.failure {
+            (*state, Some(reason.clone()))
+        } else {
+            (evaluate(probe.value, check.warning.as_ref(), check.critical.as_ref()), None)
+        };
+        let mut output = probe.line(state);
+        if let Some(reason) = reason.filter(|r| !output.contains(r.as_str())) {
+            output = format!("{output} ({reason})");
+        }
+        let perfdata =
+            probe.perfdata.iter().map(|p| (p.label.clone(), p.value, p.uom.to_owned())).collect();
+        apply_condition(check, probe.value, Outcome { state, output, long_output: String::new(), perfdata, duration })
+    }
+}
+
+/// A false condition turns the state into `conditionState` (never better than it was);
+/// a condition that cannot be evaluated makes the run UNKNOWN with the reason.
+fn apply_condition(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> Outcome {
+    let Some(condition) = &check.condition else { return outcome };
+    let perfdata: Vec<(String, f64)> = outcome.perfdata.iter().map(|(l, v, _)| (l.clone(), *v)).collect();
+    let state_name = state_name(outcome.state);
+    let inputs = Inputs { value, output: &outcome.output, perfdata: &perfdata, state: state_name };
+    match condition.holds(inputs) {
+        Ok(true) => {}
+        Ok(false) => {
+            outcome.state = worse(outcome.state, check.planned.condition_state);
+            outcome.output = format!("{} (condition {} is false)", outcome.output, condition.source());
+        }
+        Err(error @ condition::Error::Evaluate { .. }) | Err(error @ condition::Error::NotBoolean { .. }) => {
+            outcome.state = CheckState::Unknown;
+            outcome.output = format!("{} ({error})", outcome.output);
+        }
+        Err(error) => {
+            outcome.state = CheckState::Unknown;
+            outcome.output = error.to_string();
+        }
+    }
+    outcome
+}
+
+/// The more severe of two states (CRITICAL > WARNING > UNKNOWN > OK, as Icinga orders them).
+pub fn worse(a: CheckState, b: CheckState) -> CheckState {
+    let rank = |s: CheckState| match s {
+        CheckState::Ok => 0,
+        CheckState::Unknown => 1,
+        CheckState::Warning => 2,
+        CheckState::Critical => 3,
+    };
+    if rank(a) >= rank(b) { a } else { b }
+}
+
+/// `OK`, `WARNING`, `CRITICAL` or `UNKNOWN`.
+pub fn state_name(state: CheckState) -> &'static str {
+    match state {
+        CheckState::Ok => "OK",
+        CheckState::Warning => "WARNING",
+        CheckState::Critical => "CRITICAL",
+        CheckState::Unknown => "UNKNOWN",
+    }
+}
