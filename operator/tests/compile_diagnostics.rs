@@ -424,3 +424,48 @@ fn business_processes_are_checked() {
         ]
     );
 }
+
+#[test]
+fn probes_ports_and_optional_parameters_without_defaults_are_checked() {
+    let input = Input {
+        zones: vec![zone("core", "nodeSelector: {}")],
+        templates: vec![
+            template("web", "no-probe", "check: {}"),
+            template(
+                "web",
+                "text-port",
+                "parameters: [{name: port, type: string, default: '80'}]\ncheck: {tcp: {port: $port$}}",
+            ),
+            template(
+                "web",
+                "optional",
+                "parameters: [{name: path, type: string}]\ncheck: {file: {path: $path$}}",
+            ),
+        ],
+        rule_sets: vec![rule_set(
+            "web",
+            "site",
+            "machines: {hostNames: [m1]}\nrules: [{name: file, template: {name: optional}}]",
+        )],
+        machines: vec![machine("m1", &[])],
+        ..Input::default()
+    };
+    let output = compile(&input);
+    assert_eq!(
+        only(&output, Reason::InvalidProbe),
+        "check needs exactly one probe"
+    );
+    assert_eq!(
+        only(&output, Reason::InvalidParameterSpec),
+        "check.tcp.port: parameter port must be of type int, not string"
+    );
+    assert_eq!(
+        only(&output, Reason::MissingParameter),
+        "rule file: parameter path has no value and the template gives no default"
+    );
+    assert_eq!(output.templates["web/no-probe"].probe, None);
+    assert_eq!(
+        output.templates["web/text-port"].probe.as_deref(),
+        Some("tcp")
+    );
+}
