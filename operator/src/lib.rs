@@ -2,4 +2,5 @@
 //! runs the masters.
 
 pub mod cli;
+pub mod compile;
 pub mod manifests;

@@ -1,0 +1,236 @@
+//! The samples in config/samples, compiled against a handful of machines: exactly which checks
+//! each machine runs, and what they look like once substituted.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{checks_of, machine};
+use vedette_agent::plan::{CheckId, RemoteAssignment, plan_for};
+use vedette_crds::check::PortOrParameter;
+use vedette_operator::compile::{Input, Output, Reason, bundle_hash, compile};
+use vedette_operator::manifests::{Object, load_paths};
+
+const LINUX: (&str, &str) = ("kubernetes.io/os", "linux");
+const STOREFRONT: (&str, &str) = ("app.kubernetes.io/part-of", "storefront");
+const WEB: (&str, &str) = ("node-role.kubernetes.io/web", "");
+const DMZ: (&str, &str) = ("vedette.dev/zone", "dmz");
+
+fn samples() -> Input {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
+    let loaded = load_paths(&[dir]).expect("samples load");
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let mut input = Input::default();
+    for object in loaded.objects {
+        match object {
+            Object::Zone(o) => input.zones.push(*o),
+            Object::Template(o) => input.templates.push(*o),
+            Object::RuleSet(o) => input.rule_sets.push(*o),
+            Object::Process(o) => input.processes.push(*o),
+        }
+    }
+    input.machines = vec![
+        machine("web-1", &[LINUX, STOREFRONT, WEB]),
+        machine("web-dmz-1", &[LINUX, STOREFRONT, WEB, DMZ]),
+        machine("db-1", &[LINUX]),
+        machine("feed-01", &[LINUX]),
+        machine("batch-01", &[LINUX]),
+        machine("risk-01", &[LINUX]),
+        machine("storefront-no-role", &[LINUX, STOREFRONT]),
+        machine("win-1", &[("kubernetes.io/os", "windows")]),
+    ];
+    input
+}
+
+const BASELINE: [&str; 5] = [
+    "infrastructure/linux-baseline/cpu",
+    "infrastructure/linux-baseline/disk-root",
+    "infrastructure/linux-baseline/disk-var",
+    "infrastructure/linux-baseline/load",
+    "infrastructure/linux-baseline/memory",
+];
+
+const STOREFRONT_CHECKS: [&str; 5] = [
+    "shop/storefront/certificate",
+    "shop/storefront/checkout-api",
+    "shop/storefront/homepage",
+    "shop/storefront/nginx",
+    "shop/storefront/redis-port",
+];
+
+fn compiled() -> Output {
+    compile(&samples())
+}
+
+#[test]
+fn each_machine_runs_exactly_its_rule_sets_checks() {
+    let output = compiled();
+    let web: Vec<&str> = BASELINE.iter().chain(&STOREFRONT_CHECKS).copied().collect();
+    assert_eq!(checks_of(&output, "core", "web-1"), web);
+    assert_eq!(checks_of(&output, "dmz", "web-dmz-1"), web);
+    assert_eq!(checks_of(&output, "core", "db-1"), BASELINE);
+    assert_eq!(checks_of(&output, "core", "batch-01"), BASELINE);
+    assert_eq!(checks_of(&output, "core", "storefront-no-role"), BASELINE);
+    let mut feed: Vec<&str> = vec!["brokerage/price-feed/vendor-sftp"];
+    feed.extend(BASELINE);
+    assert_eq!(checks_of(&output, "core", "feed-01"), feed);
+    assert!(checks_of(&output, "core", "win-1").is_empty());
+    assert_eq!(
+        output.bundles["core"].machines.keys().collect::<Vec<_>>(),
+        [
+            "batch-01",
+            "db-1",
+            "feed-01",
+            "risk-01",
+            "storefront-no-role",
+            "web-1",
+            "win-1"
+        ]
+    );
+    assert_eq!(
+        output.bundles["dmz"].machines.keys().collect::<Vec<_>>(),
+        ["web-dmz-1"]
+    );
+}
+
+#[test]
+fn the_only_diagnostic_is_the_intended_zone_overlap() {
+    let output = compiled();
+    let text: Vec<String> = output.diagnostics.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "MonitorZone core: Warning OverlappingZones: 1 machine also selected by zone dmz, which is preferred: web-dmz-1"
+        ]
+    );
+    assert_eq!(output.diagnostics[0].reason, Reason::OverlappingZones);
+}
+
+#[test]
+fn parameters_are_substituted_with_their_types() {
+    let output = compiled();
+    let bundle = &output.bundles["core"];
+    let check = |rule: &str| {
+        bundle
+            .checks
+            .iter()
+            .find(|c| c.id.rule == rule)
+            .unwrap_or_else(|| panic!("{rule}"))
+    };
+    let certificate = check("certificate");
+    let tls = certificate.check.tls.as_ref().unwrap();
+    assert_eq!(tls.host, "shop.example.com");
+    assert_eq!(tls.port, PortOrParameter::Int(443));
+    assert_eq!(certificate.warning.as_deref(), Some("21:"));
+    assert_eq!(certificate.critical.as_deref(), Some("7:"));
+    assert_eq!(certificate.retry_interval_seconds, 3600);
+    let homepage = check("homepage");
+    let http = homepage.check.http.as_ref().unwrap();
+    assert_eq!(http.url, "http://$host$:8080/");
+    assert_eq!(http.body_match.as_deref(), Some("Welcome"));
+    assert_eq!(homepage.warning.as_deref(), Some("0.5"));
+    assert_eq!(homepage.labels["team"], "storefront");
+    assert_eq!(homepage.template, "shop/http-endpoint");
+    let api = check("checkout-api");
+    assert_eq!(api.warning.as_deref(), Some("0.2"));
+    assert_eq!(api.critical.as_deref(), Some("1"));
+    assert_eq!(
+        api.check.http.as_ref().unwrap().body_match.as_deref(),
+        Some("")
+    );
+    let redis = check("redis-port");
+    assert_eq!(
+        redis.check.exec.as_ref().unwrap().args,
+        ["-H", "127.0.0.1", "-p", "6379", "-w", "1", "-c", "3"]
+    );
+    assert_eq!(check("nginx").critical.as_deref(), Some("2:"));
+    let disk_var = check("disk-var");
+    assert_eq!(disk_var.check.disk.as_ref().unwrap().mount_point, "/var");
+    assert_eq!(disk_var.warning.as_deref(), Some("75"));
+    assert_eq!(disk_var.critical.as_deref(), Some("90"));
+    assert_eq!(check("memory").warning.as_deref(), Some("92"));
+    let sftp = check("vendor-sftp");
+    assert_eq!(sftp.template, "shop/nagios-tcp");
+    assert_eq!(sftp.labels["team"], "market-data");
+    assert_eq!(sftp.check.exec.as_ref().unwrap().args[3], "22");
+}
+
+#[test]
+fn the_dmz_remote_checks_have_one_assignment_per_target() {
+    let output = compiled();
+    let bundle = &output.bundles["dmz"];
+    let remote_ids: Vec<CheckId> = bundle.checks[..2].iter().map(|c| c.id.clone()).collect();
+    let id = |rule: &str| CheckId {
+        namespace: String::new(),
+        rule_set: "zone/dmz".into(),
+        rule: rule.into(),
+    };
+    assert_eq!(remote_ids, [id("public-dns"), id("public-site-tls")]);
+    let assignment = |check, target: &str| RemoteAssignment {
+        check,
+        target: target.into(),
+    };
+    assert_eq!(
+        bundle.remote,
+        [
+            assignment(0, "www.example.com"),
+            assignment(1, "api.example.com"),
+            assignment(1, "www.example.com")
+        ]
+    );
+    assert_eq!(bundle.settings.keepalive_interval_seconds, 15);
+    assert_eq!(bundle.settings.plan_hold_seconds, 86400);
+    assert_eq!(output.zones["dmz"].assignments, 13);
+}
+
+#[test]
+fn every_machine_gets_a_plan_the_agent_accepts() {
+    let output = compiled();
+    for bundle in output.bundles.values() {
+        for host in bundle.machines.keys() {
+            let plan = plan_for(bundle, host).expect("machine in bundle");
+            assert!(plan.validate().is_ok(), "{host}: {:?}", plan.validate());
+        }
+    }
+}
+
+#[test]
+fn summaries_count_what_status_shows() {
+    let output = compiled();
+    let baseline = &output.rule_sets["infrastructure/linux-baseline"];
+    assert_eq!(
+        (baseline.machines, baseline.rules, baseline.checks),
+        (7, 5, 35)
+    );
+    let storefront = &output.rule_sets["shop/storefront"];
+    assert_eq!(
+        (storefront.machines, storefront.rules, storefront.checks),
+        (2, 5, 10)
+    );
+    let nagios = &output.templates["shop/nagios-tcp"];
+    assert_eq!(
+        (nagios.probe.as_deref(), nagios.rule_sets),
+        (Some("exec"), 2)
+    );
+    assert_eq!(output.templates["shop/http-endpoint"].rule_sets, 1);
+    assert_eq!(output.zones["core"].machines, 7);
+    assert_eq!(output.zones["core"].checks, 11);
+}
+
+#[test]
+fn compiling_twice_gives_the_same_bytes_and_hashes() {
+    let a = compiled();
+    let b = compiled();
+    assert_eq!(
+        serde_json::to_vec(&a).unwrap(),
+        serde_json::to_vec(&b).unwrap()
+    );
+    assert_eq!(
+        bundle_hash(&a.bundles["dmz"]),
+        bundle_hash(&b.bundles["dmz"])
+    );
+    assert_ne!(
+        bundle_hash(&a.bundles["dmz"]),
+        bundle_hash(&a.bundles["core"])
+    );
+}
