@@ -1,6 +1,11 @@
 //! Command-line interface of `vedette-agent`.
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::node::NodeConfig;
 
 /// Vedette's agent: runs checks on this machine and reports state changes upstream.
 #[derive(Parser, Debug)]
@@ -17,6 +22,11 @@ pub struct Cli {
 /// The agent's roles and tools.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the checks of this machine: fetch the plan from the satellites (or read it from
+    /// --plan), run it, spool and send state changes and keepalives, serve /metrics.
+    Node(NodeArgs),
+    /// Run every check of a plan once and print a table (troubleshooting).
+    Check(CheckArgs),
     /// Print the Vedette API version this agent speaks.
     ApiVersion,
     /// Inspect or measure the agent's durable spool.
@@ -27,13 +37,115 @@ pub enum Command {
     },
 }
 
+/// Flags of `vedette-agent node`.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// This machine's name; the plan is fetched for it and reports carry it.
+    #[arg(long, env = "NODE_NAME")]
+    pub host: String,
+    /// Upstream satellite base URL; repeat for standbys (primary first).
+    #[arg(long = "upstream", env = "VEDETTE_UPSTREAMS", value_delimiter = ',')]
+    pub upstreams: Vec<String>,
+    /// Run this plan (JSON) instead of fetching one; with no --upstream, nothing is sent.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// Directory of the durable spool.
+    #[arg(long, default_value = "/var/lib/vedette/spool")]
+    pub spool_dir: PathBuf,
+    /// Directory where the last good plan is kept.
+    #[arg(long, default_value = "/var/lib/vedette/state")]
+    pub state_dir: PathBuf,
+    /// File holding the bearer token presented to upstreams (re-read at every request).
+    #[arg(long, env = "VEDETTE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Address of /metrics and /healthz.
+    #[arg(long, default_value = "0.0.0.0:9710")]
+    pub listen: SocketAddr,
+    /// Checks running at once at most.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds between plan fetches.
+    #[arg(long, default_value_t = 10)]
+    pub plan_poll_seconds: u64,
+    /// Seconds between keepalives until a plan says otherwise.
+    #[arg(long, default_value_t = 10)]
+    pub keepalive_seconds: u64,
+    /// Seconds the last good plan keeps running without confirmation (72 h).
+    #[arg(long, default_value_t = 259_200)]
+    pub plan_hold_seconds: u64,
+    /// Backlog entries replayed per second after an outage.
+    #[arg(long, default_value_t = 1000)]
+    pub replay_per_second: u32,
+    /// Largest spool, bytes.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    pub spool_max_bytes: u64,
+    /// Oldest spool entry kept, seconds.
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    pub spool_max_age_seconds: u64,
+    /// Directory searched for plugins given by name; repeat for several.
+    #[arg(long = "plugin-dir")]
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+/// Flags of `vedette-agent check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The plan to run (JSON).
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// Run every check once and exit (the only mode for now; kept explicit for scripts).
+    #[arg(long)]
+    pub once: bool,
+    /// Only validate the plan, run nothing (a dry run).
+    #[arg(long, conflicts_with = "once")]
+    pub dry_run: bool,
+    /// Directory searched for plugins given by name; repeat for several.
+    #[arg(long = "plugin-dir")]
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+impl From<NodeArgs> for NodeConfig {
+    fn from(args: NodeArgs) -> Self {
+        NodeConfig {
+            host: args.host,
+            upstreams: args.upstreams,
+            plan_file: args.plan,
+            spool_dir: args.spool_dir,
+            state_dir: args.state_dir,
+            token_file: args.token_file,
+            listen: args.listen,
+            concurrency: args.concurrency.max(1),
+            plan_poll_seconds: args.plan_poll_seconds,
+            keepalive_seconds: args.keepalive_seconds,
+            plan_hold_seconds: args.plan_hold_seconds,
+            replay_per_second: args.replay_per_second,
+            spool_max_bytes: args.spool_max_bytes,
+            spool_max_age_seconds: args.spool_max_age_seconds,
+            plugin_dirs: args.plugin_dirs,
+        }
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(&cli.log_level);
     match cli.command {
+        Command::Node(args) => runtime()?.block_on(crate::node::run(args.into())),
+        Command::Check(args) => runtime()?.block_on(crate::check_once::run(args)),
         Command::ApiVersion => {
             println!("{}/{}", vedette_crds::GROUP, vedette_crds::VERSION);
             Ok(())
         }
         Command::Spool { command } => crate::spool::command::run(command),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
