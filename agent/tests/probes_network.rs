@@ -561,5 +561,8 @@ async fn dns_resolves_against_a_local_server() {
     .await;
     assert_critical(&output, "no AAAA record for app.vedette.test");
     let output = run(dns("gone.vedette.test", server)).await;
-    assert_critical(&output, "NXDomain");
+    assert_critical(
+        &output,
+        "answered Non-Existent Domain for gone.vedette.test A",
+    );
 }

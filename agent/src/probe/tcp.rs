@@ -13,6 +13,10 @@ use super::{ProbeError, ProbeOutput, Result, seconds};
 /// Most bytes read while waiting for `expect`.
 const MAX_EXPECT_BYTES: usize = 64 * 1024;
 
+/// How long the peer may pause once it has sent something before the answer counts as
+/// complete.
+const EXPECT_QUIET: Duration = Duration::from_millis(100);
+
 /// Resolves `host:port`; literal addresses skip the resolver.
 pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -112,13 +116,23 @@ pub(crate) async fn probe(spec: &TcpProbe, timeout: Duration) -> Result<ProbeOut
     Ok(output)
 }
 
-/// Reads until `expect` appears, the peer closes, or `MAX_EXPECT_BYTES` arrived. The caller's
-/// timeout bounds the wait.
+/// Reads until `expect` appears, the peer closes, `MAX_EXPECT_BYTES` arrived, or the peer
+/// has said something and then stays quiet for `EXPECT_QUIET` (a greeting that does not
+/// contain `expect` will not start to). The caller's timeout bounds the wait for the first
+/// bytes.
 async fn read_until(stream: &mut TcpStream, expect: &str) -> String {
     let mut received = Vec::new();
     let mut buffer = [0u8; 4096];
     while received.len() < MAX_EXPECT_BYTES {
-        match stream.read(&mut buffer).await {
+        let read = if received.is_empty() {
+            stream.read(&mut buffer).await
+        } else {
+            match tokio::time::timeout(EXPECT_QUIET, stream.read(&mut buffer)).await {
+                Ok(read) => read,
+                Err(_) => break,
+            }
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => received.extend_from_slice(&buffer[..n]),
         }
