@@ -136,13 +136,14 @@ async fn measure(
                 Arc::clone(&next),
                 Arc::clone(&failures),
             );
+            let name = name.to_owned();
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < count {
                     let output = prober.run(&spec, TIMEOUT).await;
-                    if let Some((_, reason)) = output.failure {
-                        if failures.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("{name}: first failure: {reason}");
-                        }
+                    if let Some((_, reason)) = output.failure
+                        && failures.fetch_add(1, Ordering::Relaxed) == 0
+                    {
+                        eprintln!("{name}: first failure: {reason}");
                     }
                 }
             })

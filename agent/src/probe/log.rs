@@ -23,7 +23,7 @@ enum Cursor {
     /// The file read so far.
     Open {
         file: File,
-        inode: (u64, u64),
+        inode: Inode,
         offset: u64,
     },
 }
@@ -82,17 +82,28 @@ struct Read {
     notes: Vec<&'static str>,
 }
 
-fn open(path: &str) -> Result<Option<(File, (u64, u64), u64)>> {
+/// A file just opened, with its device and inode and its length.
+struct Opened {
+    file: File,
+    inode: Inode,
+    length: u64,
+}
+
+/// Device and inode numbers: what stays the same while a path names the same file.
+type Inode = (u64, u64);
+
+fn open(path: &str) -> Result<Option<Opened>> {
     match File::open(path) {
         Ok(file) => {
             let metadata = file
                 .metadata()
                 .map_err(|error| ProbeError::read(path, error))?;
-            Ok(Some((
+            let inode = (metadata.dev(), metadata.ino());
+            Ok(Some(Opened {
                 file,
-                (metadata.dev(), metadata.ino()),
-                metadata.len(),
-            )))
+                inode,
+                length: metadata.len(),
+            }))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(ProbeError::read(path, error)),
@@ -100,7 +111,7 @@ fn open(path: &str) -> Result<Option<(File, (u64, u64), u64)>> {
 }
 
 /// The inode now at `path`, and its length.
-fn inode_at(path: &str) -> Result<Option<((u64, u64), u64)>> {
+fn inode_at(path: &str) -> Result<Option<(Inode, u64)>> {
     match std::fs::metadata(path) {
         Ok(metadata) => Ok(Some(((metadata.dev(), metadata.ino()), metadata.len()))),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -113,7 +124,11 @@ fn advance(cursor: &mut Option<Cursor>, path: &str, pattern: &Regex) -> Result<R
     match cursor.take() {
         None => {
             *cursor = Some(match open(path)? {
-                Some((file, inode, length)) => {
+                Some(Opened {
+                    file,
+                    inode,
+                    length,
+                }) => {
                     read.notes.push("first read starts at the end");
                     Cursor::Open {
                         file,
@@ -159,7 +174,9 @@ fn advance(cursor: &mut Option<Cursor>, path: &str, pattern: &Regex) -> Result<R
 /// Opens the file now at `path` and reads it from its start.
 fn read_new(path: &str, pattern: &Regex, read: &mut Read) -> Result<Cursor> {
     Ok(match open(path)? {
-        Some((mut file, inode, _)) => {
+        Some(Opened {
+            mut file, inode, ..
+        }) => {
             let offset = count_lines(&mut file, 0, pattern, read, path)?;
             Cursor::Open {
                 file,
