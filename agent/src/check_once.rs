@@ -15,13 +15,25 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     let plan = crate::node::read_plan_file(&args.plan, "")?;
     let active = ActivePlan::new(plan).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-        anyhow::anyhow!("plan {} is invalid:\n{}", args.plan.display(), list.join("\n"))
+        anyhow::anyhow!(
+            "plan {} is invalid:\n{}",
+            args.plan.display(),
+            list.join("\n")
+        )
     })?;
     if args.dry_run {
-        println!("plan {} is valid: {} checks for host {}", active.hash, active.checks.len(), active.plan.host);
+        println!(
+            "plan {} is valid: {} checks for host {}",
+            active.hash,
+            active.checks.len(),
+            active.plan.host
+        );
         for check in &active.checks {
             let kind = check.planned.check.probe_kind().unwrap_or("?");
-            println!("  {} ({kind}, every {}s)", check.planned.id, check.planned.interval_seconds);
+            println!(
+                "  {} ({kind}, every {}s)",
+                check.planned.id, check.planned.interval_seconds
+            );
         }
         return Ok(());
     }
@@ -51,7 +63,11 @@ fn table(active: &ActivePlan, outcomes: &[Option<Outcome>]) -> String {
         .zip(outcomes)
         .filter_map(|(check, outcome)| {
             let o = outcome.as_ref()?;
-            let perf: Vec<String> = o.perfdata.iter().map(|(l, v, u)| format!("{l}={v}{u}")).collect();
+            let perf: Vec<String> = o
+                .perfdata
+                .iter()
+                .map(|(l, v, u)| format!("{l}={v}{u}"))
+                .collect();
             Some([
                 check.planned.id.to_string(),
                 state_name(o.state).to_owned(),
@@ -70,7 +86,11 @@ fn table(active: &ActivePlan, outcomes: &[Option<Outcome>]) -> String {
     }
     let mut text = String::new();
     for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         text.push_str(cells.join("  ").trim_end());
         text.push('\n');
     }

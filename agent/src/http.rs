@@ -26,7 +26,13 @@ pub fn metrics_router(registry: Arc<Registry>) -> Router {
             "/metrics",
             get(move || {
                 let registry = registry.clone();
-                async move { ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], crate::metrics::encode(&registry)).into_response() }
+                async move {
+                    (
+                        [(CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+                        crate::metrics::encode(&registry),
+                    )
+                        .into_response()
+                }
             }),
         )
         .route("/healthz", get(|| async { "ok" }))

@@ -2,12 +2,17 @@
 //! (`satellite`).
 
 pub mod backoff;
+pub mod check_once;
 pub mod cli;
 pub mod condition;
+pub mod http;
 pub mod metrics;
 pub mod nagios;
+pub mod node;
 pub mod plan;
+pub mod probe;
 pub mod report;
+pub mod runner;
 pub mod schedule;
 pub mod spool;
 pub mod state;

@@ -31,9 +31,12 @@ impl CompiledCheck {
         let range = |field: &str, text: &Option<String>| -> Result<Option<Range>, PlanError> {
             text.as_deref()
                 .filter(|t| !t.is_empty())
-                .map(|t| Range::parse(t))
+                .map(Range::parse)
                 .transpose()
-                .map_err(|e| PlanError::Timing { id: id.clone(), problem: format!("{field}: {e}") })
+                .map_err(|e| PlanError::Timing {
+                    id: id.clone(),
+                    problem: format!("{field}: {e}"),
+                })
         };
         let warning = range("warning", &planned.warning)?;
         let critical = range("critical", &planned.critical)?;
@@ -42,8 +45,16 @@ impl CompiledCheck {
             .as_deref()
             .map(Condition::compile)
             .transpose()
-            .map_err(|e| PlanError::Timing { id: id.clone(), problem: e.to_string() })?;
-        Ok(Self { planned, warning, critical, condition })
+            .map_err(|e| PlanError::Timing {
+                id: id.clone(),
+                problem: e.to_string(),
+            })?;
+        Ok(Self {
+            planned,
+            warning,
+            critical,
+            condition,
+        })
     }
 }
 
@@ -63,7 +74,7 @@ pub struct Outcome {
 }
 
 /// Runs checks: one shared prober (HTTP pools, counters, log cursors) and plugin runner.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CheckRunner {
     prober: Prober,
     plugins: PluginRunner,
@@ -80,12 +91,16 @@ impl CheckRunner {
         let planned = &check.planned;
         let timeout = Duration::from_secs(u64::from(planned.timeout_seconds));
         if let Some(exec) = &planned.check.exec {
-            let request = ExecRequest::from_probe(exec, planned.timeout_seconds, planned.timeout_state);
+            let request =
+                ExecRequest::from_probe(exec, planned.timeout_seconds, planned.timeout_state);
             let result = self.plugins.run(&request).await;
             let perfdata: Vec<(String, f64, String)> = result
                 .perfdata
                 .iter()
-                .filter_map(|p| p.value.map(|v| (p.label.clone(), v, p.uom.as_str().to_owned())))
+                .filter_map(|p| {
+                    p.value
+                        .map(|v| (p.label.clone(), v, p.uom.as_str().to_owned()))
+                })
                 .collect();
             let value = perfdata.first().map_or(f64::NAN, |p| p.1);
             let outcome = Outcome {
@@ -101,36 +116,73 @@ impl CheckRunner {
         let probe = self.prober.run(&planned.check, timeout).await;
         let duration = started.elapsed();
         let (state, reason) = if probe.timed_out {
-            (planned.timeout_state, Some(format!("timed out after {}s", planned.timeout_seconds)))
+            (
+                planned.timeout_state,
+                Some(format!("timed out after {}s", planned.timeout_seconds)),
+            )
         } else if let Some((state, reason)) = &probe.failure {
             (*state, Some(reason.clone()))
         } else {
-            (evaluate(probe.value, check.warning.as_ref(), check.critical.as_ref()), None)
+            (
+                evaluate(probe.value, check.warning.as_ref(), check.critical.as_ref()),
+                None,
+            )
         };
-        let mut output = probe.line(state);
+        // Perfdata travels separately (metrics, `Outcome::perfdata`); the line is the text.
+        let line = probe.line(state);
+        let mut output = line.split('|').next().unwrap_or_default().to_owned();
         if let Some(reason) = reason.filter(|r| !output.contains(r.as_str())) {
             output = format!("{output} ({reason})");
         }
-        let perfdata =
-            probe.perfdata.iter().map(|p| (p.label.clone(), p.value, p.uom.to_owned())).collect();
-        apply_condition(check, probe.value, Outcome { state, output, long_output: String::new(), perfdata, duration })
+        let perfdata = probe
+            .perfdata
+            .iter()
+            .map(|p| (p.label.clone(), p.value, p.uom.to_owned()))
+            .collect();
+        apply_condition(
+            check,
+            probe.value,
+            Outcome {
+                state,
+                output,
+                long_output: String::new(),
+                perfdata,
+                duration,
+            },
+        )
     }
 }
 
 /// A false condition turns the state into `conditionState` (never better than it was);
 /// a condition that cannot be evaluated makes the run UNKNOWN with the reason.
 fn apply_condition(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> Outcome {
-    let Some(condition) = &check.condition else { return outcome };
-    let perfdata: Vec<(String, f64)> = outcome.perfdata.iter().map(|(l, v, _)| (l.clone(), *v)).collect();
+    let Some(condition) = &check.condition else {
+        return outcome;
+    };
+    let perfdata: Vec<(String, f64)> = outcome
+        .perfdata
+        .iter()
+        .map(|(l, v, _)| (l.clone(), *v))
+        .collect();
     let state_name = state_name(outcome.state);
-    let inputs = Inputs { value, output: &outcome.output, perfdata: &perfdata, state: state_name };
+    let inputs = Inputs {
+        value,
+        output: &outcome.output,
+        perfdata: &perfdata,
+        state: state_name,
+    };
     match condition.holds(inputs) {
         Ok(true) => {}
         Ok(false) => {
             outcome.state = worse(outcome.state, check.planned.condition_state);
-            outcome.output = format!("{} (condition {} is false)", outcome.output, condition.source());
+            outcome.output = format!(
+                "{} (condition {} is false)",
+                outcome.output,
+                condition.source()
+            );
         }
-        Err(error @ condition::Error::Evaluate { .. }) | Err(error @ condition::Error::NotBoolean { .. }) => {
+        Err(error @ condition::Error::Evaluate { .. })
+        | Err(error @ condition::Error::NotBoolean { .. }) => {
             outcome.state = CheckState::Unknown;
             outcome.output = format!("{} ({error})", outcome.output);
         }

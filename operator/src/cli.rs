@@ -31,6 +31,25 @@ pub enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Compile manifests offline and print the plan one machine would get (JSON), with every
+    /// diagnostic on stderr. `vedette-agent check --plan` runs such a plan.
+    Plan {
+        /// Files or directories of manifests.
+        #[arg(short = 'f', long = "filename", required = true)]
+        paths: Vec<PathBuf>,
+        /// The machine's name.
+        #[arg(long)]
+        host: String,
+        /// The machine's labels, `key=value`; repeat for several.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+    },
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("label {text:?} is not key=value"))
 }
 
 /// Runs the parsed command.
@@ -58,5 +77,34 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("invalid manifests")
             }
         }
+        Command::Plan {
+            paths,
+            host,
+            labels,
+        } => print_plan(&paths, &host, labels),
     }
+}
+
+fn print_plan(paths: &[PathBuf], host: &str, labels: Vec<(String, String)>) -> anyhow::Result<()> {
+    let loaded = manifests::load_paths(paths)?;
+    anyhow::ensure!(
+        loaded.problems.is_empty(),
+        "invalid manifests: {}",
+        loaded.problems.join("; ")
+    );
+    let machine = crate::compile::Machine {
+        name: host.to_owned(),
+        labels: labels.into_iter().collect(),
+    };
+    let output = crate::compile::compile(&manifests::input(loaded.objects, vec![machine]));
+    for diagnostic in &output.diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    let plan = output
+        .bundles
+        .values()
+        .find_map(|bundle| vedette_agent::plan::plan_for(bundle, host))
+        .ok_or_else(|| anyhow::anyhow!("no zone selects machine {host}"))?;
+    println!("{}", serde_json::to_string_pretty(&plan)?);
+    Ok(())
 }

@@ -130,3 +130,23 @@ fn parse_object(value: serde_yaml::Value) -> Result<Option<Object>, String> {
     };
     object.map(Some).map_err(|e| format!("{kind}: {e}"))
 }
+
+/// The compile input for these objects and machines.
+pub fn input(
+    objects: Vec<Object>,
+    machines: Vec<crate::compile::Machine>,
+) -> crate::compile::Input {
+    let mut input = crate::compile::Input {
+        machines,
+        ..Default::default()
+    };
+    for object in objects {
+        match object {
+            Object::Zone(zone) => input.zones.push(*zone),
+            Object::Template(template) => input.templates.push(*template),
+            Object::RuleSet(rule_set) => input.rule_sets.push(*rule_set),
+            Object::Process(process) => input.processes.push(*process),
+        }
+    }
+    input
+}

@@ -35,8 +35,19 @@ pub struct Reporter {
 
 impl Reporter {
     /// A reporter for `host`.
-    pub fn new(host: &str, spool: Spool, metrics: Arc<Metrics>, live: mpsc::Sender<LiveEntry>) -> Self {
-        Self { host: host.to_owned(), spool, metrics, live, states: Mutex::new(HashMap::new()) }
+    pub fn new(
+        host: &str,
+        spool: Spool,
+        metrics: Arc<Metrics>,
+        live: mpsc::Sender<LiveEntry>,
+    ) -> Self {
+        Self {
+            host: host.to_owned(),
+            spool,
+            metrics,
+            live,
+            states: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Checks by current state, over the checks of `plan`.
@@ -82,7 +93,10 @@ impl Reporter {
             unix_seconds,
             &outcome.perfdata,
         );
-        self.states.lock().expect("states lock").insert(planned.id.clone(), transition.state);
+        self.states
+            .lock()
+            .expect("states lock")
+            .insert(planned.id.clone(), transition.state);
         let changed = transition.hard_change || transition.soft_change;
         if !changed && !planned.spool_every_result {
             return;
@@ -108,13 +122,15 @@ impl Reporter {
 
     /// Removes the series of checks that are not in `plan`.
     fn forget_missing(&self, plan: Option<&ActivePlan>) {
-        let keep: std::collections::HashSet<&CheckId> =
-            plan.map(|p| p.checks.iter().map(|c| &c.planned.id).collect()).unwrap_or_default();
+        let keep: std::collections::HashSet<&CheckId> = plan
+            .map(|p| p.checks.iter().map(|c| &c.planned.id).collect())
+            .unwrap_or_default();
         let mut states = self.states.lock().expect("states lock");
         states.retain(|id, _| {
             let kept = keep.contains(id);
             if !kept {
-                self.metrics.forget_check(&CheckLabels::new(id, &self.host), &[]);
+                self.metrics
+                    .forget_check(&CheckLabels::new(id, &self.host), &[]);
             }
             kept
         });
@@ -153,7 +169,15 @@ pub async fn run(
                 next.insert(check.planned.id.clone(), (key, machine));
             }
             machines = next;
-            let changed = run_plan(&host, &plan, &runner, &reporter, &mut machines, concurrency, &mut plans);
+            let changed = run_plan(
+                &host,
+                &plan,
+                &runner,
+                &reporter,
+                &mut machines,
+                concurrency,
+                &mut plans,
+            );
             if changed.await.is_err() {
                 return;
             }
@@ -186,9 +210,11 @@ async fn run_plan(
             let runner = runner.clone();
             running.spawn(async move { (index, runner.run(&check).await) });
         }
-        let wait = schedule.next_due_ms().map_or(Duration::from_secs(3600), |due| {
-            Duration::from_millis(due.saturating_sub(elapsed_ms()))
-        });
+        let wait = schedule
+            .next_due_ms()
+            .map_or(Duration::from_secs(3600), |due| {
+                Duration::from_millis(due.saturating_sub(elapsed_ms()))
+            });
         tokio::select! {
             changed = plans.changed() => return changed,
             Some(joined) = running.join_next() => {

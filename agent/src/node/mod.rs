@@ -69,7 +69,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let hold = Duration::from_secs(config.plan_hold_seconds);
     let (mut keeper, plans, status) = PlanKeeper::open(&config.host, &config.state_dir, hold);
     let (live_tx, live_rx) = mpsc::channel(10_000);
-    let reporter = Arc::new(Reporter::new(&config.host, spool.clone(), metrics.clone(), live_tx));
+    let reporter = Arc::new(Reporter::new(
+        &config.host,
+        spool.clone(),
+        metrics.clone(),
+        live_tx,
+    ));
     let runner = Arc::new(runner(&config));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -80,16 +85,28 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 
     if let Some(path) = &config.plan_file {
         let plan = read_plan_file(path, &config.host)?;
-        keeper.use_plan(plan, unix_ms()).map_err(|problems| invalid_plan(path, &problems))?;
+        keeper
+            .use_plan(plan, unix_ms())
+            .map_err(|problems| invalid_plan(path, &problems))?;
     }
     if !config.upstreams.is_empty() {
         let transport = transport(&config);
-        tokio::spawn(fetch_plans(keeper, transport.clone(), config.plan_poll_seconds));
+        tokio::spawn(fetch_plans(
+            keeper,
+            transport.clone(),
+            config.plan_poll_seconds,
+        ));
         let sender_config = sender::SenderConfig {
             agent: config.host.clone(),
             replay_per_second: config.replay_per_second,
         };
-        tokio::spawn(sender::run(sender_config, spool.clone(), transport, live_rx, metrics.clone()));
+        tokio::spawn(sender::run(
+            sender_config,
+            spool.clone(),
+            transport,
+            live_rx,
+            metrics.clone(),
+        ));
     } else {
         // Standalone: keep the keeper (and its channel) alive; nothing is sent.
         tokio::spawn(async move {
@@ -98,9 +115,19 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             std::future::pending::<()>().await;
         });
     }
-    let keepalive = Keepalives { host: config.host.clone(), default_seconds: config.keepalive_seconds };
+    let keepalive = Keepalives {
+        host: config.host.clone(),
+        default_seconds: config.keepalive_seconds,
+    };
     tokio::spawn(keepalive.run(plans.clone(), status, reporter.clone(), spool, metrics));
-    engine::run(config.host.clone(), plans, runner, reporter, config.concurrency).await;
+    engine::run(
+        config.host.clone(),
+        plans,
+        runner,
+        reporter,
+        config.concurrency,
+    )
+    .await;
     Ok(())
 }
 
@@ -108,7 +135,8 @@ fn open_spool(config: &NodeConfig) -> anyhow::Result<Spool> {
     let mut spool_config = SpoolConfig::new(&config.spool_dir);
     spool_config.max_bytes = config.spool_max_bytes;
     spool_config.max_age_seconds = config.spool_max_age_seconds;
-    Spool::open(spool_config).with_context(|| format!("failed to open the spool in {}", config.spool_dir.display()))
+    Spool::open(spool_config)
+        .with_context(|| format!("failed to open the spool in {}", config.spool_dir.display()))
 }
 
 fn runner(config: &NodeConfig) -> CheckRunner {
@@ -120,15 +148,25 @@ fn runner(config: &NodeConfig) -> CheckRunner {
 }
 
 fn transport(config: &NodeConfig) -> Transport {
-    Transport::new(Upstreams::new(config.upstreams.clone()), config.token_file.clone(), Duration::from_secs(10))
+    Transport::new(
+        Upstreams::new(config.upstreams.clone()),
+        config.token_file.clone(),
+        Duration::from_secs(10),
+    )
 }
 
 /// Reads a plan file (JSON) for `host`; a plan for another host is refused.
 pub fn read_plan_file(path: &std::path::Path, host: &str) -> anyhow::Result<Plan> {
-    let bytes = std::fs::read(path).with_context(|| format!("failed to read plan {}", path.display()))?;
-    let plan: Plan = serde_json::from_slice(&bytes).with_context(|| format!("plan {} does not parse", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read plan {}", path.display()))?;
+    let plan: Plan = serde_json::from_slice(&bytes)
+        .with_context(|| format!("plan {} does not parse", path.display()))?;
     if plan.host != host && !host.is_empty() {
-        anyhow::bail!("plan {} is for host {:?}, this agent is {host:?}", path.display(), plan.host);
+        anyhow::bail!(
+            "plan {} is for host {:?}, this agent is {host:?}",
+            path.display(),
+            plan.host
+        );
     }
     Ok(plan)
 }
@@ -163,28 +201,42 @@ impl Keepalives {
     ) {
         loop {
             let plan = plans.borrow_and_update().clone();
-            let interval = plan
-                .as_ref()
-                .map_or(self.default_seconds, |p| p.plan.settings.keepalive_interval_seconds.max(1) as u64);
+            let interval = plan.as_ref().map_or(self.default_seconds, |p| {
+                p.plan.settings.keepalive_interval_seconds.max(1) as u64
+            });
             let now = unix_ms();
             let plan_status = status.lock().expect("plan status lock").clone();
             let retention_spool = spool.clone();
-            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || retention_spool.enforce_retention()).await {
+            if let Ok(Err(error)) =
+                tokio::task::spawn_blocking(move || retention_spool.enforce_retention()).await
+            {
                 warn!(message = "Failed to apply spool retention.", %error);
             }
             let stats = spool.stats();
             metrics.spool_entries.set(stats.depth as i64);
             metrics.spool_bytes.set(stats.bytes as i64);
             for priority in [Priority::Result, Priority::Keepalive, Priority::StateChange] {
-                let labels = PriorityLabels { priority: priority.name().to_owned() };
-                metrics.spool_dropped.get_or_create(&labels).set(stats.dropped.get(priority) as i64);
+                let labels = PriorityLabels {
+                    priority: priority.name().to_owned(),
+                };
+                metrics
+                    .spool_dropped
+                    .get_or_create(&labels)
+                    .set(stats.dropped.get(priority) as i64);
             }
             let report = plan_status.to_report(now);
             metrics.plan_age_seconds.set(report.age_seconds as i64);
-            metrics.set_plan(&report.hash, report.held, plan.as_ref().map_or(0, |p| p.checks.len()));
+            metrics.set_plan(
+                &report.hash,
+                report.held,
+                plan.as_ref().map_or(0, |p| p.checks.len()),
+            );
             let keepalive = Keepalive {
                 host: self.host.clone(),
-                zone: plan.as_ref().map(|p| p.plan.zone.clone()).unwrap_or_default(),
+                zone: plan
+                    .as_ref()
+                    .map(|p| p.plan.zone.clone())
+                    .unwrap_or_default(),
                 at_ms: now,
                 interval_seconds: interval,
                 plan: report,

@@ -16,6 +16,11 @@ use crate::report::PlanState;
 use crate::runner::CompiledCheck;
 use crate::transport::{PlanFetch, Transport};
 
+/// Where the plan being run is published.
+pub type PlanReceiver = watch::Receiver<Option<Arc<ActivePlan>>>;
+/// The plan status, shared with keepalives and metrics.
+pub type SharedPlanStatus = Arc<Mutex<PlanStatus>>;
+
 /// A validated plan with its checks compiled.
 #[derive(Debug)]
 pub struct ActivePlan {
@@ -40,7 +45,11 @@ impl ActivePlan {
                 Err(problem) => problems.push(problem),
             }
         }
-        if problems.is_empty() { Ok(Self { plan, checks, hash }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Self { plan, checks, hash })
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -95,7 +104,7 @@ impl PlanKeeper {
         host: &str,
         state_dir: &Path,
         hold: Duration,
-    ) -> (Self, watch::Receiver<Option<Arc<ActivePlan>>>, Arc<Mutex<PlanStatus>>) {
+    ) -> (Self, PlanReceiver, SharedPlanStatus) {
         let (publish, receiver) = watch::channel(None);
         let status = Arc::new(Mutex::new(PlanStatus::default()));
         let mut keeper = Self {
@@ -111,7 +120,9 @@ impl PlanKeeper {
     }
 
     fn load_stored(&mut self) {
-        let Ok(bytes) = std::fs::read(&self.store) else { return };
+        let Ok(bytes) = std::fs::read(&self.store) else {
+            return;
+        };
         let stored: StoredPlan = match serde_json::from_slice(&bytes) {
             Ok(stored) => stored,
             Err(error) => {
@@ -135,7 +146,9 @@ impl PlanKeeper {
                 });
                 self.publish.send_replace(Some(Arc::new(active)));
             }
-            Err(problems) => warn!(message = "Ignoring an invalid stored plan.", problems = %join(&problems)),
+            Err(problems) => {
+                warn!(message = "Ignoring an invalid stored plan.", problems = %join(&problems))
+            }
         }
     }
 
@@ -147,8 +160,15 @@ impl PlanKeeper {
     }
 
     fn accept(&mut self, active: ActivePlan, etag: Option<String>, now_ms: u64) {
-        let stored = StoredPlan { plan: active.plan.clone(), etag: etag.clone(), confirmed_at_ms: now_ms };
-        if let Err(error) = write_atomically(&self.store, &serde_json::to_vec(&stored).unwrap_or_default()) {
+        let stored = StoredPlan {
+            plan: active.plan.clone(),
+            etag: etag.clone(),
+            confirmed_at_ms: now_ms,
+        };
+        if let Err(error) = write_atomically(
+            &self.store,
+            &serde_json::to_vec(&stored).unwrap_or_default(),
+        ) {
             warn!(message = "Failed to persist the plan.", %error, path = %self.store.display());
         }
         info!(message = "Running a new plan.", hash = %active.hash, checks = active.checks.len());
@@ -205,7 +225,11 @@ impl PlanKeeper {
             warn!(message = "The held plan expired; no checks run until a valid plan arrives.");
             self.set_status(|s| {
                 s.hash.clear();
-                s.reason = format!("held plan expired after {}s; {}", self.hold.as_secs(), s.reason);
+                s.reason = format!(
+                    "held plan expired after {}s; {}",
+                    self.hold.as_secs(),
+                    s.reason
+                );
             });
             self.publish.send_replace(None);
         }
@@ -217,7 +241,11 @@ impl PlanKeeper {
 }
 
 fn join(problems: &[PlanError]) -> String {
-    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Writes a file so that a crash leaves either the old or the new content.

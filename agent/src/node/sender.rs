@@ -41,7 +41,11 @@ pub async fn run(
     metrics: Arc<Metrics>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-    let mut replay = TokenBucket::new(config.replay_per_second, config.replay_per_second, Instant::now());
+    let mut replay = TokenBucket::new(
+        config.replay_per_second,
+        config.replay_per_second,
+        Instant::now(),
+    );
     // Everything already spooled at start is backlog.
     let mut backlog_end = spool.stats().last_sequence + 1;
     // Live entries the upstream stored but has not acknowledged yet (above a backlog gap).
@@ -56,7 +60,11 @@ pub async fn run(
         }
         let backlog = read_backlog(&spool, &mut replay, backlog_end, &delivered_above_ack);
         if live_entries.is_empty() && backlog.is_empty() {
-            let idle = if spool.stats().acked_through + 1 < backlog_end { 100 } else { 1000 };
+            let idle = if spool.stats().acked_through + 1 < backlog_end {
+                100
+            } else {
+                1000
+            };
             tokio::select! {
                 entry = live.recv() => match entry {
                     Some(entry) => { live_entries.push(entry); }
@@ -69,10 +77,19 @@ pub async fn run(
             }
         }
         let live_sequences: Vec<u64> = live_entries.iter().map(|(s, _)| *s).collect();
-        let batch = Batch { agent: config.agent.clone(), floor: floor(&spool), entries: envelopes(live_entries, backlog) };
+        let batch = Batch {
+            agent: config.agent.clone(),
+            floor: floor(&spool),
+            entries: envelopes(live_entries, backlog),
+        };
         match transport.send(&batch).await {
             Ok(ack) => {
-                metrics.sends.get_or_create(&SendLabels { result: SendResult::Ok }).inc();
+                metrics
+                    .sends
+                    .get_or_create(&SendLabels {
+                        result: SendResult::Ok,
+                    })
+                    .inc();
                 backoff.reset();
                 let up_to = ack.up_to.min(spool.stats().last_sequence);
                 delivered_above_ack.extend(live_sequences);
@@ -80,10 +97,19 @@ pub async fn run(
                 if let Err(error) = spool.ack(up_to) {
                     warn!(message = "Failed to acknowledge spool entries.", %error, up_to);
                 }
-                debug!(message = "Batch acknowledged.", entries = batch.entries.len(), up_to);
+                debug!(
+                    message = "Batch acknowledged.",
+                    entries = batch.entries.len(),
+                    up_to
+                );
             }
             Err(error) => {
-                metrics.sends.get_or_create(&SendLabels { result: SendResult::Failed }).inc();
+                metrics
+                    .sends
+                    .get_or_create(&SendLabels {
+                        result: SendResult::Failed,
+                    })
+                    .inc();
                 if let Some(last) = live_sequences.iter().max() {
                     backlog_end = backlog_end.max(last + 1);
                 }
@@ -134,13 +160,15 @@ fn envelopes(live: Vec<LiveEntry>, backlog: Vec<Record>) -> Vec<Envelope> {
         .into_iter()
         .map(|r| (r.sequence, r.payload))
         .chain(live)
-        .filter_map(|(sequence, payload)| match serde_json::from_slice::<Report>(&payload) {
-            Ok(report) => Some(Envelope { sequence, report }),
-            Err(error) => {
-                warn!(message = "Skipping an unreadable spool entry.", %error, sequence);
-                None
-            }
-        });
+        .filter_map(
+            |(sequence, payload)| match serde_json::from_slice::<Report>(&payload) {
+                Ok(report) => Some(Envelope { sequence, report }),
+                Err(error) => {
+                    warn!(message = "Skipping an unreadable spool entry.", %error, sequence);
+                    None
+                }
+            },
+        );
     let mut seen = BTreeSet::new();
     parsed.filter(|e| seen.insert(e.sequence)).collect()
 }
