@@ -93,11 +93,14 @@ impl Reporter {
             unix_seconds,
             &outcome.perfdata,
         );
-        self.states
-            .lock()
-            .expect("states lock")
-            .insert(planned.id.clone(), transition.state);
-        let changed = transition.hard_change || transition.soft_change;
+        // The first result of a check since start is reported too: upstream learns the state
+        // of every check, not only of those that changed.
+        let mut states = self.states.lock().expect("states lock");
+        let first = states
+            .insert(planned.id.clone(), transition.state)
+            .is_none();
+        drop(states);
+        let changed = first || transition.hard_change || transition.soft_change;
         if !changed && !planned.spool_every_result {
             return;
         }
@@ -204,9 +207,11 @@ async fn run_plan(
         jitter_ms(host, &c.planned.id.to_string(), interval_ms.min(60_000))
     }));
     let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
+    debug!(message = "Scheduling plan.", hash = %plan.hash, checks = plan.checks.len());
     loop {
         for index in schedule.take_due(elapsed_ms(), concurrency.saturating_sub(running.len())) {
             let check = plan.checks[index].clone();
+            debug!(message = "Running check.", check = %check.planned.id);
             let runner = runner.clone();
             running.spawn(async move { (index, runner.run(&check).await) });
         }
