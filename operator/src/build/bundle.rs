@@ -37,7 +37,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use vedette_agent::plan::{AgentSettings, PlannedCheck, RemoteAssignment, ZoneBundle, content_hash};
+use vedette_agent::plan::{
+    AgentSettings, PlannedCheck, RemoteAssignment, ZoneBundle, content_hash,
+};
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
@@ -333,10 +335,18 @@ fn shard_config_map(
     shard: Shard,
 ) -> ConfigMap {
     let name = zone_name(zone);
-    let mut metadata = object_meta(zone, ctx, bundle_shard_name(&name, index), Component::Bundle);
+    let mut metadata = object_meta(
+        zone,
+        ctx,
+        bundle_shard_name(&name, index),
+        Component::Bundle,
+    );
     let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
     labels.insert(SHARD_LABEL.to_owned(), index.to_string());
-    labels.insert(HASH_LABEL.to_owned(), hash[..SHORT_HASH_LENGTH.min(hash.len())].to_owned());
+    labels.insert(
+        HASH_LABEL.to_owned(),
+        hash[..SHORT_HASH_LENGTH.min(hash.len())].to_owned(),
+    );
     metadata.annotations = Some(BTreeMap::from([
         (HASH_ANNOTATION.to_owned(), hash.to_owned()),
         (SHARDS_ANNOTATION.to_owned(), total.to_string()),
@@ -351,7 +361,10 @@ fn shard_config_map(
         data.insert(CHECKS_KEY.to_owned(), text);
     }
     if !shard.machines.is_empty() {
-        data.insert(MACHINES_KEY.to_owned(), format!("{{{}}}", shard.machines.join(",")));
+        data.insert(
+            MACHINES_KEY.to_owned(),
+            format!("{{{}}}", shard.machines.join(",")),
+        );
     }
     if !shard.remote.is_empty() {
         let items = shard.remote.join(",");
@@ -407,7 +420,12 @@ pub fn bundle_from_config_maps(config_maps: &[ConfigMap]) -> Result<ZoneBundle, 
             .collect();
         match (matching.as_slice(), candidates.first()) {
             ([config_map], _) => ordered.push(*config_map),
-            ([], None) => return Err(BundleError::MissingShard { index, shards: total }),
+            ([], None) => {
+                return Err(BundleError::MissingShard {
+                    index,
+                    shards: total,
+                });
+            }
             ([], Some((_, found, _))) => {
                 return Err(BundleError::HashMismatch {
                     index,

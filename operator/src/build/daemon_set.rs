@@ -15,8 +15,6 @@
 //!   by root, and an unprivileged uid could not write it without an extra init container that
 //!   needs `CAP_CHOWN`. Root without capabilities can write what root owns and nothing else.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
 };
@@ -88,7 +86,10 @@ fn pod_spec(zone: &MonitorZone, ctx: &BuildContext) -> PodSpec {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         host_pid: Some(false),
-        node_selector: selector.match_labels.clone().filter(|labels| !labels.is_empty()),
+        node_selector: selector
+            .match_labels
+            .clone()
+            .filter(|labels| !labels.is_empty()),
         affinity: node_affinity(selector),
         tolerations: Some(zone.spec.agents.tolerations.clone()).filter(|t| !t.is_empty()),
         security_context: Some(PodSecurityContext {
@@ -115,7 +116,10 @@ pub fn node_affinity(selector: &LabelSelector) -> Option<Affinity> {
         .map(|expression| NodeSelectorRequirement {
             key: expression.key.clone(),
             operator: expression.operator.clone(),
-            values: expression.values.clone().filter(|values| !values.is_empty()),
+            values: expression
+                .values
+                .clone()
+                .filter(|values| !values.is_empty()),
         })
         .collect();
     Some(Affinity {
@@ -169,7 +173,11 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
 
 fn volumes(zone: &str) -> Vec<Volume> {
     vec![
-        host_path("spool", &format!("/var/lib/vedette/{zone}"), "DirectoryOrCreate"),
+        host_path(
+            "spool",
+            &format!("/var/lib/vedette/{zone}"),
+            "DirectoryOrCreate",
+        ),
         host_path("host-proc", "/proc", "Directory"),
         host_path("host-root", "/", "Directory"),
         Volume {
@@ -215,43 +223,48 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-/// Whether a node with `node_labels` is one the DaemonSet's pods may run on, judged the way
-/// the scheduler judges `nodeSelector` and required node affinity.
-#[cfg(test)]
-fn schedulable_on(pod: &PodSpec, node_labels: &BTreeMap<String, String>) -> bool {
-    let selector_holds = pod
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(key, value)| node_labels.get(key) == Some(value));
-    let terms = pod
-        .affinity
-        .as_ref()
-        .and_then(|affinity| affinity.node_affinity.as_ref())
-        .and_then(|affinity| affinity.required_during_scheduling_ignored_during_execution.as_ref())
-        .map(|selector| selector.node_selector_terms.clone());
-    let affinity_holds = terms.is_none_or(|terms| {
-        terms.iter().any(|term| {
-            term.match_expressions.iter().flatten().all(|requirement| {
-                let value = node_labels.get(&requirement.key);
-                let values = requirement.values.clone().unwrap_or_default();
-                match requirement.operator.as_str() {
-                    "In" => value.is_some_and(|v| values.contains(v)),
-                    "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                    "Exists" => value.is_some(),
-                    "DoesNotExist" => value.is_none(),
-                    _ => false,
-                }
-            })
-        })
-    });
-    selector_holds && affinity_holds
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::build::fixtures::{context, dmz, label_selector_matches};
+
+    /// Whether a node with `node_labels` is one the DaemonSet's pods may run on, judged the way
+    /// the scheduler judges `nodeSelector` and required node affinity.
+    fn schedulable_on(pod: &PodSpec, node_labels: &BTreeMap<String, String>) -> bool {
+        let selector_holds = pod
+            .node_selector
+            .iter()
+            .flatten()
+            .all(|(key, value)| node_labels.get(key) == Some(value));
+        let terms = pod
+            .affinity
+            .as_ref()
+            .and_then(|affinity| affinity.node_affinity.as_ref())
+            .and_then(|affinity| {
+                affinity
+                    .required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .map(|selector| selector.node_selector_terms.clone());
+        let affinity_holds = terms.is_none_or(|terms| {
+            terms.iter().any(|term| {
+                term.match_expressions.iter().flatten().all(|requirement| {
+                    let value = node_labels.get(&requirement.key);
+                    let values = requirement.values.clone().unwrap_or_default();
+                    match requirement.operator.as_str() {
+                        "In" => value.is_some_and(|v| values.contains(v)),
+                        "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                        "Exists" => value.is_some(),
+                        "DoesNotExist" => value.is_none(),
+                        _ => false,
+                    }
+                })
+            })
+        });
+        selector_holds && affinity_holds
+    }
 
     fn pod(zone: &MonitorZone) -> PodSpec {
         agent_daemon_set(zone, &context())
@@ -283,7 +296,10 @@ mod tests {
             vec![("vedette.dev/zone", "dmz")],
             vec![("vedette.dev/zone", "dmz"), ("tier", "edge")],
             vec![("vedette.dev/zone", "dmz"), ("tier", "web")],
-            vec![("vedette.dev/zone", "dmz"), ("node-role.kubernetes.io/control-plane", "")],
+            vec![
+                ("vedette.dev/zone", "dmz"),
+                ("node-role.kubernetes.io/control-plane", ""),
+            ],
             vec![("vedette.dev/zone", "core"), ("tier", "edge")],
             vec![("tier", "edge")],
             vec![],
@@ -302,7 +318,10 @@ mod tests {
             selected += usize::from(wanted);
             assert_eq!(schedulable_on(&pod, node), wanted, "node labels {node:?}");
         }
-        assert_eq!(selected, 2, "the fixture should select some nodes and not others");
+        assert_eq!(
+            selected, 2,
+            "the fixture should select some nodes and not others"
+        );
     }
 
     #[test]

@@ -15,10 +15,9 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, TopologySpreadConstraint, Volume, VolumeMount,
-    WeightedPodAffinityTerm,
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
+    ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, TopologySpreadConstraint, Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -26,8 +25,9 @@ use vedette_crds::MonitorZone;
 
 use super::BuildContext;
 use super::common::{
-    Component, SATELLITE_PORT, SATELLITE_PORT_NAME, object_meta, restricted_container_security_context,
-    runtime_default_seccomp, satellite_name, selector_labels, zone_name,
+    Component, SATELLITE_PORT, SATELLITE_PORT_NAME, object_meta,
+    restricted_container_security_context, runtime_default_seccomp, satellite_name,
+    selector_labels, zone_name,
 };
 
 /// Annotation holding the full hash of the bundle the satellites should serve.
@@ -75,7 +75,11 @@ pub fn satellite_deployment(zone: &MonitorZone, ctx: &BuildContext) -> Deploymen
     }
 }
 
-fn pod_spec(zone: &MonitorZone, ctx: &BuildContext, selector: &BTreeMap<String, String>) -> PodSpec {
+fn pod_spec(
+    zone: &MonitorZone,
+    ctx: &BuildContext,
+    selector: &BTreeMap<String, String>,
+) -> PodSpec {
     let name = zone_name(zone);
     PodSpec {
         service_account_name: Some(satellite_name(&name)),
@@ -92,10 +96,7 @@ fn pod_spec(zone: &MonitorZone, ctx: &BuildContext, selector: &BTreeMap<String, 
         affinity: Some(spread_across_nodes(selector)),
         topology_spread_constraints: Some(vec![spread_across_zones(selector)]),
         containers: vec![container(zone, ctx)],
-        volumes: Some(vec![
-            empty_dir("spool"),
-            empty_dir("tmp"),
-        ]),
+        volumes: Some(vec![empty_dir("spool"), empty_dir("tmp")]),
         ..PodSpec::default()
     }
 }
@@ -253,6 +254,9 @@ mod tests {
         let security = pod.containers[0].security_context.clone().unwrap();
         assert_eq!(security.read_only_root_filesystem, Some(true));
         assert_eq!(security.allow_privilege_escalation, Some(false));
-        assert_eq!(security.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(
+            security.capabilities.unwrap().drop,
+            Some(vec!["ALL".to_owned()])
+        );
     }
 }

@@ -85,17 +85,21 @@ pub fn label_selector_matches(selector: &LabelSelector, labels: &BTreeMap<String
         .iter()
         .flatten()
         .all(|(key, value)| labels.get(key) == Some(value));
-    let expressions_hold = selector.match_expressions.iter().flatten().all(|expression| {
-        let value = labels.get(&expression.key);
-        let values = expression.values.clone().unwrap_or_default();
-        match expression.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            other => panic!("unknown operator {other}"),
-        }
-    });
+    let expressions_hold = selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .all(|expression| {
+            let value = labels.get(&expression.key);
+            let values = expression.values.clone().unwrap_or_default();
+            match expression.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                other => panic!("unknown operator {other}"),
+            }
+        });
     labels_hold && expressions_hold
 }
 
@@ -214,7 +218,10 @@ pub fn huge_bundle(machines: usize, checks: usize) -> ZoneBundle {
         machines: (0..machines)
             .map(|i| {
                 (
-                    format!("node-{i:05}.rack-{:03}.datacenter-{long}.example.com", i / 40),
+                    format!(
+                        "node-{i:05}.rack-{:03}.datacenter-{long}.example.com",
+                        i / 40
+                    ),
                     all.clone(),
                 )
             })

@@ -40,8 +40,7 @@ pub use daemon_set::agent_daemon_set;
 pub use deployment::satellite_deployment;
 pub use pod_disruption_budget::satellite_pod_disruption_budget;
 pub use rbac::{
-    satellite_cluster_role, satellite_cluster_role_binding, satellite_role,
-    satellite_role_binding,
+    satellite_cluster_role, satellite_cluster_role_binding, satellite_role, satellite_role_binding,
 };
 pub use service::satellite_service;
 pub use service_account::{agent_service_account, satellite_service_account};
@@ -92,7 +91,11 @@ mod tests {
     fn assert_well_formed(zone: &MonitorZone) {
         for metadata in everything(zone) {
             let name = metadata.name.clone().unwrap_or_default();
-            assert!(name.len() <= MAX_NAME_LENGTH, "{name} is {} long", name.len());
+            assert!(
+                name.len() <= MAX_NAME_LENGTH,
+                "{name} is {} long",
+                name.len()
+            );
             for value in metadata.labels.iter().flatten().map(|(_, v)| v) {
                 assert!(value.len() <= MAX_NAME_LENGTH, "label {value}");
             }

@@ -135,7 +135,14 @@ mod tests {
 
     #[test]
     fn no_rule_grants_writes_beyond_leases_and_token_reviews() {
-        let writes = ["create", "update", "patch", "delete", "deletecollection", "*"];
+        let writes = [
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+            "*",
+        ];
         let role = satellite_role(&dmz(), &context()).rules.unwrap();
         let cluster_role = satellite_cluster_role(&dmz()).rules.unwrap();
         for rule in role.iter().chain(&cluster_role) {
