@@ -212,6 +212,17 @@ pub fn bundle_config_maps(
     ctx: &BuildContext,
     bundle: &ZoneBundle,
 ) -> Result<Vec<ConfigMap>, BundleError> {
+    shard_bundle(zone, ctx, bundle, SHARD_DATA_BYTES)
+}
+
+/// [`bundle_config_maps`] with `shard_data_bytes` of data per shard (tests use small shards
+/// to exercise splitting cheaply).
+fn shard_bundle(
+    zone: &MonitorZone,
+    ctx: &BuildContext,
+    bundle: &ZoneBundle,
+    shard_data_bytes: usize,
+) -> Result<Vec<ConfigMap>, BundleError> {
     let hash = content_hash(bundle);
     let mut manifest = Manifest {
         format: FORMAT,
@@ -225,7 +236,7 @@ pub fn bundle_config_maps(
     };
     // Sized with the widest shard count, so the real one never takes more.
     let manifest_cost = escaped_len(&to_json(&manifest)?) + MANIFEST_KEY.len() + 6;
-    let shards = pack(pieces(bundle)?, manifest_cost)?;
+    let shards = pack(pieces(bundle)?, manifest_cost, shard_data_bytes)?;
     manifest.shards = count(shards.len())?;
     let manifest_text = to_json(&manifest)?;
     let total = shards.len();
@@ -269,12 +280,17 @@ fn piece(section: Section, text: String) -> Result<Piece, BundleError> {
     })
 }
 
-/// Packs pieces greedily, in order, into shards of at most [`SHARD_DATA_BYTES`]; shard 0
-/// also carries the manifest. Always at least one shard, so an empty bundle has a manifest.
-fn pack(pieces: Vec<Piece>, manifest_cost: usize) -> Result<Vec<Shard>, BundleError> {
+/// Packs pieces greedily, in order, into shards whose data, as JSON, takes at most
+/// `shard_data_bytes`; shard 0 also carries the manifest. Always at least one shard, so an
+/// empty bundle has a manifest.
+fn pack(
+    pieces: Vec<Piece>,
+    manifest_cost: usize,
+    shard_data_bytes: usize,
+) -> Result<Vec<Shard>, BundleError> {
     let room = |index: usize| {
         let manifest = if index == 0 { manifest_cost } else { 0 };
-        SHARD_DATA_BYTES.saturating_sub(manifest + 3 * SECTION_OVERHEAD)
+        shard_data_bytes.saturating_sub(manifest + 3 * SECTION_OVERHEAD + 2)
     };
     let mut shards = vec![Shard::default()];
     let (mut checks_seen, mut remote_seen) = (0, 0);

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::build::fixtures::{context, dmz, huge_bundle, small_bundle};
+use proptest::prelude::*;
 use vedette_agent::plan::CheckId;
 
 fn shards(bundle: &ZoneBundle) -> Vec<ConfigMap> {
@@ -238,4 +239,73 @@ fn tampered_shards_are_refused() {
         bundle_from_config_maps(&unlabelled),
         Err(BundleError::NotAShard { .. })
     ));
+}
+
+/// Bytes of a ConfigMap's data as JSON: what the shard budget bounds.
+fn data_bytes(config_map: &ConfigMap) -> usize {
+    serde_json::to_vec(&config_map.data).map_or(usize::MAX, |bytes| bytes.len())
+}
+
+/// Random bundles: machines with random names and check lists, checks with random text
+/// (quotes and non-ASCII included, which escaping makes longer), remote assignments.
+fn arbitrary_bundle() -> impl Strategy<Value = ZoneBundle> {
+    let text = r#"[a-z"\\é-]{0,120}"#;
+    (
+        proptest::collection::vec(text, 0..25),
+        proptest::collection::btree_map(
+            "[a-z0-9.-]{1,60}",
+            proptest::collection::vec(0u32..25, 0..25),
+            0..150,
+        ),
+        proptest::collection::vec(("[a-z.]{1,40}", 0u32..25), 0..20),
+    )
+        .prop_map(|(labels, machines, remote)| {
+            let template = small_bundle().checks[0].clone();
+            let checks = labels
+                .into_iter()
+                .enumerate()
+                .map(|(i, label)| {
+                    let mut check = template.clone();
+                    check.id.rule = format!("rule-{i:03}");
+                    check.labels.insert("note".to_owned(), label);
+                    check
+                })
+                .collect();
+            let remote = remote
+                .into_iter()
+                .map(|(target, check)| RemoteAssignment { check, target })
+                .collect();
+            ZoneBundle {
+                zone: "dmz".to_owned(),
+                settings: AgentSettings::default(),
+                checks,
+                machines,
+                remote,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Small shards force many splits: every shard's data stays within the budget, the
+    /// shards read back to exactly the bundle, and rendering twice gives the same objects.
+    #[test]
+    fn any_bundle_roundtrips_exactly_within_the_shard_budget(
+        bundle in arbitrary_bundle(),
+        shard_data_bytes in 2_048usize..8_192,
+    ) {
+        let config_maps = shard_bundle(&dmz(), &context(), &bundle, shard_data_bytes)
+            .expect("every item fits a shard");
+        for config_map in &config_maps {
+            prop_assert!(
+                data_bytes(config_map) <= shard_data_bytes,
+                "{} bytes of data in a {shard_data_bytes}-byte shard",
+                data_bytes(config_map)
+            );
+        }
+        prop_assert_eq!(&bundle_from_config_maps(&config_maps), &Ok(bundle.clone()));
+        let again = shard_bundle(&dmz(), &context(), &bundle, shard_data_bytes).unwrap();
+        prop_assert_eq!(config_maps, again);
+    }
 }
