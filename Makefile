@@ -29,7 +29,7 @@ e2e: deps
 
 ## generate: regenerate the CRD YAML in crds/ from the Rust types
 generate:
-	$(CARGO) run -q -p vedette-crds --bin crdgen -- crds
+	$(CARGO) run -q -p vedette-crds --bin crdgen
 
 ## demo: start a local control plane, apply crds/ and the samples, show them
 demo: deps

@@ -8,7 +8,11 @@ use kube::CustomResourceExt;
 
 use crate::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
 
-/// Every CRD with the file name it is committed under (in `crds/`).
+/// Where the generated YAML is committed, relative to the repository: `kubectl apply -f crds/`
+/// and the Helm chart's `crds/` (a generated copy, never edited by hand).
+pub const OUTPUT_DIRS: [&str; 2] = ["crds", "charts/vedette/crds"];
+
+/// Every CRD with the file name it is committed under.
 pub fn all() -> Vec<(String, CustomResourceDefinition)> {
     let mut zone = MonitorZone::crd();
     add_root_rule(
