@@ -5,6 +5,7 @@
 pub mod control_plane;
 pub mod manifests;
 pub mod process;
+pub mod tools;
 pub mod wait;
 
 pub use control_plane::ControlPlane;
