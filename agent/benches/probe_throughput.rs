@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,12 +18,18 @@ use http_body_util::Full;
 use hyper::Response;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use vedette_agent::probe::Prober;
 use vedette_crds::CheckSpec;
 use vedette_crds::check::{HttpProbe, PortOrParameter, TcpProbe};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Loopback addresses (127.0.0.1 to 127.0.0.N) with a TCP listener each: like a satellite
+/// probing many hosts, and enough distinct 4-tuples that ephemeral ports in TIME_WAIT do not
+/// throttle the run.
+const TCP_TARGETS: u8 = 16;
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -77,18 +84,21 @@ fn main() {
     );
     runtime.block_on(async {
         let prober = Arc::new(Prober::new());
-        let tcp = CheckSpec {
-            tcp: Some(TcpProbe {
-                host: "127.0.0.1".into(),
-                port: PortOrParameter::Int(ports[0].into()),
-                send: None,
-                expect: None,
-            }),
-            ..Default::default()
-        };
+        let tcp: Vec<CheckSpec> = (1..=TCP_TARGETS)
+            .zip(&ports[1..])
+            .map(|(target, port)| CheckSpec {
+                tcp: Some(TcpProbe {
+                    host: Ipv4Addr::new(127, 0, 0, target).to_string(),
+                    port: PortOrParameter::Int((*port).into()),
+                    send: None,
+                    expect: None,
+                }),
+                ..Default::default()
+            })
+            .collect();
         let http = CheckSpec {
             http: Some(HttpProbe {
-                url: format!("http://127.0.0.1:{}/", ports[1]),
+                url: format!("http://127.0.0.1:{}/", ports[0]),
                 method: "GET".into(),
                 expect_status: Vec::new(),
                 body_match: Some("ok".into()),
@@ -99,8 +109,22 @@ fn main() {
         };
         measure("tcp (warm-up)", &prober, &tcp, 2_000, concurrency).await;
         measure("tcp", &prober, &tcp, tcp_count, concurrency).await;
-        measure("http (warm-up)", &prober, &http, 2_000, concurrency).await;
-        measure("http keep-alive", &prober, &http, http_count, concurrency).await;
+        measure(
+            "http (warm-up)",
+            &prober,
+            std::slice::from_ref(&http),
+            2_000,
+            concurrency,
+        )
+        .await;
+        measure(
+            "http keep-alive",
+            &prober,
+            std::slice::from_ref(&http),
+            http_count,
+            concurrency,
+        )
+        .await;
     });
     let _ = server.kill();
     let _ = server.wait();
@@ -120,7 +144,7 @@ fn cpu_seconds() -> f64 {
 async fn measure(
     name: &str,
     prober: &Arc<Prober>,
-    spec: &CheckSpec,
+    specs: &[CheckSpec],
     count: usize,
     concurrency: usize,
 ) {
@@ -130,16 +154,20 @@ async fn measure(
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (prober, spec, next, failures) = (
+            let (prober, specs, next, failures) = (
                 Arc::clone(prober),
-                spec.clone(),
+                specs.to_vec(),
                 Arc::clone(&next),
                 Arc::clone(&failures),
             );
             let name = name.to_owned();
             tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < count {
-                    let output = prober.run(&spec, TIMEOUT).await;
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= count {
+                        break;
+                    }
+                    let output = prober.run(&specs[index % specs.len()], TIMEOUT).await;
                     if let Some((_, reason)) = output.failure
                         && failures.fetch_add(1, Ordering::Relaxed) == 0
                     {
@@ -162,27 +190,35 @@ async fn measure(
     );
 }
 
-/// The servers: a TCP listener that accepts and closes, and a keep-alive HTTP/1.1 server.
+/// The servers: a TCP listener that accepts and waits for the client to close, and a keep-alive HTTP/1.1 server.
 fn serve() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        println!(
-            "{} {}",
-            tcp.local_addr().expect("addr").port(),
-            http.local_addr().expect("addr").port()
-        );
-        tokio::spawn(async move {
-            loop {
-                if let Ok((stream, _)) = tcp.accept().await {
-                    drop(stream);
+        let mut ports = vec![http.local_addr().expect("addr").port()];
+        for target in 1..=TCP_TARGETS {
+            let tcp = TcpListener::bind((Ipv4Addr::new(127, 0, 0, target), 0))
+                .await
+                .expect("bind");
+            ports.push(tcp.local_addr().expect("addr").port());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut stream, _)) = tcp.accept().await else {
+                        continue;
+                    };
+                    // Wait for the prober to close first, as a real service would.
+                    tokio::spawn(async move {
+                        let mut buffer = [0u8; 64];
+                        while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {}
+                    });
                 }
-            }
-        });
+            });
+        }
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        println!("{}", ports.join(" "));
         loop {
             let Ok((stream, _)) = http.accept().await else {
                 continue;

@@ -189,6 +189,13 @@ async fn unsubstituted_parameters_and_exec_are_unknown() {
         )
         .await;
     assert_eq!(output.failure.unwrap().0, CheckState::Unknown);
+    let two = CheckSpec {
+        tcp: Some(tcp(1)),
+        swap: Some(vedette_crds::check::SwapProbe {}),
+        ..Default::default()
+    };
+    let output = prober.run(&two, TIMEOUT).await;
+    assert_eq!(output.failure.unwrap().0, CheckState::Unknown);
     let exec = vedette_crds::check::ExecProbe {
         command: "check_dummy".into(),
         args: vec![],

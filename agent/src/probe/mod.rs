@@ -287,6 +287,11 @@ impl Prober {
     }
 
     async fn dispatch(&self, spec: &CheckSpec, timeout: Duration) -> Result<ProbeOutput> {
+        if spec.probe_kind().is_none() {
+            return Err(ProbeError::InvalidSpec(
+                "a check needs exactly one probe".to_owned(),
+            ));
+        }
         if let Some(cpu) = &spec.cpu {
             return self.cpu.probe(cpu).await;
         }
