@@ -12,6 +12,7 @@ test: deps fmt-check clippy unit e2e
 deps:
 	bash e2e/tools/install-packages.sh
 	bash e2e/tools/build-control-plane.sh >/dev/null
+	bash e2e/tools/build-helm.sh >/dev/null
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
