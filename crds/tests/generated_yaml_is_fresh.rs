@@ -5,7 +5,9 @@ use std::path::Path;
 
 #[test]
 fn committed_crds_match_the_rust_types() {
-    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crds is in the repository");
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crds is in the repository");
     let mut stale = Vec::new();
     for dir in vedette_crds::generate::OUTPUT_DIRS {
         for (file, crd) in vedette_crds::generate::all() {
@@ -16,5 +18,8 @@ fn committed_crds_match_the_rust_types() {
             }
         }
     }
-    assert!(stale.is_empty(), "stale CRD YAML (run `make generate`): {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "stale CRD YAML (run `make generate`): {stale:?}"
+    );
 }

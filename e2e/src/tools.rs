@@ -9,20 +9,38 @@ use anyhow::Context;
 /// The directory holding helm and kwok, building them when missing.
 pub fn tools_dir() -> anyhow::Result<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/build-helm.sh");
-    let output = Command::new("bash").arg(&script).output().context("run build-helm.sh")?;
-    anyhow::ensure!(output.status.success(), "build-helm.sh failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("bash")
+        .arg(&script)
+        .output()
+        .context("run build-helm.sh")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "build-helm.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout)?;
-    Ok(PathBuf::from(stdout.lines().last().context("build-helm.sh printed no directory")?.trim()))
+    Ok(PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .context("build-helm.sh printed no directory")?
+            .trim(),
+    ))
 }
 
 /// The repository's root.
 pub fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e lives in the repository").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e lives in the repository")
+        .to_owned()
 }
 
 /// Runs a command and fails with its output unless it succeeds.
 pub fn run_ok(command: &mut Command) -> anyhow::Result<String> {
-    let output = command.output().with_context(|| format!("run {command:?}"))?;
+    let output = command
+        .output()
+        .with_context(|| format!("run {command:?}"))?;
     ensure_success(command, &output)?;
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

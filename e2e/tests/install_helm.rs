@@ -23,9 +23,21 @@ fn chart() -> String {
     repository().join("charts/vedette").display().to_string()
 }
 
-fn can_i(plane: &ControlPlane, who: &str, verb: &str, what: &str, namespace: Option<&str>) -> anyhow::Result<bool> {
+fn can_i(
+    plane: &ControlPlane,
+    who: &str,
+    verb: &str,
+    what: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<bool> {
     let mut command = plane.kubectl();
-    command.args(["auth", "can-i", verb, what, "--as", who]);
+    let (resource, subresource) = what
+        .split_once('/')
+        .map_or((what, None), |(r, s)| (r, Some(s)));
+    command.args(["auth", "can-i", verb, resource, "--as", who]);
+    if let Some(subresource) = subresource {
+        command.arg(format!("--subresource={subresource}"));
+    }
     match namespace {
         Some(ns) => command.args(["-n", ns]),
         None => command.arg("--all-namespaces"),
@@ -52,48 +64,114 @@ async fn the_chart_lints_and_renders_manifests_the_apiserver_accepts() -> anyhow
     let mut plane = ControlPlane::start().await?;
     run_ok(helm(&plane)?.args(["lint", "--strict", &chart()]))?;
     let rendered = run_ok(helm(&plane)?.args([
-        "template", "vedette", &chart(), "-n", NAMESPACE, "--kube-version", "v1.34.4", "--include-crds",
+        "template",
+        "vedette",
+        &chart(),
+        "-n",
+        NAMESPACE,
+        "--kube-version",
+        "v1.34.4",
+        "--include-crds",
     ]))?;
     run_ok(plane.kubectl().args(["create", "namespace", NAMESPACE]))?;
     let mut apply = plane.kubectl();
-    apply.args(["apply", "--server-side", "--dry-run=server", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    apply
+        .args(["apply", "--server-side", "--dry-run=server", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = apply.spawn()?;
     std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), rendered.as_bytes())?;
     let output = child.wait_with_output()?;
-    assert!(output.status.success(), "server-side dry run refused the chart: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "server-side dry run refused the chart: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let accepted = String::from_utf8_lossy(&output.stdout);
-    for object in ["deployment.apps/vedette-operator", "clusterrole.rbac.authorization.k8s.io/vedette-view", "customresourcedefinition.apiextensions.k8s.io/rulesets.vedette.dev"] {
-        assert!(accepted.contains(object), "{object} missing from: {accepted}");
+    for object in [
+        "deployment.apps/vedette-operator",
+        "clusterrole.rbac.authorization.k8s.io/vedette-view",
+        "customresourcedefinition.apiextensions.k8s.io/rulesets.vedette.dev",
+    ] {
+        assert!(
+            accepted.contains(object),
+            "{object} missing from: {accepted}"
+        );
     }
     // values.schema.json rejects wrong types.
-    let wrong = helm(&plane)?.args(["template", "vedette", &chart(), "--set", "operator.replicas=two"]).output()?;
-    assert!(!wrong.status.success(), "a string replica count was accepted");
+    let wrong = helm(&plane)?
+        .args([
+            "template",
+            "vedette",
+            &chart(),
+            "--set",
+            "operator.replicas=two",
+        ])
+        .output()?;
+    assert!(
+        !wrong.status.success(),
+        "a string replica count was accepted"
+    );
     let message = String::from_utf8_lossy(&wrong.stderr);
-    assert!(message.contains("replicas"), "the error does not name the value: {message}");
+    assert!(
+        message.contains("replicas"),
+        "the error does not name the value: {message}"
+    );
     plane.ensure_running()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_installs_upgrades_without_change_and_uninstalls_cleanly() -> anyhow::Result<()> {
     let mut plane = ControlPlane::start().await?;
-    run_ok(helm(&plane)?.args(["install", "vedette", &chart(), "-n", NAMESPACE, "--create-namespace"]))?;
+    run_ok(helm(&plane)?.args([
+        "install",
+        "vedette",
+        &chart(),
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+    ]))?;
     let installed = release_versions(&plane)?;
-    for object in ["Deployment/vedette-operator", "ClusterRole/vedette-operator", "Role/vedette-operator", "ClusterRole/vedette-edit", "ServiceAccount/vedette"] {
-        assert!(installed.contains(object), "{object} not installed: {installed}");
+    for object in [
+        "Deployment/vedette-operator",
+        "ClusterRole/vedette-operator",
+        "Role/vedette-operator",
+        "ClusterRole/vedette-edit",
+        "ServiceAccount/vedette",
+    ] {
+        assert!(
+            installed.contains(object),
+            "{object} not installed: {installed}"
+        );
     }
-    run_ok(plane.kubectl().args(["wait", "--for=condition=Established", "crd/rulesets.vedette.dev", "--timeout=60s"]))?;
+    run_ok(plane.kubectl().args([
+        "wait",
+        "--for=condition=Established",
+        "crd/rulesets.vedette.dev",
+        "--timeout=60s",
+    ]))?;
 
     run_ok(helm(&plane)?.args(["upgrade", "vedette", &chart(), "-n", NAMESPACE]))?;
-    assert_eq!(installed, release_versions(&plane)?, "upgrading to the same chart changed objects");
+    assert_eq!(
+        installed,
+        release_versions(&plane)?,
+        "upgrading to the same chart changed objects"
+    );
 
     run_ok(helm(&plane)?.args(["uninstall", "vedette", "-n", NAMESPACE, "--wait"]))?;
-    let left = wait::until("release objects gone", Duration::from_secs(30), Duration::from_millis(250), || {
-        let left = release_versions(&plane);
-        async move {
-            let left = left?;
-            Ok(left.trim().is_empty().then_some(left))
-        }
-    })
+    let left = wait::until(
+        "release objects gone",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || {
+            let left = release_versions(&plane);
+            async move {
+                let left = left?;
+                Ok(left.trim().is_empty().then_some(left))
+            }
+        },
+    )
     .await?;
     assert!(left.trim().is_empty());
     plane.ensure_running()
@@ -102,7 +180,14 @@ async fn the_chart_installs_upgrades_without_change_and_uninstalls_cleanly() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_roles_allow_what_they_should_and_nothing_more() -> anyhow::Result<()> {
     let mut plane = ControlPlane::start().await?;
-    run_ok(helm(&plane)?.args(["install", "vedette", &chart(), "-n", NAMESPACE, "--create-namespace"]))?;
+    run_ok(helm(&plane)?.args([
+        "install",
+        "vedette",
+        &chart(),
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+    ]))?;
     let operator = format!("system:serviceaccount:{NAMESPACE}:vedette");
     for (verb, what, namespace) in [
         ("list", "nodes", None),
@@ -114,7 +199,10 @@ async fn the_roles_allow_what_they_should_and_nothing_more() -> anyhow::Result<(
         ("update", "leases.coordination.k8s.io", Some(NAMESPACE)),
         ("create", "tokenreviews.authentication.k8s.io", None),
     ] {
-        assert!(can_i(&plane, &operator, verb, what, namespace)?, "the operator cannot {verb} {what} in {namespace:?}");
+        assert!(
+            can_i(&plane, &operator, verb, what, namespace)?,
+            "the operator cannot {verb} {what} in {namespace:?}"
+        );
     }
     for (verb, what, namespace) in [
         ("get", "secrets", Some(NAMESPACE)),
@@ -122,28 +210,119 @@ async fn the_roles_allow_what_they_should_and_nothing_more() -> anyhow::Result<(
         ("delete", "nodes", None),
         ("update", "rulesets.vedette.dev", Some("team-a")),
         ("create", "pods", Some(NAMESPACE)),
+        ("update", "rulesets.vedette.dev/finalizers", Some("team-a")),
     ] {
-        assert!(!can_i(&plane, &operator, verb, what, namespace)?, "the operator can {verb} {what} in {namespace:?}");
+        assert!(
+            !can_i(&plane, &operator, verb, what, namespace)?,
+            "the operator can {verb} {what} in {namespace:?}"
+        );
     }
 
-    run_ok(plane.kubectl().args(["create", "clusterrolebinding", "alice-view", "--clusterrole=vedette-view", "--user=alice"]))?;
+    run_ok(plane.kubectl().args([
+        "create",
+        "clusterrolebinding",
+        "alice-view",
+        "--clusterrole=vedette-view",
+        "--user=alice",
+    ]))?;
     run_ok(plane.kubectl().args(["create", "namespace", "team-a"]))?;
-    run_ok(plane.kubectl().args(["create", "rolebinding", "bob-edit", "-n", "team-a", "--clusterrole=vedette-edit", "--user=bob"]))?;
-    assert!(can_i(&plane, "alice", "list", "rulesets.vedette.dev", None)?);
-    assert!(can_i(&plane, "alice", "get", "monitorzones.vedette.dev", None)?);
-    assert!(!can_i(&plane, "alice", "create", "rulesets.vedette.dev", Some("team-a"))?, "vedette-view can write");
-    assert!(!can_i(&plane, "alice", "delete", "checktemplates.vedette.dev", Some("team-a"))?, "vedette-view can delete");
-    assert!(can_i(&plane, "bob", "create", "rulesets.vedette.dev", Some("team-a"))?);
-    assert!(can_i(&plane, "bob", "delete", "businessprocesses.vedette.dev", Some("team-a"))?);
-    assert!(!can_i(&plane, "bob", "create", "rulesets.vedette.dev", Some("team-b"))?, "vedette-edit leaks out of its namespace");
-    assert!(!can_i(&plane, "bob", "create", "monitorzones.vedette.dev", None)?, "vedette-edit can create zones");
+    run_ok(plane.kubectl().args([
+        "create",
+        "rolebinding",
+        "bob-edit",
+        "-n",
+        "team-a",
+        "--clusterrole=vedette-edit",
+        "--user=bob",
+    ]))?;
+    assert!(can_i(
+        &plane,
+        "alice",
+        "list",
+        "rulesets.vedette.dev",
+        None
+    )?);
+    assert!(can_i(
+        &plane,
+        "alice",
+        "get",
+        "monitorzones.vedette.dev",
+        None
+    )?);
+    assert!(
+        !can_i(
+            &plane,
+            "alice",
+            "create",
+            "rulesets.vedette.dev",
+            Some("team-a")
+        )?,
+        "vedette-view can write"
+    );
+    assert!(
+        !can_i(
+            &plane,
+            "alice",
+            "delete",
+            "checktemplates.vedette.dev",
+            Some("team-a")
+        )?,
+        "vedette-view can delete"
+    );
+    assert!(can_i(
+        &plane,
+        "bob",
+        "create",
+        "rulesets.vedette.dev",
+        Some("team-a")
+    )?);
+    assert!(can_i(
+        &plane,
+        "bob",
+        "delete",
+        "businessprocesses.vedette.dev",
+        Some("team-a")
+    )?);
+    assert!(
+        !can_i(
+            &plane,
+            "bob",
+            "create",
+            "rulesets.vedette.dev",
+            Some("team-b")
+        )?,
+        "vedette-edit leaks out of its namespace"
+    );
+    assert!(
+        !can_i(&plane, "bob", "create", "monitorzones.vedette.dev", None)?,
+        "vedette-edit can create zones"
+    );
 
     // Aggregation: whoever has the built-in view role can read Vedette objects too.
-    run_ok(plane.kubectl().args(["create", "rolebinding", "carol-view", "-n", "team-a", "--clusterrole=view", "--user=carol"]))?;
-    let carol = wait::until("view aggregates vedette-view", Duration::from_secs(30), Duration::from_millis(250), || {
-        let allowed = can_i(&plane, "carol", "list", "rulesets.vedette.dev", Some("team-a"));
-        async move { Ok(allowed?.then_some(())) }
-    })
+    run_ok(plane.kubectl().args([
+        "create",
+        "rolebinding",
+        "carol-view",
+        "-n",
+        "team-a",
+        "--clusterrole=view",
+        "--user=carol",
+    ]))?;
+    let carol = wait::until(
+        "view aggregates vedette-view",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || {
+            let allowed = can_i(
+                &plane,
+                "carol",
+                "list",
+                "rulesets.vedette.dev",
+                Some("team-a"),
+            );
+            async move { Ok(allowed?.then_some(())) }
+        },
+    )
     .await;
     assert!(carol.is_ok(), "{carol:?}");
     plane.ensure_running()

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 fn main() -> std::io::Result<()> {
     let mut dirs: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
     if dirs.is_empty() {
-        dirs = vedette_crds::generate::OUTPUT_DIRS.iter().map(PathBuf::from).collect();
+        dirs = vedette_crds::generate::OUTPUT_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect();
     }
     for dir in dirs {
         std::fs::create_dir_all(&dir)?;
