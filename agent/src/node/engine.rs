@@ -24,13 +24,19 @@ use super::plan_keeper::ActivePlan;
 /// A durable spool entry the sender should send now: sequence and payload.
 pub type LiveEntry = (u64, Vec<u8>);
 
+/// What the reporter remembers of a check: its state and the perfdata series it created.
+struct Tracked {
+    state: CheckState,
+    perfdata: Vec<(String, String)>,
+}
+
 /// Records runs: metrics, current states, and spooled reports.
 pub struct Reporter {
     host: String,
     spool: Spool,
     metrics: Arc<Metrics>,
     live: mpsc::Sender<LiveEntry>,
-    states: Mutex<HashMap<CheckId, CheckState>>,
+    states: Mutex<HashMap<CheckId, Tracked>>,
 }
 
 impl Reporter {
@@ -55,7 +61,7 @@ impl Reporter {
         let states = self.states.lock().expect("states lock");
         let mut counts = StateCounts::default();
         for check in plan.map(|p| p.checks.as_slice()).unwrap_or_default() {
-            counts.add(states.get(&check.planned.id).copied());
+            counts.add(states.get(&check.planned.id).map(|t| t.state));
         }
         counts
     }
@@ -96,9 +102,21 @@ impl Reporter {
         // The first result of a check since start is reported too: upstream learns the state
         // of every check, not only of those that changed.
         let mut states = self.states.lock().expect("states lock");
-        let first = states
-            .insert(planned.id.clone(), transition.state)
-            .is_none();
+        let first = !states.contains_key(&planned.id);
+        let tracked = states.entry(planned.id.clone()).or_insert_with(|| Tracked {
+            state: transition.state,
+            perfdata: Vec::new(),
+        });
+        tracked.state = transition.state;
+        for (label, _, uom) in outcome
+            .perfdata
+            .iter()
+            .take(crate::metrics::MAX_PERFDATA_PER_CHECK)
+        {
+            if !tracked.perfdata.iter().any(|(l, u)| l == label && u == uom) {
+                tracked.perfdata.push((label.clone(), uom.clone()));
+            }
+        }
         drop(states);
         let changed = first || transition.hard_change || transition.soft_change;
         if !changed && !planned.spool_every_result {
@@ -129,11 +147,11 @@ impl Reporter {
             .map(|p| p.checks.iter().map(|c| &c.planned.id).collect())
             .unwrap_or_default();
         let mut states = self.states.lock().expect("states lock");
-        states.retain(|id, _| {
+        states.retain(|id, tracked| {
             let kept = keep.contains(id);
             if !kept {
                 self.metrics
-                    .forget_check(&CheckLabels::new(id, &self.host), &[]);
+                    .forget_check(&CheckLabels::new(id, &self.host), &tracked.perfdata);
             }
             kept
         });
