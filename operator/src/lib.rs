@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod compile;
 pub mod manifests;
+pub mod reconcile;
