@@ -13,7 +13,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::runtime::watcher::{self, Event, metadata_watcher, watcher};
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -205,9 +206,10 @@ pub fn spawn_watches(
 ) {
     let config = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
     let shared = (index.clone(), changed.clone(), metrics.clone());
-    let ns = |client: &Client| (client.clone(), namespace.to_owned());
-    let (c, n) = ns(client);
-    let deployments = watcher(Api::<Deployment>::namespaced(c, &n), config.clone());
+    let deployments = watcher(
+        Api::<Deployment>::namespaced(client.clone(), namespace),
+        config.clone(),
+    );
     drive("Deployment", deployments, deployment_replicas, shared.clone());
     metadata::<ConfigMap>(Api::namespaced(client.clone(), namespace), &config, &shared);
     metadata::<Service>(Api::namespaced(client.clone(), namespace), &config, &shared);
@@ -222,7 +224,8 @@ pub fn spawn_watches(
 
 type Shared = (Arc<OwnedIndex>, Arc<Notify>, Arc<Metrics>);
 
-fn metadata<K>(api: Api<K>, config: &watcher::Config, shared: &Shared)
+/// A metadata-only watch (`Api<PartialObjectMeta<K>>` asks for metadata only).
+fn metadata<K>(api: Api<PartialObjectMeta<K>>, config: &watcher::Config, shared: &Shared)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -231,7 +234,7 @@ where
         .find(|k| **k == K::kind(&()))
         .copied()
         .unwrap_or("Unknown");
-    drive(kind, metadata_watcher(api, config.clone()), no_replicas, shared.clone());
+    drive(kind, watcher(api, config.clone()), no_replicas, shared.clone());
 }
 
 fn drive<T>(

@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Node;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, Event, metadata_watcher, watcher};
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -43,7 +43,8 @@ impl Sources {
         let config = watcher::Config::default;
         let nodes = {
             let (reader, writer) = reflector::store();
-            let stream = metadata_watcher(Api::<Node>::all(client.clone()), config());
+            let api = Api::<PartialObjectMeta<Node>>::all(client.clone());
+            let stream = watcher(api, config());
             drive("Node", stream.default_backoff().reflect(writer), changed, metrics);
             reader
         };
