@@ -1,6 +1,7 @@
 //! vedette-operator: compiles rule sets into zone bundles, renders satellites and agents, and
 //! runs the masters.
 
+pub mod build;
 pub mod cli;
 pub mod compile;
 pub mod manifests;

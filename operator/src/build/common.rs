@@ -1,0 +1,242 @@
+//! What every zone object shares: names, labels, the owner reference to the zone, and the
+//! container security context.
+//!
+//! Names and label values are at most 63 characters (a DNS-1035 label, which Services
+//! need). A zone name that does not fit, or that has characters a label does not allow
+//! (dots), is shortened and made unique again with a hash suffix of the full zone name.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Capabilities, SeccompProfile, SecurityContext};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+use vedette_crds::MonitorZone;
+
+use super::BuildContext;
+
+/// Longest name or label value the builders produce.
+pub const MAX_NAME_LENGTH: usize = 63;
+/// Port of the satellite's HTTP server: plans, results, `/metrics`, probes.
+pub const SATELLITE_PORT: i32 = 7080;
+/// Name of the satellite's port.
+pub const SATELLITE_PORT_NAME: &str = "http";
+
+/// `app.kubernetes.io/name`.
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+/// `app.kubernetes.io/component`: `satellite`, `agent` or `bundle`.
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+/// `app.kubernetes.io/managed-by`.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The zone an object belongs to (shortened like names when needed).
+pub const LABEL_ZONE: &str = "vedette.dev/zone";
+/// Value of [`LABEL_NAME`].
+pub const APP_NAME: &str = "vedette";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGER: &str = "vedette-operator";
+
+/// The part of a zone a component label names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// The zone's satellites and what serves them.
+    Satellite,
+    /// The zone's node agents.
+    Agent,
+    /// The zone's compiled bundle.
+    Bundle,
+}
+
+impl Component {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Satellite => "satellite",
+            Component::Agent => "agent",
+            Component::Bundle => "bundle",
+        }
+    }
+}
+
+/// The zone's name as written in its metadata.
+pub fn zone_name(zone: &MonitorZone) -> String {
+    zone.name_any()
+}
+
+/// `vedette-zone-<zone>-<suffix>`, at most 63 characters: a long or dotted zone name is
+/// shortened and followed by 8 hex characters of its hash, the suffix is always kept whole.
+pub fn object_name(zone: &str, suffix: &str) -> String {
+    let prefix = "vedette-zone-";
+    let plain = format!("{prefix}{zone}-{suffix}");
+    if plain.len() <= MAX_NAME_LENGTH && !zone.contains('.') {
+        return plain;
+    }
+    let hash = short_hash(zone, 8);
+    let room = MAX_NAME_LENGTH.saturating_sub(prefix.len() + suffix.len() + hash.len() + 2);
+    let shortened = zone.replace('.', "-");
+    let shortened = truncate(&shortened, room).trim_end_matches('-');
+    format!("{prefix}{shortened}-{hash}-{suffix}")
+}
+
+/// Name of the satellite Deployment, Service, PodDisruptionBudget, ServiceAccount and Role.
+pub fn satellite_name(zone: &str) -> String {
+    object_name(zone, "satellite")
+}
+
+/// Name of the agent DaemonSet and ServiceAccount.
+pub fn agent_name(zone: &str) -> String {
+    object_name(zone, "agent")
+}
+
+/// Name of the ClusterRole and ClusterRoleBinding that let satellites review tokens.
+pub fn token_review_name(zone: &str) -> String {
+    object_name(zone, "satellite-tokenreview")
+}
+
+/// Name of bundle shard `index`.
+pub fn bundle_shard_name(zone: &str, index: usize) -> String {
+    object_name(zone, &format!("bundle-{index}"))
+}
+
+/// The zone name as a label value: itself when it fits in 63 characters, otherwise
+/// shortened with a hash suffix (label values may hold dots, so only length matters).
+pub fn zone_label_value(zone: &str) -> String {
+    if zone.len() <= MAX_NAME_LENGTH {
+        return zone.to_owned();
+    }
+    let hash = short_hash(zone, 8);
+    let shortened = truncate(zone, MAX_NAME_LENGTH - hash.len() - 1).trim_end_matches(['-', '.']);
+    format!("{shortened}-{hash}")
+}
+
+/// The longest prefix of `text` of at most `length` bytes that ends on a character boundary.
+fn truncate(text: &str, length: usize) -> &str {
+    let mut end = length.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The first `length` hex characters of the SHA-256 of `text`.
+pub fn short_hash(text: &str, length: usize) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    hex[..length.min(hex.len())].to_owned()
+}
+
+/// The labels that select a component's pods; they never change for the life of a zone,
+/// because a Deployment's or DaemonSet's selector cannot.
+pub fn selector_labels(zone: &str, component: Component) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_NAME.to_owned(), APP_NAME.to_owned()),
+        (LABEL_COMPONENT.to_owned(), component.as_str().to_owned()),
+        (LABEL_ZONE.to_owned(), zone_label_value(zone)),
+    ])
+}
+
+/// Every label of a component's objects: the selector labels and `managed-by`.
+pub fn labels(zone: &str, component: Component) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(zone, component);
+    labels.insert(LABEL_MANAGED_BY.to_owned(), MANAGER.to_owned());
+    labels
+}
+
+/// The zone as the controlling owner. The zone is cluster-scoped, which may own both
+/// namespaced and cluster-scoped objects.
+pub fn owner_reference(zone: &MonitorZone) -> OwnerReference {
+    OwnerReference {
+        api_version: MonitorZone::api_version(&()).into_owned(),
+        kind: MonitorZone::kind(&()).into_owned(),
+        name: zone.name_any(),
+        uid: zone.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Metadata of a namespaced object of the zone.
+pub fn object_meta(
+    zone: &MonitorZone,
+    ctx: &BuildContext,
+    name: String,
+    component: Component,
+) -> ObjectMeta {
+    ObjectMeta {
+        namespace: Some(ctx.namespace.clone()),
+        ..cluster_object_meta(zone, name, component)
+    }
+}
+
+/// Metadata of a cluster-scoped object of the zone.
+pub fn cluster_object_meta(zone: &MonitorZone, name: String, component: Component) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        labels: Some(labels(&zone_name(zone), component)),
+        owner_references: Some(vec![owner_reference(zone)]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// A container that cannot gain privileges: no capabilities, read-only root, the runtime's
+/// seccomp profile. The pod decides the user.
+pub fn restricted_container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..SecurityContext::default()
+    }
+}
+
+/// The container runtime's default seccomp profile.
+pub fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        localhost_profile: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_zone_names_are_kept_whole() {
+        assert_eq!(satellite_name("dmz"), "vedette-zone-dmz-satellite");
+        assert_eq!(zone_label_value("dmz"), "dmz");
+    }
+
+    #[test]
+    fn long_zone_names_are_shortened_with_a_hash_and_stay_distinct() {
+        let a = "a".repeat(200);
+        let b = format!("{}b", "a".repeat(199));
+        for zone in [&a, &b] {
+            for name in [
+                satellite_name(zone),
+                agent_name(zone),
+                token_review_name(zone),
+                bundle_shard_name(zone, 999),
+                zone_label_value(zone),
+            ] {
+                assert!(name.len() <= MAX_NAME_LENGTH, "{name} is {}", name.len());
+                assert!(!name.ends_with('-') && !name.starts_with('-'), "{name}");
+            }
+        }
+        assert_ne!(satellite_name(&a), satellite_name(&b));
+        assert_ne!(zone_label_value(&a), zone_label_value(&b));
+        assert!(token_review_name(&a).ends_with("-satellite-tokenreview"));
+    }
+
+    #[test]
+    fn dotted_zone_names_become_valid_dns_labels_without_colliding() {
+        let dotted = satellite_name("eu.west");
+        let dashed = satellite_name("eu-west");
+        assert!(!dotted.contains('.'), "{dotted}");
+        assert_ne!(dotted, dashed);
+        assert_eq!(dashed, "vedette-zone-eu-west-satellite");
+    }
+}
