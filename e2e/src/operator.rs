@@ -51,16 +51,22 @@ fn build() -> anyhow::Result<PathBuf> {
         .to_owned();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(repo())
-        .args(["build", "-p", "vedette-operator", "--bin", "vedette-operator"]);
+    command.current_dir(repo()).args([
+        "build",
+        "-p",
+        "vedette-operator",
+        "--bin",
+        "vedette-operator",
+    ]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         command.arg("--release");
     }
     if let Some(target) = profile_dir.parent() {
         command.env("CARGO_TARGET_DIR", target);
     }
-    let output = command.output().context("run cargo build -p vedette-operator")?;
+    let output = command
+        .output()
+        .context("run cargo build -p vedette-operator")?;
     anyhow::ensure!(
         output.status.success(),
         "cargo build -p vedette-operator failed:\n{}",
@@ -183,7 +189,12 @@ pub async fn install_crds(plane: &ControlPlane) -> anyhow::Result<()> {
     for file in manifests::yaml_files(&repo().join("crds"))? {
         for document in manifests::documents(&file)? {
             manifests::apply(&client, &document.value).await?;
-            names.push(document.value["metadata"]["name"].as_str().unwrap_or_default().to_owned());
+            names.push(
+                document.value["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
         }
     }
     let crds: Api<CustomResourceDefinition> = Api::all(client);
@@ -225,11 +236,20 @@ pub async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Resu
 }
 
 /// Creates a Node object with `labels` (no kubelet behind it: a plain API object).
-pub async fn create_node(client: &kube::Client, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<()> {
+pub async fn create_node(
+    client: &kube::Client,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let node = Node {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
             ..ObjectMeta::default()
         },
         ..Node::default()
@@ -259,7 +279,10 @@ pub async fn bundle(
     client: &kube::Client,
     namespace: &str,
     zone: &str,
-) -> anyhow::Result<(vedette_agent::plan::ZoneBundle, Vec<k8s_openapi::api::core::v1::ConfigMap>)> {
+) -> anyhow::Result<(
+    vedette_agent::plan::ZoneBundle,
+    Vec<k8s_openapi::api::core::v1::ConfigMap>,
+)> {
     use k8s_openapi::api::core::v1::ConfigMap;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let selector = format!("vedette.dev/zone={zone},app.kubernetes.io/component=bundle");

@@ -76,9 +76,15 @@ async fn operator_failover_on_kill() -> anyhow::Result<()> {
     }
     let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
     let first = wait::until("a Lease holder", WAIT, EVERY, || holder(&leases)).await?;
-    wait::until("bundle with port 80", WAIT, EVERY, || port_published(&client, 80)).await?;
+    wait::until("bundle with port 80", WAIT, EVERY, || {
+        port_published(&client, 80)
+    })
+    .await?;
     let (held, other): (Vec<_>, Vec<_>) = replicas.iter_mut().partition(|r| r.identity() == first);
-    let (killed, survivor) = (held.into_iter().next().unwrap(), other.into_iter().next().unwrap());
+    let (killed, survivor) = (
+        held.into_iter().next().unwrap(),
+        other.into_iter().next().unwrap(),
+    );
     assert_eq!(killed.metric("vedette_operator_leader").await?, 1.0);
     assert_eq!(survivor.metric("vedette_operator_leader").await?, 0.0);
     assert_eq!(
@@ -91,11 +97,17 @@ async fn operator_failover_on_kill() -> anyhow::Result<()> {
     operator::apply_yaml(&client, &fixture(81)).await?;
     // The Lease lasts 15 s after the last renewal; allow for that and a pass.
     let survivor_name = survivor.identity().to_owned();
-    wait::until("the survivor holds the Lease", Duration::from_secs(60), EVERY, || async {
-        Ok(holder(&leases).await?.filter(|h| *h == survivor_name))
+    wait::until(
+        "the survivor holds the Lease",
+        Duration::from_secs(60),
+        EVERY,
+        || async { Ok(holder(&leases).await?.filter(|h| *h == survivor_name)) },
+    )
+    .await?;
+    wait::until("bundle with port 81", WAIT, EVERY, || {
+        port_published(&client, 81)
     })
     .await?;
-    wait::until("bundle with port 81", WAIT, EVERY, || port_published(&client, 81)).await?;
     assert_eq!(survivor.metric("vedette_operator_leader").await?, 1.0);
     let (code, _) = survivor.get("/healthz").await?;
     assert_eq!(code, 200);

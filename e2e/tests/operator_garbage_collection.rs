@@ -34,19 +34,57 @@ async fn owned(client: &Client) -> anyhow::Result<Vec<(&'static str, usize)>> {
     where
         K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
-        Ok(api.list(&ListParams::default().labels(SELECTOR)).await?.items.len())
+        Ok(api
+            .list(&ListParams::default().labels(SELECTOR))
+            .await?
+            .items
+            .len())
     }
     Ok(vec![
-        ("ConfigMap", count(Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)).await?),
-        ("Deployment", count(Api::<Deployment>::namespaced(client.clone(), NAMESPACE)).await?),
-        ("Service", count(Api::<Service>::namespaced(client.clone(), NAMESPACE)).await?),
-        ("PodDisruptionBudget", count(Api::<PodDisruptionBudget>::namespaced(client.clone(), NAMESPACE)).await?),
-        ("DaemonSet", count(Api::<DaemonSet>::namespaced(client.clone(), NAMESPACE)).await?),
-        ("ServiceAccount", count(Api::<ServiceAccount>::namespaced(client.clone(), NAMESPACE)).await?),
-        ("Role", count(Api::<Role>::namespaced(client.clone(), NAMESPACE)).await?),
-        ("RoleBinding", count(Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)).await?),
-        ("ClusterRole", count(Api::<ClusterRole>::all(client.clone())).await?),
-        ("ClusterRoleBinding", count(Api::<ClusterRoleBinding>::all(client.clone())).await?),
+        (
+            "ConfigMap",
+            count(Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)).await?,
+        ),
+        (
+            "Deployment",
+            count(Api::<Deployment>::namespaced(client.clone(), NAMESPACE)).await?,
+        ),
+        (
+            "Service",
+            count(Api::<Service>::namespaced(client.clone(), NAMESPACE)).await?,
+        ),
+        (
+            "PodDisruptionBudget",
+            count(Api::<PodDisruptionBudget>::namespaced(
+                client.clone(),
+                NAMESPACE,
+            ))
+            .await?,
+        ),
+        (
+            "DaemonSet",
+            count(Api::<DaemonSet>::namespaced(client.clone(), NAMESPACE)).await?,
+        ),
+        (
+            "ServiceAccount",
+            count(Api::<ServiceAccount>::namespaced(client.clone(), NAMESPACE)).await?,
+        ),
+        (
+            "Role",
+            count(Api::<Role>::namespaced(client.clone(), NAMESPACE)).await?,
+        ),
+        (
+            "RoleBinding",
+            count(Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)).await?,
+        ),
+        (
+            "ClusterRole",
+            count(Api::<ClusterRole>::all(client.clone())).await?,
+        ),
+        (
+            "ClusterRoleBinding",
+            count(Api::<ClusterRoleBinding>::all(client.clone())).await?,
+        ),
     ])
 }
 
@@ -80,7 +118,10 @@ async fn operator_objects_follow_their_zone() -> anyhow::Result<()> {
             Ok((found == wanted).then_some(()))
         }
     };
-    wait::until("every object of zone gamma", WAIT, EVERY, || expect(everything.to_vec())).await?;
+    wait::until("every object of zone gamma", WAIT, EVERY, || {
+        expect(everything.to_vec())
+    })
+    .await?;
 
     // Agents disabled: the operator deletes the DaemonSet, nothing else.
     operator::apply_yaml(&client, &zone(false)).await?;
@@ -88,13 +129,19 @@ async fn operator_objects_follow_their_zone() -> anyhow::Result<()> {
         .iter()
         .map(|(kind, n)| (*kind, if *kind == "DaemonSet" { 0 } else { *n }))
         .collect();
-    wait::until("the DaemonSet deleted", WAIT, EVERY, || expect(without_agents.clone())).await?;
+    wait::until("the DaemonSet deleted", WAIT, EVERY, || {
+        expect(without_agents.clone())
+    })
+    .await?;
 
     // The zone deleted: the garbage collector removes all it owned.
     let zones: Api<MonitorZone> = Api::all(client.clone());
     zones.delete("gamma", &DeleteParams::foreground()).await?;
     let nothing: Vec<_> = everything.iter().map(|(kind, _)| (*kind, 0)).collect();
-    wait::until("everything of zone gamma collected", WAIT, EVERY, || expect(nothing.clone())).await?;
+    wait::until("everything of zone gamma collected", WAIT, EVERY, || {
+        expect(nothing.clone())
+    })
+    .await?;
     wait::until("zone gamma gone", WAIT, EVERY, || async {
         Ok(zones.get_opt("gamma").await?.is_none().then_some(()))
     })

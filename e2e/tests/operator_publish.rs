@@ -107,7 +107,10 @@ async fn operator_publishes_bundles_and_status() -> anyhow::Result<()> {
     let rule_sets: Api<RuleSet> = Api::namespaced(client.clone(), APP);
     let status = wait::until("RuleSet alpha-web status", WAIT, EVERY, || async {
         let status = rule_sets.get("alpha-web").await?.status.unwrap_or_default();
-        let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
         Ok((ready && status.machines == 1 && status.checks == 1).then_some(status))
     })
     .await?;
@@ -125,23 +128,41 @@ async fn operator_publishes_bundles_and_status() -> anyhow::Result<()> {
         Ok((status.machines == 1 && status.checks == 1).then_some(status))
     })
     .await?;
-    assert_eq!(zone.satellites.as_deref(), Some("0/1"), "no kubelet, no ready satellite");
-    let degraded = zone.conditions.iter().find(|c| c.type_ == "Degraded").expect("Degraded");
-    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "SatellitesUnavailable"));
+    assert_eq!(
+        zone.satellites.as_deref(),
+        Some("0/1"),
+        "no kubelet, no ready satellite"
+    );
+    let degraded = zone
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "SatellitesUnavailable")
+    );
 
     // Unchanged input: a pass runs (an irrelevant annotation) and writes nothing.
     let writes = settled_writes(&operator).await?;
     let passes = operator.metric("vedette_operator_reconciles_total").await?;
     let annotate = json!({"metadata": {"annotations": {"touched": "yes"}}});
     templates
-        .patch("tcp-beta", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&annotate))
+        .patch(
+            "tcp-beta",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&annotate),
+        )
         .await?;
     wait::until("a pass after the no-op change", WAIT, EVERY, || async {
         let now = operator.metric("vedette_operator_reconciles_total").await?;
         Ok((now > passes).then_some(()))
     })
     .await?;
-    assert_eq!(operator.metric("vedette_operator_api_writes_total").await?, writes);
+    assert_eq!(
+        operator.metric("vedette_operator_api_writes_total").await?,
+        writes
+    );
 
     // A Node with matching labels joins the bundle, and leaves it when deleted.
     operator::create_node(&client, "node-a2", &[("zone", "alpha"), ("role", "web")]).await?;
@@ -152,12 +173,21 @@ async fn operator_publishes_bundles_and_status() -> anyhow::Result<()> {
             Ok((bundle.machines.contains_key("node-a2") == present).then_some(()))
         }
     };
-    wait::until("node-a2 in the alpha bundle", WAIT, EVERY, || machines(true)).await?;
+    wait::until("node-a2 in the alpha bundle", WAIT, EVERY, || {
+        machines(true)
+    })
+    .await?;
     let (alpha, _) = bundle(&client, NAMESPACE, "alpha").await?;
-    assert_eq!(checks_by_machine(&alpha)["node-a2"], vec![check("alpha-web", 80)]);
+    assert_eq!(
+        checks_by_machine(&alpha)["node-a2"],
+        vec![check("alpha-web", 80)]
+    );
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
     nodes.delete("node-a2", &DeleteParams::default()).await?;
-    wait::until("node-a2 out of the alpha bundle", WAIT, EVERY, || machines(false)).await?;
+    wait::until("node-a2 out of the alpha bundle", WAIT, EVERY, || {
+        machines(false)
+    })
+    .await?;
 
     // A template change rewrites only the zone it reaches.
     let beta_versions = versions(&beta_maps);
@@ -169,7 +199,11 @@ async fn operator_publishes_bundles_and_status() -> anyhow::Result<()> {
     })
     .await?;
     let (_, beta_maps_after) = bundle(&client, NAMESPACE, "beta").await?;
-    assert_eq!(versions(&beta_maps_after), beta_versions, "beta's ConfigMaps were written");
+    assert_eq!(
+        versions(&beta_maps_after),
+        beta_versions,
+        "beta's ConfigMaps were written"
+    );
 
     // An invalid parameter: InvalidSpec with the precise message; the last good bundle stays.
     operator::apply_yaml(&client, &fixture(81, ", parameters: {port: abc}")).await?;
@@ -188,7 +222,10 @@ async fn operator_publishes_bundles_and_status() -> anyhow::Result<()> {
     assert_eq!(condition.reason, "InvalidParameter");
     assert_eq!(condition.message, expected);
     let (held, _) = bundle(&client, NAMESPACE, "alpha").await?;
-    assert_eq!(held, alpha, "the invalid spec replaced the last good bundle");
+    assert_eq!(
+        held, alpha,
+        "the invalid spec replaced the last good bundle"
+    );
 
     operator.ensure_running()?;
     plane.ensure_running()
@@ -205,5 +242,7 @@ async fn settled_writes(operator: &Operator) -> anyhow::Result<f64> {
 }
 
 fn versions(maps: &[k8s_openapi::api::core::v1::ConfigMap]) -> Vec<Option<String>> {
-    maps.iter().map(|m| m.metadata.resource_version.clone()).collect()
+    maps.iter()
+        .map(|m| m.metadata.resource_version.clone())
+        .collect()
 }

@@ -53,7 +53,10 @@ impl Controller {
     pub async fn run(mut self) {
         let mut retry_at: Option<Instant> = None;
         loop {
-            let due = [retry_at, self.statuses.next_due()].into_iter().flatten().min();
+            let due = [retry_at, self.statuses.next_due()]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 () = self.changed.notified() => {}
                 result = self.leader.changed() => {
@@ -121,15 +124,27 @@ impl Controller {
             }
         }
         let satellites = self.satellites(&current);
-        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
         let statuses = status::desired(
             &current,
             &compiled.reported,
             &compiled.served,
-            &|zone| satellites.get(&zone.name_any()).copied().unwrap_or((0, zone.spec.satellites.replicas)),
+            &|zone| {
+                satellites
+                    .get(&zone.name_any())
+                    .copied()
+                    .unwrap_or((0, zone.spec.satellites.replicas))
+            },
             &now,
         );
-        if self.statuses.write_all(&statuses, &self.metrics).await.is_err() {
+        if self
+            .statuses
+            .write_all(&statuses, &self.metrics)
+            .await
+            .is_err()
+        {
             ok = false;
         }
         ok

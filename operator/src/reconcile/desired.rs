@@ -28,11 +28,16 @@ pub struct Desired {
 }
 
 /// Every object of `zone`, in apply order.
-pub fn objects(zone: &MonitorZone, ctx: &BuildContext, bundle: &ZoneBundle) -> Result<Vec<Desired>> {
-    let mut shards = build::bundle_config_maps(zone, ctx, bundle).map_err(|source| Error::Bundle {
-        zone: zone.name_any(),
-        source,
-    })?;
+pub fn objects(
+    zone: &MonitorZone,
+    ctx: &BuildContext,
+    bundle: &ZoneBundle,
+) -> Result<Vec<Desired>> {
+    let mut shards =
+        build::bundle_config_maps(zone, ctx, bundle).map_err(|source| Error::Bundle {
+            zone: zone.name_any(),
+            source,
+        })?;
     if !shards.is_empty() {
         let manifest = shards.remove(0);
         shards.push(manifest);
@@ -71,11 +76,15 @@ where
         source,
     })?;
     let hash = content_hash(&value);
-    let annotations = value["metadata"]
-        .as_object_mut()
-        .map(|meta| meta.entry("annotations").or_insert_with(|| Value::Object(Default::default())));
+    let annotations = value["metadata"].as_object_mut().map(|meta| {
+        meta.entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()))
+    });
     if let Some(Value::Object(annotations)) = annotations {
-        annotations.insert(APPLIED_HASH_ANNOTATION.to_owned(), Value::String(hash.clone()));
+        annotations.insert(
+            APPLIED_HASH_ANNOTATION.to_owned(),
+            Value::String(hash.clone()),
+        );
     }
     Ok(Desired {
         key,

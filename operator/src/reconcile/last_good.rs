@@ -67,7 +67,9 @@ fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &s
     meta.name.as_deref().unwrap_or_default()
 }
 
-versioned!(MonitorZone, vedette_crds::MonitorZoneSpec, |m| ObjectRef::zone(name(m)));
+versioned!(MonitorZone, vedette_crds::MonitorZoneSpec, |m| {
+    ObjectRef::zone(name(m))
+});
 versioned!(CheckTemplate, vedette_crds::CheckTemplateSpec, |m| {
     ObjectRef::template(namespace(m), name(m))
 });
@@ -91,10 +93,30 @@ impl LastGood {
             .collect();
         let mut served_input = input;
         let mut held = BTreeSet::new();
-        remember(&mut self.zones, &mut served_input.zones, &errored, &mut held);
-        remember(&mut self.templates, &mut served_input.templates, &errored, &mut held);
-        remember(&mut self.rule_sets, &mut served_input.rule_sets, &errored, &mut held);
-        remember(&mut self.processes, &mut served_input.processes, &errored, &mut held);
+        remember(
+            &mut self.zones,
+            &mut served_input.zones,
+            &errored,
+            &mut held,
+        );
+        remember(
+            &mut self.templates,
+            &mut served_input.templates,
+            &errored,
+            &mut held,
+        );
+        remember(
+            &mut self.rule_sets,
+            &mut served_input.rule_sets,
+            &errored,
+            &mut held,
+        );
+        remember(
+            &mut self.processes,
+            &mut served_input.processes,
+            &errored,
+            &mut held,
+        );
         let served = if held.is_empty() {
             reported.clone()
         } else {
@@ -123,11 +145,80 @@ fn remember<K: Versioned>(
         let key = object.key();
         if !errored.contains(&key) {
             cache.insert(key, object.spec_mut().clone());
-        } else if let Some(good) = cache.get(&key) {
-            if good != object.spec_mut() {
-                *object.spec_mut() = good.clone();
-                held.insert(key);
+        } else if let Some(good) = cache.get(&key)
+            && good != object.spec_mut()
+        {
+            *object.spec_mut() = good.clone();
+            held.insert(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::Machine;
+
+    const WORLD: &str = r#"
+apiVersion: vedette.dev/v1alpha1
+kind: MonitorZone
+metadata: {name: core}
+spec: {nodeSelector: {}}
+---
+apiVersion: vedette.dev/v1alpha1
+kind: CheckTemplate
+metadata: {name: tcp, namespace: web}
+spec:
+  parameters: [{name: port, type: int, default: 80, minimum: 1, maximum: 65535}]
+  check: {tcp: {port: $port$}}
+"#;
+
+    fn input(port: &str) -> Input {
+        let mut input = Input::default();
+        for document in serde_yaml::Deserializer::from_str(WORLD) {
+            let value: serde_yaml::Value = serde::Deserialize::deserialize(document).unwrap();
+            match value["kind"].as_str() {
+                Some("MonitorZone") => input.zones.push(serde_yaml::from_value(value).unwrap()),
+                _ => input.templates.push(serde_yaml::from_value(value).unwrap()),
             }
         }
+        let rule_set = format!(
+            "apiVersion: vedette.dev/v1alpha1\nkind: RuleSet\nmetadata: {{name: site, namespace: web}}\n\
+             spec:\n  machines: {{nodeSelector: {{}}}}\n  rules: [{{name: web, template: {{name: tcp}}, parameters: {{port: {port}}}}}]\n"
+        );
+        input
+            .rule_sets
+            .push(serde_yaml::from_str(&rule_set).unwrap());
+        input.machines.push(Machine {
+            name: "node-1".to_owned(),
+            labels: Default::default(),
+        });
+        input
+    }
+
+    #[test]
+    fn an_invalid_spec_reports_its_error_and_serves_the_last_good_one() {
+        let mut last_good = LastGood::default();
+        let good = last_good.compile(input("8080"));
+        assert!(good.held.is_empty());
+        let bad = last_good.compile(input("abc"));
+        assert!(
+            bad.reported
+                .diagnostics
+                .iter()
+                .any(|d| d.severity == Severity::Error)
+        );
+        assert_eq!(bad.held, [ObjectRef::rule_set("web", "site")].into());
+        assert_eq!(bad.served.bundles, good.served.bundles);
+    }
+
+    #[test]
+    fn without_a_good_version_the_current_one_is_served() {
+        let mut last_good = LastGood::default();
+        let bad = last_good.compile(input("abc"));
+        assert!(bad.held.is_empty());
+        assert_eq!(bad.served, bad.reported);
+        let fixed = last_good.compile(input("9090"));
+        assert!(fixed.held.is_empty() && fixed.reported.diagnostics.is_empty());
     }
 }

@@ -29,7 +29,11 @@ pub struct Election {
 /// Starts taking part in the election; the receiver holds `true` while this replica holds
 /// the Lease. A failing election (API errors) is restarted and reads as "not the leader"
 /// meanwhile, so a replica that cannot renew stops writing.
-pub fn start(client: kube::Client, election: Election, metrics: Arc<Metrics>) -> watch::Receiver<bool> {
+pub fn start(
+    client: kube::Client,
+    election: Election,
+    metrics: Arc<Metrics>,
+) -> watch::Receiver<bool> {
     let (sender, receiver) = watch::channel(false);
     tokio::spawn(async move {
         loop {

@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::core::PartialObjectMeta;
-use kube::runtime::watcher::{self, Event, watcher};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
@@ -89,7 +89,9 @@ pub struct OwnedIndex {
 impl OwnedIndex {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep using it.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Whether every kind has been listed once.
@@ -210,7 +212,12 @@ pub fn spawn_watches(
         Api::<Deployment>::namespaced(client.clone(), namespace),
         config.clone(),
     );
-    drive("Deployment", deployments, deployment_replicas, shared.clone());
+    drive(
+        "Deployment",
+        deployments,
+        deployment_replicas,
+        shared.clone(),
+    );
     metadata::<ConfigMap>(Api::namespaced(client.clone(), namespace), &config, &shared);
     metadata::<Service>(Api::namespaced(client.clone(), namespace), &config, &shared);
     metadata::<PodDisruptionBudget>(Api::namespaced(client.clone(), namespace), &config, &shared);
@@ -234,7 +241,12 @@ where
         .find(|k| **k == K::kind(&()))
         .copied()
         .unwrap_or("Unknown");
-    drive(kind, watcher(api, config.clone()), no_replicas, shared.clone());
+    drive(
+        kind,
+        watcher(api, config.clone()),
+        no_replicas,
+        shared.clone(),
+    );
 }
 
 fn drive<T>(

@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use vedette_agent::plan::ZoneBundle;
 use vedette_crds::MonitorZone;
 
@@ -16,8 +16,8 @@ use super::desired::{self, Desired};
 use super::error::{Error, Result};
 use super::metrics::Metrics;
 use super::owned::{KINDS, OwnedIndex, OwnedKey};
-use crate::build::common::{MANAGER, zone_label_value};
 use crate::build::BuildContext;
+use crate::build::common::{MANAGER, zone_label_value};
 use crate::compile::bundle_hash;
 
 /// What every zone shares of the build context.
@@ -41,7 +41,12 @@ pub struct Publisher {
 
 impl Publisher {
     /// A publisher writing with `client`.
-    pub fn new(client: kube::Client, settings: Settings, owned: Arc<OwnedIndex>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: kube::Client,
+        settings: Settings,
+        owned: Arc<OwnedIndex>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             client,
             settings,
@@ -66,7 +71,8 @@ impl Publisher {
                 continue;
             }
             self.apply(object).await?;
-            self.owned.applied(object.key.clone(), label.clone(), object.hash.clone());
+            self.owned
+                .applied(object.key.clone(), label.clone(), object.hash.clone());
             writes += 1;
         }
         let wanted: BTreeSet<&OwnedKey> = objects.iter().map(|o| &o.key).collect();

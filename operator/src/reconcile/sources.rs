@@ -10,9 +10,9 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Node;
 use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event, watcher};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
@@ -45,14 +45,24 @@ impl Sources {
             let (reader, writer) = reflector::store();
             let api = Api::<PartialObjectMeta<Node>>::all(client.clone());
             let stream = watcher(api, config());
-            drive("Node", stream.default_backoff().reflect(writer), changed, metrics);
+            drive(
+                "Node",
+                stream.default_backoff().reflect(writer),
+                changed,
+                metrics,
+            );
             reader
         };
         Self {
             zones: reflect("MonitorZone", Api::all(client.clone()), changed, metrics),
             templates: reflect("CheckTemplate", Api::all(client.clone()), changed, metrics),
             rule_sets: reflect("RuleSet", Api::all(client.clone()), changed, metrics),
-            processes: reflect("BusinessProcess", Api::all(client.clone()), changed, metrics),
+            processes: reflect(
+                "BusinessProcess",
+                Api::all(client.clone()),
+                changed,
+                metrics,
+            ),
             nodes,
         }
     }
@@ -95,7 +105,11 @@ where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
-    store.state().iter().map(|object| (**object).clone()).collect()
+    store
+        .state()
+        .iter()
+        .map(|object| (**object).clone())
+        .collect()
 }
 
 fn reflect<K>(

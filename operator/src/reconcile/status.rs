@@ -135,7 +135,11 @@ fn keyed(object: &ObjectRef) -> String {
     format!("{}/{}", object.namespace, object.name)
 }
 
-fn entry<S: serde::Serialize>(object: ObjectRef, status: Value, current: &Option<S>) -> DesiredStatus {
+fn entry<S: serde::Serialize>(
+    object: ObjectRef,
+    status: Value,
+    current: &Option<S>,
+) -> DesiredStatus {
     DesiredStatus {
         object,
         status,
@@ -230,23 +234,51 @@ mod tests {
 
     #[test]
     fn an_error_makes_the_object_invalid_with_its_reason_and_message() {
-        let message = "rule web: template web/http-check: parameter port: expected int 1–65535, got \"abc\"";
-        let diagnostics = [diagnostic(Severity::Error, Reason::InvalidParameter, message)];
-        let found = conditions(&diagnostics, &ObjectRef::rule_set("web", "checks"), None, None, "t1");
+        let message =
+            "rule web: template web/http-check: parameter port: expected int 1–65535, got \"abc\"";
+        let diagnostics = [diagnostic(
+            Severity::Error,
+            Reason::InvalidParameter,
+            message,
+        )];
+        let found = conditions(
+            &diagnostics,
+            &ObjectRef::rule_set("web", "checks"),
+            None,
+            None,
+            "t1",
+        );
         let invalid = found.iter().find(|c| c.type_ == "InvalidSpec").unwrap();
         assert_eq!(
-            (invalid.status.as_str(), invalid.reason.as_str(), invalid.message.as_str()),
+            (
+                invalid.status.as_str(),
+                invalid.reason.as_str(),
+                invalid.message.as_str()
+            ),
             ("True", "InvalidParameter", message)
         );
         let ready = found.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidParameter"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InvalidParameter")
+        );
     }
 
     #[test]
     fn diagnostics_of_other_objects_do_not_count() {
         let diagnostics = [diagnostic(Severity::Error, Reason::InvalidParameter, "x")];
-        let found = conditions(&diagnostics, &ObjectRef::rule_set("web", "other"), None, None, "t1");
-        assert!(found.iter().all(|c| (c.type_ == "Ready") == (c.status == "True")));
+        let found = conditions(
+            &diagnostics,
+            &ObjectRef::rule_set("web", "other"),
+            None,
+            None,
+            "t1",
+        );
+        assert!(
+            found
+                .iter()
+                .all(|c| (c.type_ == "Ready") == (c.status == "True"))
+        );
     }
 
     #[test]
@@ -258,8 +290,17 @@ mod tests {
             reason: "SatellitesUnavailable".to_owned(),
             message: "0 of 2 satellites ready".to_owned(),
         };
-        let changed = conditions(&[], &ObjectRef::zone("core"), Some(degraded), Some(&first), "t3");
-        let times: Vec<&str> = changed.iter().map(|c| c.last_transition_time.as_str()).collect();
+        let changed = conditions(
+            &[],
+            &ObjectRef::zone("core"),
+            Some(degraded),
+            Some(&first),
+            "t3",
+        );
+        let times: Vec<&str> = changed
+            .iter()
+            .map(|c| c.last_transition_time.as_str())
+            .collect();
         assert_eq!(times, ["t1", "t1", "t3"]);
     }
 

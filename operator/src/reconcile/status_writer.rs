@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::Resource;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
@@ -57,7 +57,8 @@ impl StatusWriter {
     /// rest.
     pub async fn write_all(&mut self, statuses: &[DesiredStatus], metrics: &Metrics) -> Result<()> {
         self.next_due = None;
-        let present: std::collections::HashSet<&ObjectRef> = statuses.iter().map(|s| &s.object).collect();
+        let present: std::collections::HashSet<&ObjectRef> =
+            statuses.iter().map(|s| &s.object).collect();
         self.written.retain(|object, _| present.contains(object));
         let mut first_error = None;
         for status in statuses {
@@ -91,8 +92,10 @@ impl StatusWriter {
         }
         patch_status(&self.client, &status.object, &status.status).await?;
         metrics.wrote(&status.object.kind, "status");
-        self.written
-            .insert(status.object.clone(), (Instant::now(), status.status.clone()));
+        self.written.insert(
+            status.object.clone(),
+            (Instant::now(), status.status.clone()),
+        );
         Ok(Outcome::Written)
     }
 }
@@ -109,11 +112,12 @@ fn resource(kind: &str) -> ApiResource {
 /// Server-side applies `status` to the status subresource, as the operator's field manager.
 async fn patch_status(client: &kube::Client, object: &ObjectRef, status: &Value) -> Result<()> {
     let resource = resource(&object.kind);
-    let api: Api<DynamicObject> = if object.namespace.is_empty() || object.kind == MonitorZone::kind(&()) {
-        Api::all_with(client.clone(), &resource)
-    } else {
-        Api::namespaced_with(client.clone(), &object.namespace, &resource)
-    };
+    let api: Api<DynamicObject> =
+        if object.namespace.is_empty() || object.kind == MonitorZone::kind(&()) {
+            Api::all_with(client.clone(), &resource)
+        } else {
+            Api::namespaced_with(client.clone(), &object.namespace, &resource)
+        };
     let body = json!({
         "apiVersion": resource.api_version,
         "kind": resource.kind,
