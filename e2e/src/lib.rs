@@ -4,6 +4,7 @@
 
 pub mod control_plane;
 pub mod manifests;
+pub mod operator;
 pub mod process;
 pub mod tools;
 pub mod wait;

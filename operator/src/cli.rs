@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use crate::manifests;
+use crate::{manifests, reconcile};
 
 /// Vedette's operator: turns MonitorZones, CheckTemplates, RuleSets and BusinessProcesses into
 /// satellites, agents and zone bundles, and writes their status.
@@ -44,6 +44,8 @@ pub enum Command {
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,
     },
+    /// Run the operator: watch, compile, publish zones' objects and write status.
+    Run(RunArgs),
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -52,9 +54,73 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("label {text:?} is not key=value"))
 }
 
+/// Flags of `vedette-operator run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Namespace the zones' objects (and the Lease) live in.
+    #[arg(long, env = "VEDETTE_NAMESPACE", default_value = "vedette-system")]
+    pub namespace: String,
+    /// Image of vedette-agent, for satellites and agents.
+    #[arg(
+        long,
+        env = "VEDETTE_IMAGE",
+        default_value = "ghcr.io/vedette-dev/vedette-agent:latest"
+    )]
+    pub image: String,
+    /// URL satellites report to; `http://vedette-operator.<namespace>.svc:7070` when empty.
+    #[arg(long, env = "VEDETTE_MASTERS_URL", default_value = "")]
+    pub masters_url: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "VEDETTE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: String,
+    /// Name of the Lease that elects the writing replica.
+    #[arg(long, env = "VEDETTE_LEASE_NAME", default_value = "vedette-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the election: `POD_NAME`, else the host name.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+impl RunArgs {
+    /// The reconciler's configuration, with defaults filled in.
+    pub fn config(&self) -> reconcile::Config {
+        let masters_url = if self.masters_url.is_empty() {
+            format!("http://vedette-operator.{}.svc:7070", self.namespace)
+        } else {
+            self.masters_url.clone()
+        };
+        reconcile::Config {
+            namespace: self.namespace.clone(),
+            image: self.image.clone(),
+            masters_url,
+            listen: self.listen.clone(),
+            lease_name: self.lease_name.clone(),
+            identity: self.identity.clone().unwrap_or_else(host_name),
+        }
+    }
+}
+
+/// The host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else `vedette-operator`).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "vedette-operator".to_owned())
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log_level))
+                .init();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(reconcile::run(args.config()))?;
+            Ok(())
+        }
         Command::Crds => {
             for (_, crd) in vedette_crds::generate::all() {
                 print!("---\n{}", vedette_crds::generate::to_yaml(&crd));

@@ -5,3 +5,4 @@ pub mod build;
 pub mod cli;
 pub mod compile;
 pub mod manifests;
+pub mod reconcile;

@@ -1,0 +1,316 @@
+//! `vedette-operator run` as a real process against a [`ControlPlane`], plus the fixtures the
+//! operator scenarios share (CRDs, namespaces, Nodes).
+//!
+//! **Finding the binary.** `env!("CARGO_BIN_EXE_…")` only names binaries of the crate under
+//! test, and artifact dependencies are unstable, so the harness builds the operator itself:
+//! once per test process it runs `$CARGO build -p vedette-operator` (the `cargo` that runs the
+//! tests, same profile and target directory, so it is a no-op when nothing changed) and uses
+//! `vedette-operator` in the directory above the test binary (`target/<profile>/`). Set
+//! `VEDETTE_OPERATOR_BIN` to use a given binary instead.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ObjectMeta, PostParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::control_plane::free_port;
+use crate::process::Managed;
+use crate::{ControlPlane, manifests, wait};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e lives in the repository")
+        .to_owned()
+}
+
+/// The operator binary, built on first use.
+pub fn binary() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn build() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("VEDETTE_OPERATOR_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let profile_dir = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary is not in target/<profile>/deps")?
+        .to_owned();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command.current_dir(repo()).args([
+        "build",
+        "-p",
+        "vedette-operator",
+        "--bin",
+        "vedette-operator",
+    ]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        command.arg("--release");
+    }
+    if let Some(target) = profile_dir.parent() {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    let output = command
+        .output()
+        .context("run cargo build -p vedette-operator")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "cargo build -p vedette-operator failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let binary = profile_dir.join("vedette-operator");
+    anyhow::ensure!(binary.exists(), "{} was not built", binary.display());
+    Ok(binary)
+}
+
+/// A running `vedette-operator run`.
+pub struct Operator {
+    process: Managed,
+    metrics_port: u16,
+    identity: String,
+}
+
+impl Operator {
+    /// Starts a replica named `identity` that keeps zones' objects in `namespace`.
+    pub fn start(plane: &ControlPlane, namespace: &str, identity: &str) -> anyhow::Result<Self> {
+        let metrics_port = free_port()?;
+        let mut command = Command::new(binary()?);
+        command
+            .env("KUBECONFIG", plane.kubeconfig())
+            .env("VEDETTE_LOG", "info,kube=warn")
+            .args(["run", "--namespace", namespace, "--identity", identity])
+            .args(["--listen", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--image", "vedette-agent:e2e"]);
+        let log = plane.dir().join(format!("operator-{identity}.log"));
+        Ok(Self {
+            process: Managed::spawn(&format!("vedette-operator {identity}"), command, &log)?,
+            metrics_port,
+            identity: identity.to_owned(),
+        })
+    }
+
+    /// The replica's identity (its Lease holder name).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Fails with the log when the process has exited.
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        self.process.ensure_running()
+    }
+
+    /// The end of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+
+    /// SIGKILL, like a crashed pod.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// GET `path` on its HTTP port; the status line and body.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .context("no status line")?;
+        Ok((code, body.to_owned()))
+    }
+
+    /// The value of one series of `/metrics` (the sum when several match), 0 when absent.
+    pub async fn metric(&self, prefix: &str) -> anyhow::Result<f64> {
+        let (_, body) = self.get("/metrics").await?;
+        Ok(body
+            .lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Waits until `/readyz` answers 200 (every watch synced).
+    pub async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        wait::until(
+            &format!("operator {} /readyz", self.identity),
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || {
+                let alive = self.process.ensure_running();
+                let port = self.metrics_port;
+                async move {
+                    alive?;
+                    let probe = Operator::probe(port, "/readyz").await;
+                    Ok(matches!(probe, Ok(200)).then_some(()))
+                }
+            },
+        )
+        .await
+    }
+
+    async fn probe(port: u16, path: &str) -> anyhow::Result<u16> {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .context("no status line")
+    }
+}
+
+/// Applies `crds/*.yaml` and waits until every CRD is Established.
+pub async fn install_crds(plane: &ControlPlane) -> anyhow::Result<()> {
+    let client = plane.client().await?;
+    let mut names = Vec::new();
+    for file in manifests::yaml_files(&repo().join("crds"))? {
+        for document in manifests::documents(&file)? {
+            manifests::apply(&client, &document.value).await?;
+            names.push(
+                document.value["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    for name in names {
+        wait::until(
+            &format!("CRD {name} Established"),
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || {
+                let (crds, name) = (crds.clone(), name.clone());
+                async move {
+                    let crd = crds.get(&name).await?;
+                    let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+                    Ok(conditions
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                        .then_some(()))
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Creates a namespace.
+pub async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await?;
+    Ok(())
+}
+
+/// Creates a Node object with `labels` (no kubelet behind it: a plain API object).
+pub async fn create_node(
+    client: &kube::Client,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        ..Node::default()
+    };
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await?;
+    Ok(())
+}
+
+/// Server-side applies every document of a YAML text.
+pub async fn apply_yaml(client: &kube::Client, yaml: &str) -> anyhow::Result<()> {
+    use serde::Deserialize;
+    for document in serde_yaml::Deserializer::from_str(yaml) {
+        let value = serde_json::Value::deserialize(document)?;
+        if !value.is_null() {
+            manifests::apply(client, &value)
+                .await
+                .with_context(|| format!("apply {}", value["metadata"]["name"]))?;
+        }
+    }
+    Ok(())
+}
+
+/// The bundle of `zone` as the operator published it in `namespace`, and its ConfigMaps.
+pub async fn bundle(
+    client: &kube::Client,
+    namespace: &str,
+    zone: &str,
+) -> anyhow::Result<(
+    vedette_agent::plan::ZoneBundle,
+    Vec<k8s_openapi::api::core::v1::ConfigMap>,
+)> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("vedette.dev/zone={zone},app.kubernetes.io/component=bundle");
+    let list = config_maps
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?;
+    let bundle = vedette_operator::build::bundle_from_config_maps(&list.items)?;
+    Ok((bundle, list.items))
+}
+
+/// For each machine of a bundle, the ids of its checks (`namespace/ruleSet/rule`) and the
+/// TCP port each would connect to.
+pub fn checks_by_machine(
+    bundle: &vedette_agent::plan::ZoneBundle,
+) -> std::collections::BTreeMap<String, Vec<(String, serde_json::Value)>> {
+    bundle
+        .machines
+        .iter()
+        .map(|(machine, indices)| {
+            let checks = indices
+                .iter()
+                .map(|i| {
+                    let check = &bundle.checks[*i as usize];
+                    let spec = serde_json::to_value(&check.check).unwrap_or_default();
+                    (check.id.to_string(), spec["tcp"]["port"].clone())
+                })
+                .collect();
+            (machine.clone(), checks)
+        })
+        .collect()
+}

@@ -1,0 +1,141 @@
+//! The operator's Prometheus metrics: one typed struct of families, registered in one place.
+//! Labels are bounded: kinds, results, error variants, verbs, and zone names.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::error::Error;
+
+/// A reconcile of one object.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// `MonitorZone`, `CheckTemplate`, `RuleSet` or `BusinessProcess`.
+    pub kind: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// An error, by variant.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// `Error::metric_label`.
+    pub error: String,
+}
+
+/// A write to the API server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// Kind of the written object, e.g. `ConfigMap` or `RuleSet`.
+    pub kind: String,
+    /// `apply`, `delete` or `status`.
+    pub verb: String,
+}
+
+/// A zone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneLabels {
+    /// The zone's name.
+    pub zone: String,
+}
+
+/// Every metric of `vedette-operator run`.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Objects reconciled, by kind and result.
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    /// Errors, by variant.
+    pub errors: Family<ErrorLabels, Counter>,
+    /// Seconds one `compile` takes.
+    pub compile_duration: Histogram,
+    /// Bytes of each zone's bundle JSON.
+    pub bundle_bytes: Family<ZoneLabels, Gauge>,
+    /// Requests that changed something on the API server: creates/patches and deletes.
+    pub api_writes: Family<WriteLabels, Counter>,
+    /// 1 while this replica holds the Lease.
+    pub leader: Gauge,
+}
+
+impl Metrics {
+    /// The families, registered in `registry` under the `vedette_operator` prefix.
+    pub fn new(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            reconciles: Family::default(),
+            errors: Family::default(),
+            compile_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            bundle_bytes: Family::default(),
+            api_writes: Family::default(),
+            leader: Gauge::default(),
+        };
+        let registry = registry.sub_registry_with_prefix("vedette_operator");
+        registry.register(
+            "reconciles",
+            "Objects reconciled, by kind and result",
+            metrics.reconciles.clone(),
+        );
+        registry.register("errors", "Errors, by variant", metrics.errors.clone());
+        registry.register(
+            "compile_duration_seconds",
+            "Seconds one compile takes",
+            metrics.compile_duration.clone(),
+        );
+        registry.register(
+            "bundle_bytes",
+            "Bytes of each zone's bundle JSON",
+            metrics.bundle_bytes.clone(),
+        );
+        registry.register(
+            "api_writes",
+            "Writes to the API server (apply, delete, status), by kind",
+            metrics.api_writes.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the Lease",
+            metrics.leader.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one reconcile of an object of `kind`.
+    pub fn reconciled(&self, kind: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                kind: kind.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts an error and logs it.
+    pub fn error(&self, error: &Error) {
+        tracing::warn!(message = "Reconcile step failed.", %error, variant = error.metric_label());
+        self.errors
+            .get_or_create(&ErrorLabels {
+                error: error.metric_label().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one write request of `verb` on an object of `kind`.
+    pub fn wrote(&self, kind: &str, verb: &str) {
+        self.api_writes
+            .get_or_create(&WriteLabels {
+                kind: kind.to_owned(),
+                verb: verb.to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// The registry in the Prometheus text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+    text
+}

@@ -1,0 +1,110 @@
+//! `vedette-operator run`: watch the Vedette kinds and Nodes, compile, publish zones'
+//! objects, write statuses; Lease-elected writer, both replicas serve `/healthz`, `/readyz`
+//! and `/metrics`.
+//!
+//! | module | concept |
+//! | --- | --- |
+//! | [`sources`] | reflectors of what compile reads (Nodes as metadata only) |
+//! | [`owned`] | index of what the operator owns, with the hash last applied |
+//! | [`last_good`] | last good spec per object, so an invalid spec never replaces a good bundle |
+//! | [`desired`] | a zone's objects from the builders, with their content hash |
+//! | [`publish`] | server-side apply of what changed, deletion of what is no longer wanted |
+//! | [`status`] | statuses from the compile output (pure) |
+//! | [`status_writer`] | coalesced status writes |
+//! | [`leader`] | Lease election |
+//! | [`controller`] | the loop |
+//! | [`http`], [`metrics`], [`error`] | serving, counting, failing |
+
+pub mod controller;
+pub mod desired;
+pub mod error;
+pub mod http;
+pub mod last_good;
+pub mod leader;
+pub mod metrics;
+pub mod owned;
+pub mod publish;
+pub mod sources;
+pub mod status;
+pub mod status_writer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
+
+pub use error::{Error, Result};
+
+/// What `run` needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespace of the zones' objects and the Lease.
+    pub namespace: String,
+    /// Image of `vedette-agent`.
+    pub image: String,
+    /// URL satellites report to.
+    pub masters_url: String,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub listen: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// This replica's identity in the election.
+    pub identity: String,
+}
+
+/// Runs the operator until the process ends.
+pub async fn run(config: Config) -> Result<()> {
+    let client = kube::Client::try_default().await.map_err(Error::Client)?;
+    let mut registry = Registry::default();
+    let metrics = Arc::new(metrics::Metrics::new(&mut registry));
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = http::bind(&config.listen).await?;
+    tracing::info!(message = "Serving.", listen = %config.listen, identity = %config.identity);
+    let server = tokio::spawn(http::serve(listener, Arc::new(registry), ready.clone()));
+
+    let changed = Arc::new(Notify::new());
+    let sources = sources::Sources::spawn(&client, &changed, &metrics);
+    let owned = Arc::new(owned::OwnedIndex::default());
+    owned::spawn_watches(&client, &config.namespace, &owned, &changed, &metrics);
+    sources.wait_until_ready().await;
+    while !owned.synced() {
+        changed.notified().await;
+    }
+    ready.store(true, Ordering::Release);
+    tracing::info!(message = "Every watch synced.");
+
+    let election = leader::Election {
+        namespace: config.namespace.clone(),
+        lease_name: config.lease_name.clone(),
+        identity: config.identity.clone(),
+    };
+    let leader = leader::start(client.clone(), election, metrics.clone());
+    let settings = publish::Settings {
+        namespace: config.namespace.clone(),
+        image: config.image.clone(),
+        masters_url: config.masters_url.clone(),
+    };
+    let controller = controller::Controller {
+        sources,
+        owned: owned.clone(),
+        publisher: publish::Publisher::new(client.clone(), settings, owned, metrics.clone()),
+        statuses: status_writer::StatusWriter::new(client),
+        last_good: last_good::LastGood::default(),
+        metrics,
+        leader,
+        changed: changed.clone(),
+        namespace: config.namespace,
+    };
+    changed.notify_one();
+    tokio::select! {
+        () = controller.run() => Ok(()),
+        served = server => match served {
+            Ok(result) => result,
+            Err(join) => {
+                tracing::error!(message = "The http server panicked.", error = %join);
+                Ok(())
+            }
+        },
+    }
+}

@@ -1,0 +1,321 @@
+//! Status from the compile output, as pure functions: for every object the fields the
+//! operator owns (observedGeneration, conditions Ready / InvalidSpec / Degraded, counts).
+//! A condition keeps its `lastTransitionTime` while its status and reason stay the same, so
+//! an unchanged object renders a byte-identical status and causes no write.
+
+use serde_json::{Value, json};
+use vedette_crds::Condition;
+
+use crate::compile::{Diagnostic, Input, ObjectRef, Output, Severity};
+
+/// The status one object should have.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredStatus {
+    /// The object.
+    pub object: ObjectRef,
+    /// The fields the operator owns, as they go into `status`.
+    pub status: Value,
+    /// The object's current status (the same fields, and whatever else it has).
+    pub current: Value,
+}
+
+impl DesiredStatus {
+    /// Whether every field the operator owns already has the desired value.
+    pub fn unchanged(&self) -> bool {
+        let Value::Object(fields) = &self.status else {
+            return false;
+        };
+        fields
+            .iter()
+            .all(|(key, value)| self.current.get(key).unwrap_or(&Value::Null) == value)
+    }
+}
+
+/// A problem that is not in the spec, such as satellites that are not ready.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase reason.
+    pub reason: String,
+    /// What a person should know.
+    pub message: String,
+}
+
+/// Ready and desired satellites of a zone.
+pub type Satellites = (i32, i32);
+
+/// The status of every object of `current`. `reported` holds the diagnostics of the
+/// current specs, `served` the counts of what is published, `satellites` the ready/desired
+/// replicas of a zone's Deployment, `now` the RFC 3339 time of new transitions.
+pub fn desired(
+    current: &Input,
+    reported: &Output,
+    served: &Output,
+    satellites: &dyn Fn(&vedette_crds::MonitorZone) -> Satellites,
+    now: &str,
+) -> Vec<DesiredStatus> {
+    let mut all = Vec::new();
+    for zone in &current.zones {
+        let name = zone.metadata.name.clone().unwrap_or_default();
+        let object = ObjectRef::zone(&name);
+        let summary = served.zones.get(&name).cloned().unwrap_or_default();
+        let (ready, wanted) = satellites(zone);
+        let extra = (ready < wanted).then(|| Problem {
+            reason: "SatellitesUnavailable".to_owned(),
+            message: format!("{ready} of {wanted} satellites ready"),
+        });
+        let previous = zone.status.as_ref().map(|s| s.conditions.as_slice());
+        let status = json!({
+            "observedGeneration": zone.metadata.generation,
+            "conditions": conditions(&reported.diagnostics, &object, extra, previous, now),
+            "machines": summary.machines,
+            "checks": summary.checks,
+            "satellites": format!("{ready}/{wanted}"),
+        });
+        all.push(entry(object, status, &zone.status));
+    }
+    for template in &current.templates {
+        let object = key(&template.metadata, ObjectRef::template);
+        let summary = served
+            .templates
+            .get(&keyed(&object))
+            .cloned()
+            .unwrap_or_default();
+        let previous = template.status.as_ref().map(|s| s.conditions.as_slice());
+        let mut status = json!({
+            "observedGeneration": template.metadata.generation,
+            "conditions": conditions(&reported.diagnostics, &object, None, previous, now),
+            "ruleSets": summary.rule_sets,
+        });
+        if let Some(probe) = summary.probe {
+            status["probe"] = json!(probe);
+        }
+        all.push(entry(object, status, &template.status));
+    }
+    for rule_set in &current.rule_sets {
+        let object = key(&rule_set.metadata, ObjectRef::rule_set);
+        let summary = served
+            .rule_sets
+            .get(&keyed(&object))
+            .cloned()
+            .unwrap_or_default();
+        let previous = rule_set.status.as_ref().map(|s| s.conditions.as_slice());
+        let status = json!({
+            "observedGeneration": rule_set.metadata.generation,
+            "conditions": conditions(&reported.diagnostics, &object, None, previous, now),
+            "machines": summary.machines,
+            "checks": summary.checks,
+        });
+        all.push(entry(object, status, &rule_set.status));
+    }
+    for process in &current.processes {
+        let object = key(&process.metadata, ObjectRef::process);
+        let previous = process.status.as_ref().map(|s| s.conditions.as_slice());
+        let status = json!({
+            "observedGeneration": process.metadata.generation,
+            "conditions": conditions(&reported.diagnostics, &object, None, previous, now),
+            "elementCount": process.spec.elements.len(),
+        });
+        all.push(entry(object, status, &process.status));
+    }
+    all
+}
+
+fn key(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    make: fn(&str, &str) -> ObjectRef,
+) -> ObjectRef {
+    make(
+        meta.namespace.as_deref().unwrap_or("default"),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// `namespace/name`, the key of compile's summaries.
+fn keyed(object: &ObjectRef) -> String {
+    format!("{}/{}", object.namespace, object.name)
+}
+
+fn entry<S: serde::Serialize>(
+    object: ObjectRef,
+    status: Value,
+    current: &Option<S>,
+) -> DesiredStatus {
+    DesiredStatus {
+        object,
+        status,
+        current: current
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// Ready, InvalidSpec and Degraded for `object`: errors make it invalid and not ready,
+/// warnings (and `extra`) degraded. Reason: the first diagnostic's; message: all of them.
+pub fn conditions(
+    diagnostics: &[Diagnostic],
+    object: &ObjectRef,
+    extra: Option<Problem>,
+    previous: Option<&[Condition]>,
+    now: &str,
+) -> Vec<Condition> {
+    let of_object = |severity| -> Vec<Problem> {
+        diagnostics
+            .iter()
+            .filter(|d| &d.object == object && d.severity == severity)
+            .map(|d| Problem {
+                reason: d.reason.to_string(),
+                message: d.message.clone(),
+            })
+            .collect()
+    };
+    let errors = of_object(Severity::Error);
+    let mut warnings = of_object(Severity::Warning);
+    warnings.extend(extra);
+    let previous = previous.unwrap_or_default();
+    let make = |type_: &str, status: bool, problems: &[Problem], fine: &str| {
+        let (reason, message) = match problems.first() {
+            Some(first) => (first.reason.clone(), joined(problems)),
+            None => (fine.to_owned(), String::new()),
+        };
+        condition(type_, status, reason, message, previous, now)
+    };
+    vec![
+        make("Ready", errors.is_empty(), &errors, "Compiled"),
+        make("InvalidSpec", !errors.is_empty(), &errors, "Valid"),
+        make("Degraded", !warnings.is_empty(), &warnings, "AsExpected"),
+    ]
+}
+
+fn joined(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: String,
+    message: String,
+    previous: &[Condition],
+    now: &str,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_owned();
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status && c.reason == reason)
+        .map_or_else(|| now.to_owned(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_owned(),
+        status,
+        reason,
+        message,
+        last_transition_time,
+        observed_generation: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::Reason;
+
+    fn diagnostic(severity: Severity, reason: Reason, message: &str) -> Diagnostic {
+        Diagnostic {
+            object: ObjectRef::rule_set("web", "checks"),
+            severity,
+            reason,
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_error_makes_the_object_invalid_with_its_reason_and_message() {
+        let message =
+            "rule web: template web/http-check: parameter port: expected int 1–65535, got \"abc\"";
+        let diagnostics = [diagnostic(
+            Severity::Error,
+            Reason::InvalidParameter,
+            message,
+        )];
+        let found = conditions(
+            &diagnostics,
+            &ObjectRef::rule_set("web", "checks"),
+            None,
+            None,
+            "t1",
+        );
+        let invalid = found.iter().find(|c| c.type_ == "InvalidSpec").unwrap();
+        assert_eq!(
+            (
+                invalid.status.as_str(),
+                invalid.reason.as_str(),
+                invalid.message.as_str()
+            ),
+            ("True", "InvalidParameter", message)
+        );
+        let ready = found.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InvalidParameter")
+        );
+    }
+
+    #[test]
+    fn diagnostics_of_other_objects_do_not_count() {
+        let diagnostics = [diagnostic(Severity::Error, Reason::InvalidParameter, "x")];
+        let found = conditions(
+            &diagnostics,
+            &ObjectRef::rule_set("web", "other"),
+            None,
+            None,
+            "t1",
+        );
+        assert!(
+            found
+                .iter()
+                .all(|c| (c.type_ == "Ready") == (c.status == "True"))
+        );
+    }
+
+    #[test]
+    fn the_transition_time_stays_while_status_and_reason_stay() {
+        let first = conditions(&[], &ObjectRef::zone("core"), None, None, "t1");
+        let again = conditions(&[], &ObjectRef::zone("core"), None, Some(&first), "t2");
+        assert_eq!(first, again);
+        let degraded = Problem {
+            reason: "SatellitesUnavailable".to_owned(),
+            message: "0 of 2 satellites ready".to_owned(),
+        };
+        let changed = conditions(
+            &[],
+            &ObjectRef::zone("core"),
+            Some(degraded),
+            Some(&first),
+            "t3",
+        );
+        let times: Vec<&str> = changed
+            .iter()
+            .map(|c| c.last_transition_time.as_str())
+            .collect();
+        assert_eq!(times, ["t1", "t1", "t3"]);
+    }
+
+    #[test]
+    fn a_status_equal_in_the_owned_fields_is_unchanged() {
+        let status = DesiredStatus {
+            object: ObjectRef::zone("core"),
+            status: json!({"machines": 2, "checks": 3}),
+            current: json!({"machines": 2, "checks": 3, "agentsConnected": 5}),
+        };
+        assert!(status.unchanged());
+        let other = DesiredStatus {
+            current: json!({"machines": 1, "checks": 3}),
+            ..status
+        };
+        assert!(!other.unchanged());
+    }
+}

@@ -1,0 +1,136 @@
+//! Writes statuses within the API-server budget: only when the owned fields changed, and at
+//! most once per object per [`MIN_STATUS_INTERVAL`]; a change that comes sooner waits, and
+//! the reconciler comes back for it at [`StatusWriter::next_due`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kube::Resource;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
+
+use super::error::{Error, Result};
+use super::metrics::Metrics;
+use super::status::DesiredStatus;
+use crate::build::common::MANAGER;
+use crate::compile::ObjectRef;
+
+/// Shortest time between two status writes of one object.
+pub const MIN_STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What happened to one object's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already as desired; nothing written.
+    Unchanged,
+    /// Written now.
+    Written,
+    /// Changed, but written too recently; due at the instant.
+    Deferred(Instant),
+}
+
+/// Remembers what it wrote and when.
+pub struct StatusWriter {
+    client: kube::Client,
+    written: HashMap<ObjectRef, (Instant, Value)>,
+    next_due: Option<Instant>,
+}
+
+impl StatusWriter {
+    /// A writer using `client`.
+    pub fn new(client: kube::Client) -> Self {
+        Self {
+            client,
+            written: HashMap::new(),
+            next_due: None,
+        }
+    }
+
+    /// When a deferred status becomes due, if any.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.next_due
+    }
+
+    /// Writes what changed and may be written now; returns the first error, counting the
+    /// rest.
+    pub async fn write_all(&mut self, statuses: &[DesiredStatus], metrics: &Metrics) -> Result<()> {
+        self.next_due = None;
+        let present: std::collections::HashSet<&ObjectRef> =
+            statuses.iter().map(|s| &s.object).collect();
+        self.written.retain(|object, _| present.contains(object));
+        let mut first_error = None;
+        for status in statuses {
+            match self.write(status, metrics).await {
+                Ok(Outcome::Deferred(due)) => {
+                    self.next_due = Some(self.next_due.map_or(due, |next| next.min(due)));
+                }
+                Ok(_) => metrics.reconciled(&status.object.kind, true),
+                Err(error) => {
+                    metrics.reconciled(&status.object.kind, false);
+                    metrics.error(&error);
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn write(&mut self, status: &DesiredStatus, metrics: &Metrics) -> Result<Outcome> {
+        if status.unchanged() {
+            return Ok(Outcome::Unchanged);
+        }
+        if let Some((at, value)) = self.written.get(&status.object) {
+            // The watch has not delivered our own last write yet.
+            if *value == status.status && at.elapsed() < MIN_STATUS_INTERVAL {
+                return Ok(Outcome::Unchanged);
+            }
+            if at.elapsed() < MIN_STATUS_INTERVAL {
+                return Ok(Outcome::Deferred(*at + MIN_STATUS_INTERVAL));
+            }
+        }
+        patch_status(&self.client, &status.object, &status.status).await?;
+        metrics.wrote(&status.object.kind, "status");
+        self.written.insert(
+            status.object.clone(),
+            (Instant::now(), status.status.clone()),
+        );
+        Ok(Outcome::Written)
+    }
+}
+
+fn resource(kind: &str) -> ApiResource {
+    match kind {
+        "MonitorZone" => ApiResource::erase::<MonitorZone>(&()),
+        "CheckTemplate" => ApiResource::erase::<CheckTemplate>(&()),
+        "RuleSet" => ApiResource::erase::<RuleSet>(&()),
+        _ => ApiResource::erase::<BusinessProcess>(&()),
+    }
+}
+
+/// Server-side applies `status` to the status subresource, as the operator's field manager.
+async fn patch_status(client: &kube::Client, object: &ObjectRef, status: &Value) -> Result<()> {
+    let resource = resource(&object.kind);
+    let api: Api<DynamicObject> =
+        if object.namespace.is_empty() || object.kind == MonitorZone::kind(&()) {
+            Api::all_with(client.clone(), &resource)
+        } else {
+            Api::namespaced_with(client.clone(), &object.namespace, &resource)
+        };
+    let body = json!({
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "metadata": {"name": object.name},
+        "status": status,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    api.patch_status(&object.name, &params, &Patch::Apply(&body))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Status {
+            kind: object.kind.clone(),
+            name: object.to_string(),
+            source,
+        })
+}
