@@ -97,11 +97,14 @@ async fn operator_publishes_bundles_and_status() -> anyhow::Result<()> {
         Ok((found == expected_alpha).then_some(found))
     });
     published.await?;
-    let (beta, beta_maps) = bundle(&client, NAMESPACE, "beta").await?;
-    assert_eq!(
-        checks_by_machine(&beta),
-        [("node-b1".to_owned(), vec![check("beta-web", 9090)])].into()
-    );
+    // Zones are published one after the other: wait for beta too.
+    let expected_beta = [("node-b1".to_owned(), vec![check("beta-web", 9090)])].into();
+    let (beta, beta_maps) = wait::until("beta bundle", WAIT, EVERY, || async {
+        let (bundle, maps) = bundle(&client, NAMESPACE, "beta").await?;
+        Ok((checks_by_machine(&bundle) == expected_beta).then_some((bundle, maps)))
+    })
+    .await?;
+    assert_eq!(checks_by_machine(&beta), expected_beta);
 
     // Status of every kind, from the compile output.
     let rule_sets: Api<RuleSet> = Api::namespaced(client.clone(), APP);
