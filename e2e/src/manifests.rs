@@ -99,12 +99,21 @@ pub async fn apply(
     client: &Client,
     value: &serde_json::Value,
 ) -> Result<DynamicObject, kube::Error> {
+    apply_as(client, value, FIELD_MANAGER).await
+}
+
+/// Server-side applies one document as field manager `manager` (a GitOps tool, say).
+pub async fn apply_as(
+    client: &Client,
+    value: &serde_json::Value,
+    manager: &str,
+) -> Result<DynamicObject, kube::Error> {
     let api = match api_for(client, value).await {
         Ok(api) => api,
         Err(error) => return Err(kube::Error::Service(error.into())),
     };
     let name = value["metadata"]["name"].as_str().unwrap_or_default();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = PatchParams::apply(manager).force();
     api.patch(name, &params, &Patch::Apply(value)).await
 }
 

@@ -87,10 +87,20 @@ pub struct Operator {
 impl Operator {
     /// Starts a replica named `identity` that keeps zones' objects in `namespace`.
     pub fn start(plane: &ControlPlane, namespace: &str, identity: &str) -> anyhow::Result<Self> {
+        Self::start_as(plane, plane.kubeconfig(), namespace, identity)
+    }
+
+    /// Starts a replica with the credentials of `kubeconfig` (e.g. a ServiceAccount token).
+    pub fn start_as(
+        plane: &ControlPlane,
+        kubeconfig: &Path,
+        namespace: &str,
+        identity: &str,
+    ) -> anyhow::Result<Self> {
         let metrics_port = free_port()?;
         let mut command = Command::new(binary()?);
         command
-            .env("KUBECONFIG", plane.kubeconfig())
+            .env("KUBECONFIG", kubeconfig)
             .env("VEDETTE_LOG", "info,kube=warn")
             .args(["run", "--namespace", namespace, "--identity", identity])
             .args(["--listen", &format!("127.0.0.1:{metrics_port}")])
