@@ -2,6 +2,7 @@
 //! (`satellite`).
 
 pub mod backoff;
+pub mod bundle_shards;
 pub mod check_once;
 pub mod cli;
 pub mod condition;
