@@ -5,7 +5,7 @@ use vedette_agent::bundle_shards::parse;
 use super::*;
 use crate::build::fixtures::{context, dmz, huge_bundle, small_bundle};
 use proptest::prelude::*;
-use vedette_agent::plan::{CheckId, RemoteAssignment};
+use vedette_agent::plan::{AgentSettings, CheckId, RemoteAssignment};
 
 fn shards(bundle: &ZoneBundle) -> Vec<ConfigMap> {
     bundle_config_maps(&dmz(), &context(), bundle).expect("the bundle fits")
