@@ -15,6 +15,7 @@ pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod sender;
 pub mod spool;
 pub mod state;
 pub mod transport;
