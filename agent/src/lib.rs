@@ -9,6 +9,7 @@ pub mod condition;
 pub mod http;
 pub mod metrics;
 pub mod nagios;
+pub mod names;
 pub mod node;
 pub mod plan;
 pub mod probe;
