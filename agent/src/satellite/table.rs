@@ -366,4 +366,4 @@ mod pairs {
 
 #[cfg(test)]
 #[path = "table_tests.rs"]
-mod tests;
+pub(crate) mod tests;
