@@ -30,6 +30,11 @@ impl Watermark {
         self.contiguous
     }
 
+    /// How many sequences above `contiguous` are stored.
+    pub fn stored_above(&self) -> u64 {
+        self.above.len() as u64
+    }
+
     /// Whether `sequence` was stored already.
     pub fn seen(&self, sequence: u64) -> bool {
         sequence <= self.contiguous || self.above.contains(&sequence)

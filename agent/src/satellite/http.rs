@@ -203,6 +203,10 @@ pub struct StateView {
     pub applied: Applied,
     /// Entries received more than once.
     pub duplicates: u64,
+    /// Per agent: every sequence up to this one is stored.
+    pub watermarks: BTreeMap<String, u64>,
+    /// Per agent: sequences stored above its watermark (sent past a gap).
+    pub stored_above: BTreeMap<String, u64>,
     /// Every agent.
     pub agents: Vec<AgentView>,
     /// Every check.
@@ -261,6 +265,16 @@ pub fn state_view(api: &Api) -> StateView {
             .unwrap_or_default(),
         applied: core.table.applied().clone(),
         duplicates: core.duplicates,
+        watermarks: core
+            .agents
+            .iter()
+            .map(|(agent, w)| (agent.clone(), w.contiguous()))
+            .collect(),
+        stored_above: core
+            .agents
+            .iter()
+            .map(|(agent, w)| (agent.clone(), w.stored_above()))
+            .collect(),
         agents: core.table.agents(now),
         checks,
     }
