@@ -56,7 +56,7 @@ fn write_bundle(dir: &Path, port: u16) {
     let bundle = ZoneBundle {
         zone: "test".into(),
         settings: AgentSettings { keepalive_interval_seconds: 1, ..AgentSettings::default() },
-        checks: vec![tcp_check("listener", port, 1)],
+        checks: vec![tcp_check("listener", port, 2)],
         machines: [("node-a".to_owned(), vec![0])].into(),
         remote: Vec::new(),
     };
