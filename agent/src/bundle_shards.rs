@@ -158,7 +158,6 @@ struct Slice<T> {
     items: Vec<T>,
 }
 
-
 /// The bundle the ConfigMaps hold; see the module documentation for what is checked.
 pub fn bundle_from_config_maps(config_maps: &[ConfigMap]) -> Result<ZoneBundle, BundleError> {
     let shards = config_maps

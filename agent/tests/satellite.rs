@@ -22,13 +22,28 @@ struct Satellite {
 impl Satellite {
     fn start(dir: &Path, port: u16) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_vedette-agent"))
-            .args(["satellite", "--zone", "test", "--insecure-no-auth", "--snapshot-seconds", "1"])
+            .args([
+                "satellite",
+                "--zone",
+                "test",
+                "--insecure-no-auth",
+                "--snapshot-seconds",
+                "1",
+            ])
             .arg("--bundle-file")
             .arg(dir.join("bundle.json"))
             .arg("--spool-dir")
             .arg(dir.join("satellite"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--max-body-bytes", "65536"])
-            .args(["--log-level", &std::env::var("VEDETTE_TEST_LOG").unwrap_or_else(|_| "warn".into())])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--max-body-bytes",
+                "65536",
+            ])
+            .args([
+                "--log-level",
+                &std::env::var("VEDETTE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -55,16 +70,27 @@ impl Drop for Satellite {
 fn write_bundle(dir: &Path, port: u16) {
     let bundle = ZoneBundle {
         zone: "test".into(),
-        settings: AgentSettings { keepalive_interval_seconds: 1, ..AgentSettings::default() },
+        settings: AgentSettings {
+            keepalive_interval_seconds: 1,
+            ..AgentSettings::default()
+        },
         checks: vec![tcp_check("listener", port, 2)],
         machines: [("node-a".to_owned(), vec![0])].into(),
         remote: Vec::new(),
     };
-    std::fs::write(dir.join("bundle.json"), serde_json::to_vec(&bundle).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("bundle.json"),
+        serde_json::to_vec(&bundle).unwrap(),
+    )
+    .unwrap();
 }
 
 /// Polls `/v1/state` until `probe` says yes, failing after a deadline with the last view.
-async fn poll_state<T>(satellite: &Satellite, what: &str, probe: impl Fn(&Value) -> Option<T>) -> T {
+async fn poll_state<T>(
+    satellite: &Satellite,
+    what: &str,
+    probe: impl Fn(&Value) -> Option<T>,
+) -> T {
     let deadline = std::time::Instant::now() + WAIT;
     let mut last = Value::Null;
     while std::time::Instant::now() < deadline {
@@ -80,7 +106,9 @@ async fn poll_state<T>(satellite: &Satellite, what: &str, probe: impl Fn(&Value)
 }
 
 async fn state(satellite: &Satellite) -> Option<Value> {
-    let response = reqwest::get(format!("{}/v1/state", satellite.url())).await.ok()?;
+    let response = reqwest::get(format!("{}/v1/state", satellite.url()))
+        .await
+        .ok()?;
     response.json().await.ok()
 }
 
@@ -112,42 +140,127 @@ async fn plans_batches_and_staleness_over_http() {
     let http = reqwest::Client::new();
     let plan_url = format!("{}/v1/plan", satellite.url());
 
-    let response = http.get(&plan_url).query(&[("host", "node-a")]).send().await.unwrap();
+    let response = http
+        .get(&plan_url)
+        .query(&[("host", "node-a")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let etag = response.headers()["etag"].to_str().unwrap().to_owned();
     let plan: vedette_agent::plan::Plan = response.json().await.unwrap();
     assert_eq!(etag, format!("\"{}\"", plan.hash()));
-    let again = http.get(&plan_url).query(&[("host", "node-a")]).header("if-none-match", &etag);
+    let again = http
+        .get(&plan_url)
+        .query(&[("host", "node-a")])
+        .header("if-none-match", &etag);
     assert_eq!(again.send().await.unwrap().status(), 304);
-    let unknown = http.get(&plan_url).query(&[("host", "nobody")]).send().await.unwrap();
+    let unknown = http
+        .get(&plan_url)
+        .query(&[("host", "nobody")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert!(unknown.text().await.unwrap().contains("host nobody is not a machine of zone test"));
+    assert!(
+        unknown
+            .text()
+            .await
+            .unwrap()
+            .contains("host nobody is not a machine of zone test")
+    );
 
     let results = format!("{}/v1/results", satellite.url());
-    let malformed = http.post(&results).body("{\"agent\": 1}").send().await.unwrap();
+    let malformed = http
+        .post(&results)
+        .body("{\"agent\": 1}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(malformed.status(), 400);
-    assert!(malformed.text().await.unwrap().contains("batch does not parse"), "names the problem");
+    assert!(
+        malformed
+            .text()
+            .await
+            .unwrap()
+            .contains("batch does not parse"),
+        "names the problem"
+    );
     let huge = json!({"agent": "node-x", "floor": 1, "entries": [], "pad": "x".repeat(70_000)});
-    assert_eq!(http.post(&results).json(&huge).send().await.unwrap().status(), 413);
+    assert_eq!(
+        http.post(&results)
+            .json(&huge)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        413
+    );
 
     // A keepalive with a 1 s interval: fresh, then stale after three missed ones.
     let batch = json!({"agent": "node-x", "floor": 1, "entries": [keepalive(1, 1)]});
-    let ack: Value = http.post(&results).json(&batch).send().await.unwrap().json().await.unwrap();
+    let ack: Value = http
+        .post(&results)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ack["upTo"], 1);
-    let resent: Value = http.post(&results).json(&batch).send().await.unwrap().json().await.unwrap();
+    let resent: Value = http
+        .post(&results)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(resent["upTo"], 1);
     let view = state(&satellite).await.unwrap();
-    let agent = |view: &Value| view["agents"].as_array().unwrap().iter().find(|a| a["host"] == "node-x").cloned().unwrap();
+    let agent = |view: &Value| {
+        view["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["host"] == "node-x")
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(agent(&view)["stale"], false);
     assert_eq!(agent(&view)["planHeld"], true);
-    assert_eq!(view["applied"]["keepalives"], 1, "the resend was not applied again");
+    assert_eq!(
+        view["applied"]["keepalives"], 1,
+        "the resend was not applied again"
+    );
     assert_eq!(view["duplicates"], 1);
     let metrics_url = format!("{}/metrics", satellite.url());
-    poll_state(&satellite, "node-x stale", |view| (agent(view)["stale"] == true).then_some(())).await;
-    let text = http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains(r#"vedette_agent_stale{host="node-x"} 1"#), "{text}");
-    assert!(text.contains(r#"vedette_agent_plan_held{host="node-x"} 1"#), "{text}");
-    assert!(text.contains(r#"vedette_satellite_refused_batches_total{reason="too_large"} 1"#), "{text}");
+    poll_state(&satellite, "node-x stale", |view| {
+        (agent(view)["stale"] == true).then_some(())
+    })
+    .await;
+    let text = http
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"vedette_agent_stale{host="node-x"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"vedette_agent_plan_held{host="node-x"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"vedette_satellite_refused_batches_total{reason="too_large"} 1"#),
+        "{text}"
+    );
     assert!(
         text.contains(r#"vedette_check_state{zone="test",host="node-a",namespace="test",ruleset="net",check="listener"} -1"#),
         "pending check: {text}"
@@ -176,7 +289,10 @@ async fn a_sigkilled_satellite_loses_nothing_acknowledged_and_counts_nothing_twi
         .await;
         before = seen;
         listener = match listener.take() {
-            Some(open) => { drop(open); None }
+            Some(open) => {
+                drop(open);
+                None
+            }
             None => Some(std::net::TcpListener::bind(("127.0.0.1", check_port)).unwrap()),
         };
         tokio::time::sleep(Duration::from_millis(300 + 200 * round)).await;
@@ -185,7 +301,10 @@ async fn a_sigkilled_satellite_loses_nothing_acknowledged_and_counts_nothing_twi
         ready(&satellite).await;
         let view = state(&satellite).await.unwrap();
         let up_to = view["watermarks"]["node-a"].as_u64().unwrap_or(0);
-        assert!(up_to >= seen, "acknowledged {seen} before the kill, {up_to} after the restart");
+        assert!(
+            up_to >= seen,
+            "acknowledged {seen} before the kill, {up_to} after the restart"
+        );
     }
     // Let the agent catch up, stop it, and compare.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -204,6 +323,14 @@ async fn a_sigkilled_satellite_loses_nothing_acknowledged_and_counts_nothing_twi
         "every stored sequence applied exactly once: {view}"
     );
     assert!(applied["stateChanges"].as_u64().unwrap() >= 3, "{view}");
-    let text = reqwest::get(format!("{}/metrics", satellite.url())).await.unwrap().text().await.unwrap();
-    assert!(text.contains(r#"host="node-a",namespace="test",ruleset="net",check="listener"}"#), "{text}");
+    let text = reqwest::get(format!("{}/metrics", satellite.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"host="node-a",namespace="test",ruleset="net",check="listener"}"#),
+        "{text}"
+    );
 }

@@ -92,9 +92,17 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             transport.clone(),
             config.plan_poll_seconds,
         ));
-        let sender_config: SenderConfig<Report> =
-            SenderConfig::new(&config.host, config.replay_per_second, metrics.sends.clone());
-        tokio::spawn(sender::run(sender_config, spool.clone(), transport, live_rx));
+        let sender_config: SenderConfig<Report> = SenderConfig::new(
+            &config.host,
+            config.replay_per_second,
+            metrics.sends.clone(),
+        );
+        tokio::spawn(sender::run(
+            sender_config,
+            spool.clone(),
+            transport,
+            live_rx,
+        ));
     } else {
         // Standalone: keep the keeper (and its channel) alive; nothing is sent.
         tokio::spawn(async move {

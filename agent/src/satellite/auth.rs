@@ -110,7 +110,9 @@ impl TokenReviewer for KubeTokenReviewer {
             let status = answer.status.unwrap_or_default();
             if status.authenticated != Some(true) {
                 return Err(Error::Invalid(
-                    status.error.unwrap_or_else(|| "not authenticated".to_owned()),
+                    status
+                        .error
+                        .unwrap_or_else(|| "not authenticated".to_owned()),
                 ));
             }
             let user = status.user.unwrap_or_default();
@@ -127,12 +129,15 @@ impl TokenReviewer for KubeTokenReviewer {
     }
 }
 
+/// Answers by the SHA-256 of the token, with when they were given.
+type Cache = HashMap<[u8; 32], (Result<Identity, Error>, Instant)>;
+
 /// Reviews tokens, remembering answers (valid and invalid) for `ttl`; an unavailable API
 /// server is not remembered.
 pub struct Authenticator {
     reviewer: Arc<dyn TokenReviewer>,
     ttl: Duration,
-    cache: Mutex<HashMap<[u8; 32], (Result<Identity, Error>, Instant)>>,
+    cache: Mutex<Cache>,
 }
 
 impl Authenticator {
@@ -182,7 +187,9 @@ impl Auth {
     pub async fn identify(&self, authorization: Option<&str>) -> Result<Option<Identity>, Error> {
         match self {
             Auth::Disabled => Ok(None),
-            Auth::Tokens(authenticator) => authenticator.authenticate(authorization).await.map(Some),
+            Auth::Tokens(authenticator) => {
+                authenticator.authenticate(authorization).await.map(Some)
+            }
         }
     }
 }

@@ -49,22 +49,35 @@ async fn reviews_are_cached_and_identities_must_match_the_agent() {
     let identity = auth.authenticate(Some("Bearer good")).await.unwrap();
     assert_eq!(identity.node_name.as_deref(), Some("web-1"));
     assert!(identity.authorize("web-1").is_ok());
-    assert!(matches!(identity.authorize("web-2"), Err(Error::Forbidden { .. })));
+    assert!(matches!(
+        identity.authorize("web-2"),
+        Err(Error::Forbidden { .. })
+    ));
     auth.authenticate(Some("Bearer good")).await.unwrap();
-    assert_eq!(reviews.load(Ordering::SeqCst), 1, "the second request hit the cache");
+    assert_eq!(
+        reviews.load(Ordering::SeqCst),
+        1,
+        "the second request hit the cache"
+    );
     let bad = auth.authenticate(Some("Bearer bad")).await.unwrap_err();
     assert_eq!(bad, Error::Invalid("invalid bearer token".into()));
     assert_eq!(auth.authenticate(None).await.unwrap_err(), Error::Missing);
     assert_eq!(reviews.load(Ordering::SeqCst), 2);
 
     let expiring = Authenticator::new(
-        Arc::new(KubeTokenReviewer::new(fake_api_server(reviews.clone()).await)),
+        Arc::new(KubeTokenReviewer::new(
+            fake_api_server(reviews.clone()).await,
+        )),
         Duration::from_millis(1),
     );
     expiring.authenticate(Some("Bearer good")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     expiring.authenticate(Some("Bearer good")).await.unwrap();
-    assert_eq!(reviews.load(Ordering::SeqCst), 4, "an expired answer is reviewed again");
+    assert_eq!(
+        reviews.load(Ordering::SeqCst),
+        4,
+        "an expired answer is reviewed again"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +92,13 @@ async fn a_bad_token_is_refused_with_401_and_changes_nothing() {
     let client = fake_api_server(Arc::new(AtomicUsize::new(0))).await;
     let metrics = Arc::new(SatelliteMetrics::default());
     let spool = Spool::open(SpoolConfig::new(dir.path().join("spool"))).unwrap();
-    let ingest = Ingest::open("s", spool.clone(), &dir.path().join("snap"), None, metrics.clone());
+    let ingest = Ingest::open(
+        "s",
+        spool.clone(),
+        &dir.path().join("snap"),
+        None,
+        metrics.clone(),
+    );
     let api = Arc::new(Api {
         zone: "core".into(),
         replica: "s".into(),
@@ -111,10 +130,29 @@ async fn a_bad_token_is_refused_with_401_and_changes_nothing() {
     }
     assert_eq!(spool.stats().last_sequence, 0, "nothing stored");
     assert_eq!(state_view(&api).applied.state_changes, 0, "nothing applied");
-    let other_node = http.post(&url).json(&serde_json::json!({"agent": "web-2", "floor": 1, "entries": []}));
-    assert_eq!(other_node.bearer_auth("good").send().await.unwrap().status(), 403);
-    let response = http.post(&url).json(&batch).bearer_auth("good").send().await.unwrap();
+    let other_node = http
+        .post(&url)
+        .json(&serde_json::json!({"agent": "web-2", "floor": 1, "entries": []}));
+    assert_eq!(
+        other_node
+            .bearer_auth("good")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let response = http
+        .post(&url)
+        .json(&batch)
+        .bearer_auth("good")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["upTo"], 1);
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["upTo"],
+        1
+    );
     assert_eq!(state_view(&api).applied.state_changes, 1);
 }

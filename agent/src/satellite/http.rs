@@ -62,7 +62,10 @@ pub fn router(api: Arc<Api>) -> Router {
     let limit = api.max_body_bytes;
     Router::new()
         .route("/v1/plan", get(plan))
-        .route("/v1/results", post(results).layer(DefaultBodyLimit::max(limit)))
+        .route(
+            "/v1/results",
+            post(results).layer(DefaultBodyLimit::max(limit)),
+        )
         .route("/v1/state", get(state))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -75,7 +78,13 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     struct Body {
         error: String,
     }
-    (status, Json(Body { error: message.into() })).into_response()
+    (
+        status,
+        Json(Body {
+            error: message.into(),
+        }),
+    )
+        .into_response()
 }
 
 fn auth_error(api: &Api, problem: &auth::Error) -> Response {
@@ -88,18 +97,21 @@ fn auth_error(api: &Api, problem: &auth::Error) -> Response {
     error(status, problem.to_string())
 }
 
-async fn identify(api: &Api, headers: &HeaderMap) -> Result<Option<Identity>, Response> {
+/// A refusal, boxed: a `Response` is large.
+type Refusal = Box<Response>;
+
+async fn identify(api: &Api, headers: &HeaderMap) -> Result<Option<Identity>, Refusal> {
     let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     api.auth
         .identify(authorization)
         .await
-        .map_err(|problem| auth_error(api, &problem))
+        .map_err(|problem| Box::new(auth_error(api, &problem)))
 }
 
-fn authorize(api: &Api, identity: Option<&Identity>, agent: &str) -> Result<(), Response> {
+fn authorize(api: &Api, identity: Option<&Identity>, agent: &str) -> Result<(), Refusal> {
     identity
         .map_or(Ok(()), |identity| identity.authorize(agent))
-        .map_err(|problem| auth_error(api, &problem))
+        .map_err(|problem| Box::new(auth_error(api, &problem)))
 }
 
 async fn plan(
@@ -109,13 +121,13 @@ async fn plan(
 ) -> Response {
     let identity = match identify(&api, &headers).await {
         Ok(identity) => identity,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(host) = query.get("host").filter(|h| !h.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "query parameter host is required");
     };
     if let Err(response) = authorize(&api, identity.as_ref(), host) {
-        return response;
+        return *response;
     }
     let Some(cache) = api.plans.current() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no zone bundle loaded yet");
@@ -150,7 +162,7 @@ async fn results(
 ) -> Response {
     let identity = match identify(&api, &headers).await {
         Ok(identity) => identity,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let body = match body {
         Ok(body) => body,
@@ -177,7 +189,7 @@ async fn results(
         }
     };
     if let Err(response) = authorize(&api, identity.as_ref(), &batch.agent) {
-        return response;
+        return *response;
     }
     match api.ingest.receive(batch, unix_ms()).await {
         Ok(ack) => Json(ack).into_response(),

@@ -161,15 +161,18 @@ impl Ingest {
             };
             let payload = serde_json::to_vec(&entry).expect("entries always serialize");
             let priority = priority(&entry);
-            pending.push((self.spool.submit(priority, payload.clone())?, entry, payload));
+            pending.push((
+                self.spool.submit(priority, payload.clone())?,
+                entry,
+                payload,
+            ));
         }
         let mut failure = None;
         for (append, entry, payload) in pending {
             match append.durable().await {
                 Ok(sequence) => {
                     self.metrics.observe_received(&entry, now_ms);
-                    self.core()
-                        .apply(&self.replica, sequence, &entry, now_ms);
+                    self.core().apply(&self.replica, sequence, &entry, now_ms);
                     self.hand_on(sequence, payload);
                 }
                 Err(error) => failure = Some(error),
@@ -190,8 +193,12 @@ impl Ingest {
     pub async fn append_own(&self, entry: Forwarded) -> Result<u64, Error> {
         let payload = serde_json::to_vec(&entry).expect("entries always serialize");
         let sequence = self.spool.append(priority(&entry), payload.clone()).await?;
-        self.core()
-            .apply(&self.replica, sequence, &entry, crate::node::engine::unix_ms());
+        self.core().apply(
+            &self.replica,
+            sequence,
+            &entry,
+            crate::node::engine::unix_ms(),
+        );
         self.hand_on(sequence, payload);
         Ok(sequence)
     }
@@ -217,7 +224,10 @@ impl Ingest {
     }
 
     fn agent_lock(&self, agent: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.agent_locks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut locks = self
+            .agent_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         locks.entry(agent.to_owned()).or_default().clone()
     }
 

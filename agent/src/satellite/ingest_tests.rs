@@ -35,17 +35,38 @@ async fn entries_are_in_the_spool_before_the_ack_and_resends_are_not_stored_twic
     let dir = tempfile::tempdir().unwrap();
     let (ingest, spool) = open(dir.path());
     let ack = ingest
-        .receive(batch(1, &[(1, CheckState::Ok), (3, CheckState::Critical)]), 5_000)
+        .receive(
+            batch(1, &[(1, CheckState::Ok), (3, CheckState::Critical)]),
+            5_000,
+        )
         .await
         .unwrap();
     assert_eq!(ack.up_to, 1, "2 is missing");
-    assert_eq!(spool.stats().depth, 2, "both are durable when the answer comes");
+    assert_eq!(
+        spool.stats().depth,
+        2,
+        "both are durable when the answer comes"
+    );
     let ack = ingest
-        .receive(batch(1, &[(1, CheckState::Ok), (2, CheckState::Warning), (3, CheckState::Critical)]), 6_000)
+        .receive(
+            batch(
+                1,
+                &[
+                    (1, CheckState::Ok),
+                    (2, CheckState::Warning),
+                    (3, CheckState::Critical),
+                ],
+            ),
+            6_000,
+        )
         .await
         .unwrap();
     assert_eq!(ack.up_to, 3);
-    assert_eq!(spool.stats().depth, 3, "the resends of 1 and 3 are not stored again");
+    assert_eq!(
+        spool.stats().depth,
+        3,
+        "the resends of 1 and 3 are not stored again"
+    );
     let core = ingest.core();
     assert_eq!(core.duplicates, 2);
     assert_eq!(core.table.applied().state_changes, 3);
@@ -61,23 +82,40 @@ async fn a_restart_rebuilds_watermarks_and_state_from_snapshot_and_spool() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (ingest, _spool) = open(dir.path());
-        ingest.receive(batch(1, &[(1, CheckState::Ok)]), 1).await.unwrap();
+        ingest
+            .receive(batch(1, &[(1, CheckState::Ok)]), 1)
+            .await
+            .unwrap();
         ingest.snapshot().await.unwrap();
-        ingest.receive(batch(1, &[(2, CheckState::Critical)]), 2).await.unwrap();
+        ingest
+            .receive(batch(1, &[(2, CheckState::Critical)]), 2)
+            .await
+            .unwrap();
         // Dropped without a snapshot of entry 2: only the spool has it.
     }
     let (ingest, spool) = open(dir.path());
     let ack = ingest
-        .receive(batch(1, &[(1, CheckState::Ok), (2, CheckState::Critical)]), 3)
+        .receive(
+            batch(1, &[(1, CheckState::Ok), (2, CheckState::Critical)]),
+            3,
+        )
         .await
         .unwrap();
     assert_eq!(ack.up_to, 2);
     assert_eq!(spool.stats().depth, 2, "nothing stored twice");
     let core = ingest.core();
-    assert_eq!(core.table.applied().state_changes, 2, "nothing counted twice");
+    assert_eq!(
+        core.table.applied().state_changes,
+        2,
+        "nothing counted twice"
+    );
     assert_eq!(
         core.table.check("web-1", &check_id("a")).unwrap().state,
         Some(CheckState::Critical)
     );
-    assert_eq!(ingest.gate().limit(), 0, "entry 2 is not covered by a snapshot yet");
+    assert_eq!(
+        ingest.gate().limit(),
+        0,
+        "entry 2 is not covered by a snapshot yet"
+    );
 }

@@ -180,7 +180,9 @@ impl SatelliteMetrics {
             Report::Result(r) => (EntryType::Result, r.at_ms),
             Report::Keepalive(k) => (EntryType::Keepalive, k.at_ms),
         };
-        self.received.get_or_create(&EntryLabels { r#type: kind }).inc();
+        self.received
+            .get_or_create(&EntryLabels { r#type: kind })
+            .inc();
         self.ingest_latency_seconds
             .observe(now_ms.saturating_sub(at_ms) as f64 / 1000.0);
     }

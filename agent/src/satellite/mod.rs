@@ -154,11 +154,19 @@ pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
             Duration::from_secs(10),
         )
         .with_results_path(SATELLITE_PATH);
-        let mut sender_config: SenderConfig<Forwarded> =
-            SenderConfig::new(&config.replica, config.replay_per_second, metrics.sends.clone());
+        let mut sender_config: SenderConfig<Forwarded> = SenderConfig::new(
+            &config.replica,
+            config.replay_per_second,
+            metrics.sends.clone(),
+        );
         sender_config.gate = ingest.gate();
         tokio::spawn(sender::run(sender_config, spool, transport, live_rx));
-        tokio::spawn(summaries(ingest.clone(), plans.clone(), metrics.clone(), config.clone()));
+        tokio::spawn(summaries(
+            ingest.clone(),
+            plans.clone(),
+            metrics.clone(),
+            config.clone(),
+        ));
     }
 
     let auth = match (&client, config.insecure_no_auth) {
@@ -253,7 +261,8 @@ async fn summaries(
                 .into_iter()
                 .map(Forwarded::RuleSetSummary)
                 .chain(std::iter::once(Forwarded::ZoneSummary(
-                    core.table.zone_summary(&config.zone, &config.replica, now, owned),
+                    core.table
+                        .zone_summary(&config.zone, &config.replica, now, owned),
                 )))
                 .collect()
         };

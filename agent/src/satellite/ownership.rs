@@ -7,7 +7,11 @@ use sha2::{Digest, Sha256};
 use crate::plan::{RemoteAssignment, ZoneBundle};
 
 /// The owner of `assignment` among `replicas` (none when there are no replicas).
-pub fn owner<'a>(bundle: &ZoneBundle, assignment: &RemoteAssignment, replicas: &'a [String]) -> Option<&'a str> {
+pub fn owner<'a>(
+    bundle: &ZoneBundle,
+    assignment: &RemoteAssignment,
+    replicas: &'a [String],
+) -> Option<&'a str> {
     let check = bundle
         .checks
         .get(assignment.check as usize)
@@ -15,12 +19,21 @@ pub fn owner<'a>(bundle: &ZoneBundle, assignment: &RemoteAssignment, replicas: &
         .unwrap_or_default();
     replicas
         .iter()
-        .max_by_key(|replica| (weight(replica, &check, &assignment.target), replica.as_str()))
+        .max_by_key(|replica| {
+            (
+                weight(replica, &check, &assignment.target),
+                replica.as_str(),
+            )
+        })
         .map(String::as_str)
 }
 
 /// The assignments `me` owns.
-pub fn owned<'a>(bundle: &'a ZoneBundle, me: &str, replicas: &[String]) -> Vec<&'a RemoteAssignment> {
+pub fn owned<'a>(
+    bundle: &'a ZoneBundle,
+    me: &str,
+    replicas: &[String],
+) -> Vec<&'a RemoteAssignment> {
     bundle
         .remote
         .iter()
@@ -52,12 +65,26 @@ mod tests {
         }))
         .unwrap();
         let mut checks = vec![check.clone()];
-        check.id = CheckId { rule: "tls".into(), ..check.id };
+        check.id = CheckId {
+            rule: "tls".into(),
+            ..check.id
+        };
         checks.push(check);
         let remote = (0..targets)
-            .flat_map(|t| (0..2).map(move |c| RemoteAssignment { check: c, target: format!("t{t}") }))
+            .flat_map(|t| {
+                (0..2).map(move |c| RemoteAssignment {
+                    check: c,
+                    target: format!("t{t}"),
+                })
+            })
             .collect();
-        ZoneBundle { zone: "dmz".into(), settings: AgentSettings::default(), checks, machines: Default::default(), remote }
+        ZoneBundle {
+            zone: "dmz".into(),
+            settings: AgentSettings::default(),
+            checks,
+            machines: Default::default(),
+            remote,
+        }
     }
 
     fn replicas(names: &[&str]) -> Vec<String> {
@@ -101,6 +128,9 @@ mod tests {
             );
         }
         // One replica alone owns everything.
-        assert_eq!(owned(&bundle, "c", &replicas(&["c"])).len(), bundle.remote.len());
+        assert_eq!(
+            owned(&bundle, "c", &replicas(&["c"])).len(),
+            bundle.remote.len()
+        );
     }
 }

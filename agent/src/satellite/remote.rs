@@ -127,7 +127,14 @@ pub async fn run(
                 reporter,
                 concurrency,
             ));
-            targets.insert(target, Target { plan, publish, task });
+            targets.insert(
+                target,
+                Target {
+                    plan,
+                    publish,
+                    task,
+                },
+            );
         }
         tokio::select! {
             changed = bundles.changed() => if changed.is_err() { break },

@@ -100,10 +100,14 @@ impl LeaseMembership {
 }
 
 /// Holders of the Leases renewed within their duration at `now`, sorted.
-pub fn live_replicas<'a>(leases: impl Iterator<Item = &'a LeaseSpec>, now: Timestamp) -> Vec<String> {
+pub fn live_replicas<'a>(
+    leases: impl Iterator<Item = &'a LeaseSpec>,
+    now: Timestamp,
+) -> Vec<String> {
     let mut live: Vec<String> = leases
         .filter(|spec| {
-            let (Some(renewed), Some(seconds)) = (&spec.renew_time, spec.lease_duration_seconds) else {
+            let (Some(renewed), Some(seconds)) = (&spec.renew_time, spec.lease_duration_seconds)
+            else {
                 return false;
             };
             let expires = renewed.0.as_millisecond() + i64::from(seconds) * 1000;

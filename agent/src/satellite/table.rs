@@ -117,7 +117,10 @@ impl StateTable {
     pub fn set_bundle(&mut self, bundle: &ZoneBundle) {
         let mut planned = BTreeMap::new();
         for (host, indices) in &bundle.machines {
-            for check in indices.iter().filter_map(|&i| bundle.checks.get(i as usize)) {
+            for check in indices
+                .iter()
+                .filter_map(|&i| bundle.checks.get(i as usize))
+            {
                 planned.insert(key(host, &check.id), false);
             }
         }

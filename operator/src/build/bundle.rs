@@ -36,12 +36,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use serde::Serialize;
-use vedette_agent::plan::{ZoneBundle, content_hash};
 pub use vedette_agent::bundle_shards::{
     BundleError, CHECKS_KEY, FORMAT, HASH_ANNOTATION, HASH_LABEL, MACHINES_KEY, MANIFEST_KEY,
     MAX_CONFIG_MAP_BYTES, Manifest, REMOTE_KEY, SHARD_DATA_BYTES, SHARD_LABEL, SHARDS_ANNOTATION,
     SHORT_HASH_LENGTH, bundle_from_config_maps,
 };
+use vedette_agent::plan::{ZoneBundle, content_hash};
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
