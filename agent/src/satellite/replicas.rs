@@ -148,3 +148,30 @@ impl Membership for LeaseMembership {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(holder: &str, renewed_ms: i64, seconds: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.to_owned()),
+            lease_duration_seconds: Some(seconds),
+            renew_time: Some(MicroTime(Timestamp::from_millisecond(renewed_ms).unwrap())),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_replica_whose_lease_expired_is_gone() {
+        let leases = [
+            lease("b", 10_000, 15),
+            lease("a", 1_000, 15),
+            lease("c", 20_000, 15),
+        ];
+        let at = |ms| Timestamp::from_millisecond(ms).unwrap();
+        assert_eq!(live_replicas(leases.iter(), at(15_000)), ["a", "b", "c"]);
+        assert_eq!(live_replicas(leases.iter(), at(16_000)), ["b", "c"]);
+        assert_eq!(live_replicas(leases.iter(), at(30_000)), ["c"]);
+    }
+}
