@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::node::NodeConfig;
+use crate::satellite::SatelliteConfig;
 
 /// Vedette's agent: runs checks on this machine and reports state changes upstream.
 #[derive(Parser, Debug)]
@@ -25,6 +26,9 @@ pub enum Command {
     /// Run the checks of this machine: fetch the plan from the satellites (or read it from
     /// --plan), run it, spool and send state changes and keepalives, serve /metrics.
     Node(NodeArgs),
+    /// Serve a zone: plans to its agents, durable ingest of their results, the zone's state
+    /// table and remote checks, forwarding to the masters.
+    Satellite(SatelliteArgs),
     /// Run every check of a plan once and print a table (troubleshooting).
     Check(CheckArgs),
     /// Print the Vedette API version this agent speaks.
@@ -87,6 +91,86 @@ pub struct NodeArgs {
     pub plugin_dirs: Vec<PathBuf>,
 }
 
+/// Flags of `vedette-agent satellite`.
+#[derive(Args, Debug)]
+pub struct SatelliteArgs {
+    /// The zone served.
+    #[arg(long)]
+    pub zone: String,
+    /// Address of the API (plans, results, state, /metrics).
+    #[arg(long, default_value = "0.0.0.0:7080")]
+    pub listen: SocketAddr,
+    /// Master base URL; repeat for several. None: nothing is forwarded.
+    #[arg(long = "masters", env = "VEDETTE_MASTERS", value_delimiter = ',')]
+    pub masters: Vec<String>,
+    /// Bearer token file presented to the masters.
+    #[arg(long, env = "VEDETTE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Directory of the spool and the state snapshot.
+    #[arg(long, default_value = "/var/lib/vedette/satellite")]
+    pub spool_dir: PathBuf,
+    /// Read the zone bundle (JSON) from this file instead of the zone's ConfigMaps.
+    #[arg(long)]
+    pub bundle_file: Option<PathBuf>,
+    /// Accept plan and result requests without a token (standalone only).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// This replica's id.
+    #[arg(long, env = "POD_NAME", default_value = "satellite-0")]
+    pub replica: String,
+    /// Namespace of the bundle ConfigMaps and Leases.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "vedette-system")]
+    pub namespace: String,
+    /// Largest result batch accepted, bytes.
+    #[arg(long, default_value_t = crate::satellite::http::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Seconds between summaries sent to the masters.
+    #[arg(long, default_value_t = 30)]
+    pub summary_seconds: u64,
+    /// Worst problems per rule-set summary.
+    #[arg(long, default_value_t = 10)]
+    pub worst_problems: usize,
+    /// Seconds between snapshots of the state table and watermarks.
+    #[arg(long, default_value_t = 2)]
+    pub snapshot_seconds: u64,
+    /// Seconds between renewals of this replica's Lease.
+    #[arg(long, default_value_t = 5)]
+    pub lease_renew_seconds: u64,
+    /// Seconds a replica's Lease lasts without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Remote checks running at once at most.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Backlog entries replayed to the masters per second.
+    #[arg(long, default_value_t = 1000)]
+    pub replay_per_second: u32,
+}
+
+impl From<SatelliteArgs> for SatelliteConfig {
+    fn from(args: SatelliteArgs) -> Self {
+        SatelliteConfig {
+            zone: args.zone,
+            replica: args.replica,
+            namespace: args.namespace,
+            listen: args.listen,
+            masters: args.masters,
+            token_file: args.token_file,
+            spool_dir: args.spool_dir,
+            bundle_file: args.bundle_file,
+            insecure_no_auth: args.insecure_no_auth,
+            max_body_bytes: args.max_body_bytes,
+            summary_seconds: args.summary_seconds,
+            worst_problems: args.worst_problems,
+            snapshot_seconds: args.snapshot_seconds,
+            lease_renew_seconds: args.lease_renew_seconds,
+            lease_duration_seconds: args.lease_duration_seconds,
+            concurrency: args.concurrency,
+            replay_per_second: args.replay_per_second,
+        }
+    }
+}
+
 /// Flags of `vedette-agent check`.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -131,6 +215,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(&cli.log_level);
     match cli.command {
         Command::Node(args) => runtime()?.block_on(crate::node::run(args.into())),
+        Command::Satellite(args) => runtime()?.block_on(crate::satellite::run(args.into())),
         Command::Check(args) => runtime()?.block_on(crate::check_once::run(args)),
         Command::ApiVersion => {
             println!("{}/{}", vedette_crds::GROUP, vedette_crds::VERSION);

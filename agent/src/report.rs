@@ -112,27 +112,28 @@ pub enum Report {
     Keepalive(Keepalive),
 }
 
-/// A report with its identity.
+/// A report with its identity. `R` is what the sender's spool holds: an agent's [`Report`],
+/// or a satellite's [`crate::forward::Forwarded`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Envelope {
+pub struct Envelope<R = Report> {
     /// Sequence number, unique and increasing per agent (the spool's).
     pub sequence: u64,
     /// The report.
-    pub report: Report,
+    pub report: R,
 }
 
-/// What an agent sends in one request.
+/// What an agent (or a satellite, to the masters) sends in one request.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Batch {
-    /// The agent's id (its host name in a cluster).
+pub struct Batch<R = Report> {
+    /// The sender's id (an agent's host name in a cluster; a satellite's replica id).
     pub agent: String,
     /// The lowest sequence the agent still holds: everything below was acknowledged or
     /// dropped by retention, so the upstream need not wait for it.
     pub floor: u64,
     /// The entries, any order.
-    pub entries: Vec<Envelope>,
+    pub entries: Vec<Envelope<R>>,
 }
 
 /// The upstream's answer to a batch.

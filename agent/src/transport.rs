@@ -8,7 +8,14 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 
+use serde::Serialize;
+
 use crate::report::{Ack, Batch};
+
+/// Where agents send result batches.
+pub const RESULTS_PATH: &str = "/v1/results";
+/// Where satellites send their batches to the masters.
+pub const SATELLITE_PATH: &str = "/v1/satellite";
 
 /// Why a request to an upstream failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +117,7 @@ pub struct Transport {
     client: reqwest::Client,
     upstreams: Upstreams,
     token_file: Option<PathBuf>,
+    results_path: &'static str,
 }
 
 impl Transport {
@@ -129,7 +137,14 @@ impl Transport {
             client,
             upstreams,
             token_file,
+            results_path: RESULTS_PATH,
         }
+    }
+
+    /// The same client posting batches to `path` (e.g. [`SATELLITE_PATH`]).
+    pub fn with_results_path(mut self, path: &'static str) -> Self {
+        self.results_path = path;
+        self
     }
 
     /// The upstream requests go to now.
@@ -139,8 +154,8 @@ impl Transport {
 
     /// Sends a batch to the current upstream; on failure moves to the next one and returns the
     /// error (the caller backs off and retries).
-    pub async fn send(&mut self, batch: &Batch) -> Result<Ack, Error> {
-        let url = format!("{}/v1/results", self.upstreams.current());
+    pub async fn send<R: Serialize>(&mut self, batch: &Batch<R>) -> Result<Ack, Error> {
+        let url = format!("{}{}", self.upstreams.current(), self.results_path);
         let result = self.try_send(&url, batch).await;
         if result.is_err() {
             self.upstreams.fail_over();
@@ -148,7 +163,7 @@ impl Transport {
         result
     }
 
-    async fn try_send(&self, url: &str, batch: &Batch) -> Result<Ack, Error> {
+    async fn try_send<R: Serialize>(&self, url: &str, batch: &Batch<R>) -> Result<Ack, Error> {
         let request = self.authorized(self.client.post(url).json(batch))?;
         let response = request
             .send()

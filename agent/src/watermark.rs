@@ -5,8 +5,10 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
+
 /// Received sequences of one agent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermark {
     /// Every sequence `<= contiguous` is stored (or was dropped by the agent).
     contiguous: u64,
@@ -26,6 +28,11 @@ impl Watermark {
     /// Everything up to this sequence is stored.
     pub fn contiguous(&self) -> u64 {
         self.contiguous
+    }
+
+    /// How many sequences above `contiguous` are stored.
+    pub fn stored_above(&self) -> u64 {
+        self.above.len() as u64
     }
 
     /// Whether `sequence` was stored already.

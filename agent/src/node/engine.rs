@@ -21,53 +21,29 @@ use crate::state::{CheckStateMachine, StateType, Transition};
 
 use super::plan_keeper::ActivePlan;
 
-/// A durable spool entry the sender should send now: sequence and payload.
-pub type LiveEntry = (u64, Vec<u8>);
+pub use crate::sender::LiveEntry;
 
-/// What the reporter remembers of a check: its state and the perfdata series it created.
-struct Tracked {
-    state: CheckState,
-    perfdata: Vec<(String, String)>,
+/// Where reports go: the node's spool (then its sender), or a satellite's ingest.
+pub trait ReportSink: Send + Sync {
+    /// Keeps a report durably and hands it on; failures are logged, not returned.
+    fn spool(&self, priority: Priority, report: &Report);
 }
 
-/// Records runs: metrics, current states, and spooled reports.
-pub struct Reporter {
-    host: String,
+/// The node's sink: the spool, then the sender's live channel once durable.
+pub struct SpoolSink {
     spool: Spool,
-    metrics: Arc<Metrics>,
     live: mpsc::Sender<LiveEntry>,
-    states: Mutex<HashMap<CheckId, Tracked>>,
 }
 
-impl Reporter {
-    /// A reporter for `host`.
-    pub fn new(
-        host: &str,
-        spool: Spool,
-        metrics: Arc<Metrics>,
-        live: mpsc::Sender<LiveEntry>,
-    ) -> Self {
-        Self {
-            host: host.to_owned(),
-            spool,
-            metrics,
-            live,
-            states: Mutex::new(HashMap::new()),
-        }
+impl SpoolSink {
+    /// A sink appending to `spool` and telling `live` about every durable entry.
+    pub fn new(spool: Spool, live: mpsc::Sender<LiveEntry>) -> Self {
+        Self { spool, live }
     }
+}
 
-    /// Checks by current state, over the checks of `plan`.
-    pub fn counts(&self, plan: Option<&ActivePlan>) -> StateCounts {
-        let states = self.states.lock().expect("states lock");
-        let mut counts = StateCounts::default();
-        for check in plan.map(|p| p.checks.as_slice()).unwrap_or_default() {
-            counts.add(states.get(&check.planned.id).map(|t| t.state));
-        }
-        counts
-    }
-
-    /// Appends a report to the spool; once durable, hands it to the sender.
-    pub fn spool(&self, priority: Priority, report: &Report) {
+impl ReportSink for SpoolSink {
+    fn spool(&self, priority: Priority, report: &Report) {
         let payload = serde_json::to_vec(report).expect("reports always serialize");
         let pending = match self.spool.submit(priority, payload.clone()) {
             Ok(pending) => pending,
@@ -84,6 +60,47 @@ impl Reporter {
                 Err(error) => warn!(message = "Failed to spool a report.", %error),
             }
         });
+    }
+}
+
+/// What the reporter remembers of a check: its state and the perfdata series it created.
+struct Tracked {
+    state: CheckState,
+    perfdata: Vec<(String, String)>,
+}
+
+/// Records runs: metrics, current states, and spooled reports.
+pub struct Reporter {
+    host: String,
+    sink: Arc<dyn ReportSink>,
+    metrics: Arc<Metrics>,
+    states: Mutex<HashMap<CheckId, Tracked>>,
+}
+
+impl Reporter {
+    /// A reporter for `host` (the machine, or a remote target).
+    pub fn new(host: &str, sink: Arc<dyn ReportSink>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            host: host.to_owned(),
+            sink,
+            metrics,
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks by current state, over the checks of `plan`.
+    pub fn counts(&self, plan: Option<&ActivePlan>) -> StateCounts {
+        let states = self.states.lock().expect("states lock");
+        let mut counts = StateCounts::default();
+        for check in plan.map(|p| p.checks.as_slice()).unwrap_or_default() {
+            counts.add(states.get(&check.planned.id).map(|t| t.state));
+        }
+        counts
+    }
+
+    /// Hands a report to the sink (the spool, then the sender).
+    pub fn spool(&self, priority: Priority, report: &Report) {
+        self.sink.spool(priority, report);
     }
 
     fn record(&self, check: &CompiledCheck, outcome: &Outcome, transition: &Transition, now: u64) {

@@ -3,7 +3,6 @@
 
 pub mod engine;
 pub mod plan_keeper;
-pub mod sender;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,7 +22,8 @@ use crate::runner::CheckRunner;
 use crate::spool::{Priority, Spool, SpoolConfig};
 use crate::transport::{Transport, Upstreams};
 
-use engine::{Reporter, unix_ms};
+use crate::sender::{self, SenderConfig};
+use engine::{Reporter, SpoolSink, unix_ms};
 use plan_keeper::{ActivePlan, PlanKeeper, PlanStatus};
 
 /// Everything the node role needs.
@@ -69,12 +69,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let hold = Duration::from_secs(config.plan_hold_seconds);
     let (mut keeper, plans, status) = PlanKeeper::open(&config.host, &config.state_dir, hold);
     let (live_tx, live_rx) = mpsc::channel(10_000);
-    let reporter = Arc::new(Reporter::new(
-        &config.host,
-        spool.clone(),
-        metrics.clone(),
-        live_tx,
-    ));
+    let sink = Arc::new(SpoolSink::new(spool.clone(), live_tx));
+    let reporter = Arc::new(Reporter::new(&config.host, sink, metrics.clone()));
     let runner = Arc::new(runner(&config));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -96,16 +92,16 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             transport.clone(),
             config.plan_poll_seconds,
         ));
-        let sender_config = sender::SenderConfig {
-            agent: config.host.clone(),
-            replay_per_second: config.replay_per_second,
-        };
+        let sender_config: SenderConfig<Report> = SenderConfig::new(
+            &config.host,
+            config.replay_per_second,
+            metrics.sends.clone(),
+        );
         tokio::spawn(sender::run(
             sender_config,
             spool.clone(),
             transport,
             live_rx,
-            metrics.clone(),
         ));
     } else {
         // Standalone: keep the keeper (and its channel) alive; nothing is sent.

@@ -35,143 +35,17 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
-use serde::{Deserialize, Serialize};
-use vedette_agent::plan::{AgentSettings, ZoneBundle, content_hash};
+use serde::Serialize;
+pub use vedette_agent::bundle_shards::{
+    BundleError, CHECKS_KEY, FORMAT, HASH_ANNOTATION, HASH_LABEL, MACHINES_KEY, MANIFEST_KEY,
+    MAX_CONFIG_MAP_BYTES, Manifest, REMOTE_KEY, SHARD_DATA_BYTES, SHARD_LABEL, SHARDS_ANNOTATION,
+    SHORT_HASH_LENGTH, bundle_from_config_maps,
+};
+use vedette_agent::plan::{ZoneBundle, content_hash};
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
 use super::common::{Component, bundle_shard_name, object_meta, zone_name};
-
-/// Largest ConfigMap, serialized as JSON with all its metadata.
-pub const MAX_CONFIG_MAP_BYTES: usize = 256 * 1024;
-/// Data per shard, leaving room below [`MAX_CONFIG_MAP_BYTES`] for metadata, the keys and
-/// what the API server adds (managed fields).
-pub const SHARD_DATA_BYTES: usize = 200 * 1024;
-/// Label: index of the shard, from 0.
-pub const SHARD_LABEL: &str = "vedette.dev/bundle-shard";
-/// Label: the first [`SHORT_HASH_LENGTH`] hex digits of the bundle hash.
-pub const HASH_LABEL: &str = "vedette.dev/bundle-hash";
-/// Annotation: the full bundle hash (hex SHA-256 of the bundle's JSON).
-pub const HASH_ANNOTATION: &str = "vedette.dev/bundle-hash";
-/// Annotation: how many shards the bundle has.
-pub const SHARDS_ANNOTATION: &str = "vedette.dev/bundle-shards";
-/// Hex digits of the hash in [`HASH_LABEL`].
-pub const SHORT_HASH_LENGTH: usize = 16;
-/// Data key of the manifest, in shard 0.
-pub const MANIFEST_KEY: &str = "manifest.json";
-/// Data key of a shard's checks.
-pub const CHECKS_KEY: &str = "checks.json";
-/// Data key of a shard's machines.
-pub const MACHINES_KEY: &str = "machines.json";
-/// Data key of a shard's remote assignments.
-pub const REMOTE_KEY: &str = "remote.json";
-/// Version of this layout, in the manifest.
-pub const FORMAT: u32 = 1;
-
-/// Why a bundle cannot be written as, or read from, ConfigMaps.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BundleError {
-    /// One item does not fit in a shard on its own.
-    #[error("{what} takes {bytes} bytes, more than the {limit} bytes a bundle shard holds")]
-    TooLarge {
-        /// The item or ConfigMap.
-        what: String,
-        /// Its size.
-        bytes: usize,
-        /// The limit it exceeds.
-        limit: usize,
-    },
-    /// Serializing the bundle failed.
-    #[error("failed to serialize the bundle: {0}")]
-    Serialize(String),
-    /// A ConfigMap is not a bundle shard (no or a bad shard label or hash annotation).
-    #[error("config map {name} is not a bundle shard: {problem}")]
-    NotAShard {
-        /// The ConfigMap.
-        name: String,
-        /// What is missing.
-        problem: String,
-    },
-    /// No shard 0, hence no manifest.
-    #[error("bundle shard 0 (the manifest) is missing")]
-    NoManifest,
-    /// A shard the manifest counts is not there.
-    #[error("bundle shard {index} of {shards} is missing")]
-    MissingShard {
-        /// The shard.
-        index: usize,
-        /// Shards the manifest counts.
-        shards: usize,
-    },
-    /// Two ConfigMaps claim the same shard of the same bundle.
-    #[error("bundle shard {index} appears more than once")]
-    DuplicateShard {
-        /// The shard.
-        index: usize,
-    },
-    /// A shard belongs to another bundle than shard 0 (an update is under way).
-    #[error("bundle shard {index} has hash {found}, the manifest says {expected}")]
-    HashMismatch {
-        /// The shard.
-        index: usize,
-        /// The manifest's hash.
-        expected: String,
-        /// The shard's hash.
-        found: String,
-    },
-    /// A data key does not parse.
-    #[error("failed to parse {key} of config map {name}: {message}")]
-    Parse {
-        /// The ConfigMap.
-        name: String,
-        /// The data key.
-        key: String,
-        /// The parser's message.
-        message: String,
-    },
-    /// The shards parse but do not make up the bundle the manifest describes.
-    #[error("bundle shards are inconsistent: {0}")]
-    Inconsistent(String),
-}
-
-impl BundleError {
-    /// The variant's name, as a metric label.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            BundleError::TooLarge { .. } => "too_large",
-            BundleError::Serialize(_) => "serialize",
-            BundleError::NotAShard { .. } => "not_a_shard",
-            BundleError::NoManifest => "no_manifest",
-            BundleError::MissingShard { .. } => "missing_shard",
-            BundleError::DuplicateShard { .. } => "duplicate_shard",
-            BundleError::HashMismatch { .. } => "hash_mismatch",
-            BundleError::Parse { .. } => "parse",
-            BundleError::Inconsistent(_) => "inconsistent",
-        }
-    }
-}
-
-/// Shard 0's description of the whole bundle.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Manifest {
-    format: u32,
-    zone: String,
-    bundle_hash: String,
-    shards: u32,
-    settings: AgentSettings,
-    checks: u32,
-    machines: u32,
-    remote: u32,
-}
-
-/// A run of a list, starting at `offset`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Slice<T> {
-    offset: u32,
-    items: Vec<T>,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Section {
@@ -421,9 +295,6 @@ fn escaped_len(text: &str) -> usize {
 fn count(length: usize) -> Result<u32, BundleError> {
     u32::try_from(length).map_err(|_| BundleError::Serialize(format!("{length} items overflow")))
 }
-
-mod read;
-pub use read::bundle_from_config_maps;
 
 #[cfg(test)]
 #[path = "bundle_tests.rs"]

@@ -1,11 +1,11 @@
 //! Tests of the bundle ConfigMaps: snapshot, exact roundtrip, size limits at 10,000
 //! machines, determinism, and every way a set of shards can be incomplete or wrong.
 
-use super::read::parse;
 use super::*;
 use crate::build::fixtures::{context, dmz, huge_bundle, small_bundle};
 use proptest::prelude::*;
-use vedette_agent::plan::{CheckId, RemoteAssignment};
+use vedette_agent::bundle_shards::parse;
+use vedette_agent::plan::{AgentSettings, CheckId, RemoteAssignment};
 
 fn shards(bundle: &ZoneBundle) -> Vec<ConfigMap> {
     bundle_config_maps(&dmz(), &context(), bundle).expect("the bundle fits")

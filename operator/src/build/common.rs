@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Capabilities, SeccompProfile, SecurityContext};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
+pub use vedette_agent::names::{
+    LABEL_COMPONENT, LABEL_ZONE, MAX_NAME_LENGTH, object_name, short_hash, zone_label_value,
+};
 
-/// Longest name or label value the builders produce.
-pub const MAX_NAME_LENGTH: usize = 63;
 /// Port of the satellite's HTTP server: plans, results, `/metrics`, probes.
 pub const SATELLITE_PORT: i32 = 7080;
 /// Name of the satellite's port.
@@ -24,12 +24,8 @@ pub const SATELLITE_PORT_NAME: &str = "http";
 
 /// `app.kubernetes.io/name`.
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
-/// `app.kubernetes.io/component`: `satellite`, `agent` or `bundle`.
-pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 /// `app.kubernetes.io/managed-by`.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// The zone an object belongs to (shortened like names when needed).
-pub const LABEL_ZONE: &str = "vedette.dev/zone";
 /// Value of [`LABEL_NAME`].
 pub const APP_NAME: &str = "vedette";
 /// Value of [`LABEL_MANAGED_BY`].
@@ -62,21 +58,6 @@ pub fn zone_name(zone: &MonitorZone) -> String {
     zone.name_any()
 }
 
-/// `vedette-zone-<zone>-<suffix>`, at most 63 characters: a long or dotted zone name is
-/// shortened and followed by 8 hex characters of its hash, the suffix is always kept whole.
-pub fn object_name(zone: &str, suffix: &str) -> String {
-    let prefix = "vedette-zone-";
-    let plain = format!("{prefix}{zone}-{suffix}");
-    if plain.len() <= MAX_NAME_LENGTH && !zone.contains('.') {
-        return plain;
-    }
-    let hash = short_hash(zone, 8);
-    let room = MAX_NAME_LENGTH.saturating_sub(prefix.len() + suffix.len() + hash.len() + 2);
-    let shortened = zone.replace('.', "-");
-    let shortened = truncate(&shortened, room).trim_end_matches('-');
-    format!("{prefix}{shortened}-{hash}-{suffix}")
-}
-
 /// Name of the satellite Deployment, Service, PodDisruptionBudget, ServiceAccount and Role.
 pub fn satellite_name(zone: &str) -> String {
     object_name(zone, "satellite")
@@ -95,33 +76,6 @@ pub fn token_review_name(zone: &str) -> String {
 /// Name of bundle shard `index`.
 pub fn bundle_shard_name(zone: &str, index: usize) -> String {
     object_name(zone, &format!("bundle-{index}"))
-}
-
-/// The zone name as a label value: itself when it fits in 63 characters, otherwise
-/// shortened with a hash suffix (label values may hold dots, so only length matters).
-pub fn zone_label_value(zone: &str) -> String {
-    if zone.len() <= MAX_NAME_LENGTH {
-        return zone.to_owned();
-    }
-    let hash = short_hash(zone, 8);
-    let shortened = truncate(zone, MAX_NAME_LENGTH - hash.len() - 1).trim_end_matches(['-', '.']);
-    format!("{shortened}-{hash}")
-}
-
-/// The longest prefix of `text` of at most `length` bytes that ends on a character boundary.
-fn truncate(text: &str, length: usize) -> &str {
-    let mut end = length.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// The first `length` hex characters of the SHA-256 of `text`.
-pub fn short_hash(text: &str, length: usize) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    hex[..length.min(hex.len())].to_owned()
 }
 
 /// The labels that select a component's pods; they never change for the life of a zone,

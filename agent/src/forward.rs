@@ -1,0 +1,97 @@
+//! What a satellite sends to the masters (`POST /v1/satellite`, in a
+//! [`Batch<Forwarded>`](crate::report::Batch) whose `agent` is the satellite replica's id):
+//! every entry its agents sent, its own remote checks' reports, and periodic summaries per
+//! rule set and per zone. Each is an entry of the satellite's spool, so the same
+//! `(sender, sequence)` rules make resends harmless.
+
+use serde::{Deserialize, Serialize};
+use vedette_crds::template::CheckState;
+
+use crate::plan::CheckId;
+use crate::report::{Report, StateCounts};
+
+/// One entry of a satellite's spool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Forwarded {
+    /// An entry an agent sent, as received.
+    #[serde(rename_all = "camelCase")]
+    Agent {
+        /// The agent's id.
+        agent: String,
+        /// The agent's sequence number of the entry.
+        sequence: u64,
+        /// The report.
+        report: Report,
+    },
+    /// A report of the satellite itself (a remote check's state change).
+    #[serde(rename_all = "camelCase")]
+    Own {
+        /// The report.
+        report: Report,
+    },
+    /// Summary of one rule set's checks in the zone.
+    RuleSetSummary(RuleSetSummary),
+    /// Summary of the zone's agents.
+    ZoneSummary(ZoneSummary),
+}
+
+/// A current problem: a check not OK.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// The machine or remote target.
+    pub host: String,
+    /// The check.
+    pub check: CheckId,
+    /// Its state.
+    pub state: CheckState,
+    /// Whether the state is hard.
+    pub hard: bool,
+    /// Its output.
+    pub output: String,
+    /// When the state was reported, Unix ms.
+    pub at_ms: u64,
+}
+
+/// Checks of one rule set in one zone, counted by state, with the worst problems.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleSetSummary {
+    /// The zone.
+    pub zone: String,
+    /// Namespace (application) of the rule set.
+    pub namespace: String,
+    /// The rule set.
+    pub rule_set: String,
+    /// When the summary was made, Unix ms.
+    pub at_ms: u64,
+    /// Checks by state (pending: planned, never reported).
+    pub counts: StateCounts,
+    /// Checks whose agent is stale (their state may be out of date).
+    pub stale: u32,
+    /// The worst current problems, worst first (CRITICAL, UNKNOWN, WARNING; hard first).
+    pub problems: Vec<Problem>,
+}
+
+/// The zone's agents as one satellite replica sees them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneSummary {
+    /// The zone.
+    pub zone: String,
+    /// The satellite replica.
+    pub replica: String,
+    /// When the summary was made, Unix ms.
+    pub at_ms: u64,
+    /// Agents known (planned machines and agents that sent keepalives).
+    pub agents: u32,
+    /// Agents with a fresh keepalive.
+    pub connected: u32,
+    /// Agents that missed three keepalives (or never sent one).
+    pub stale: u32,
+    /// Agents running a held plan.
+    pub plan_held: u32,
+    /// Remote checks this replica runs.
+    pub remote_checks_owned: u32,
+}

@@ -1,0 +1,136 @@
+//! Where the zone bundle comes from: Kubernetes ConfigMaps (in a cluster), a JSON file
+//! (standalone), or memory (tests). Every source publishes the bundle whenever it changes,
+//! and keeps the last good one when the new one cannot be read (an update under way).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::bundle_shards::bundle_from_config_maps;
+use crate::names::{LABEL_COMPONENT, LABEL_ZONE, zone_label_value};
+use crate::plan::{ZoneBundle, content_hash};
+
+/// Where the current bundle is published.
+pub type BundleSender = watch::Sender<Option<Arc<ZoneBundle>>>;
+
+/// A source of zone bundles.
+pub trait BundleSource: Send {
+    /// Publishes bundles until the receivers are gone.
+    fn run(self: Box<Self>, publish: BundleSender) -> BoxFuture<'static, ()>;
+}
+
+/// Publishes `bundle` unless the same bundle is published already.
+fn publish_if_changed(publish: &BundleSender, bundle: ZoneBundle) {
+    let hash = content_hash(&bundle);
+    let same = publish
+        .borrow()
+        .as_ref()
+        .is_some_and(|current| content_hash(&**current) == hash);
+    if !same {
+        info!(message = "Zone bundle loaded.", zone = %bundle.zone, hash = %hash, machines = bundle.machines.len());
+        publish.send_replace(Some(Arc::new(bundle)));
+    }
+}
+
+/// A fixed bundle.
+pub struct StaticBundleSource(pub ZoneBundle);
+
+impl BundleSource for StaticBundleSource {
+    fn run(self: Box<Self>, publish: BundleSender) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            publish_if_changed(&publish, self.0);
+            publish.closed().await;
+        })
+    }
+}
+
+/// A bundle in a JSON file, re-read every `poll`.
+pub struct FileBundleSource {
+    /// The file.
+    pub path: PathBuf,
+    /// How often it is read again.
+    pub poll: Duration,
+}
+
+impl BundleSource for FileBundleSource {
+    fn run(self: Box<Self>, publish: BundleSender) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let mut last_error = String::new();
+            while !publish.is_closed() {
+                let read = std::fs::read(&self.path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| {
+                        serde_json::from_slice::<ZoneBundle>(&bytes).map_err(|e| e.to_string())
+                    });
+                match read {
+                    Ok(bundle) => publish_if_changed(&publish, bundle),
+                    Err(error) if error != last_error => {
+                        warn!(message = "Failed to read the bundle file.", %error, path = %self.path.display());
+                        last_error = error;
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(self.poll).await;
+            }
+        })
+    }
+}
+
+/// The zone's bundle ConfigMaps in a namespace, watched.
+pub struct KubeBundleSource {
+    /// API client.
+    pub client: kube::Client,
+    /// Namespace of the ConfigMaps (the satellite's own).
+    pub namespace: String,
+    /// The zone.
+    pub zone: String,
+}
+
+impl KubeBundleSource {
+    /// The label selector of the zone's bundle shards.
+    pub fn selector(zone: &str) -> String {
+        format!(
+            "{LABEL_ZONE}={},{LABEL_COMPONENT}=bundle",
+            zone_label_value(zone)
+        )
+    }
+}
+
+impl BundleSource for KubeBundleSource {
+    fn run(self: Box<Self>, publish: BundleSender) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+            let config = watcher::Config::default().labels(&Self::selector(&self.zone));
+            let (reader, writer) = reflector::store();
+            let mut events = watcher(api, config)
+                .default_backoff()
+                .reflect(writer)
+                .applied_objects()
+                .boxed();
+            while let Some(event) = events.next().await {
+                if let Err(error) = event {
+                    warn!(message = "Failed to watch bundle config maps.", %error);
+                    continue;
+                }
+                let config_maps: Vec<ConfigMap> =
+                    reader.state().iter().map(|c| (**c).clone()).collect();
+                match bundle_from_config_maps(&config_maps) {
+                    Ok(bundle) => publish_if_changed(&publish, bundle),
+                    // Mid-update: keep serving the bundle we have.
+                    Err(error) => debug!(message = "Bundle not complete yet.", %error),
+                }
+                if publish.is_closed() {
+                    return;
+                }
+            }
+        })
+    }
+}

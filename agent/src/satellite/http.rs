@@ -1,0 +1,317 @@
+//! The satellite's HTTP API:
+//!
+//! | method and path | request | answer |
+//! | --- | --- | --- |
+//! | `GET /v1/plan?host=H` | `If-None-Match` (optional) | 200 [`Plan`](crate::plan::Plan) + `ETag`, 304, 404 unknown host, 503 no bundle yet |
+//! | `POST /v1/results` | [`Batch`](crate::report::Batch) JSON | 200 [`Ack`](crate::report::Ack); 400 malformed, 401, 403, 413 too large, 503 storage |
+//! | `GET /v1/state` | | [`StateView`] JSON |
+//! | `GET /metrics` | | Prometheus text |
+//! | `GET /healthz`, `GET /readyz` | | 200 (`/readyz`: 503 until a bundle is loaded) |
+//!
+//! Errors are JSON `{"error": "<what failed>"}`. Both `/v1` endpoints need a bearer token
+//! unless authentication is disabled.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::node::engine::unix_ms;
+use crate::report::Batch;
+
+use super::auth::{self, Auth, Identity};
+use super::ingest::Ingest;
+use super::metrics::SatelliteMetrics;
+use super::plans::{Plans, etag_matches};
+use super::table::{AgentView, Applied};
+
+/// Default largest batch body: 4 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the handlers share.
+pub struct Api {
+    /// The zone.
+    pub zone: String,
+    /// This replica.
+    pub replica: String,
+    /// Plans of the current bundle.
+    pub plans: Arc<Plans>,
+    /// Where batches go.
+    pub ingest: Arc<Ingest>,
+    /// How requests are authenticated.
+    pub auth: Auth,
+    /// Metrics.
+    pub metrics: Arc<SatelliteMetrics>,
+    /// Their registry.
+    pub registry: Registry,
+    /// Largest batch body.
+    pub max_body_bytes: usize,
+}
+
+/// The router of every endpoint.
+pub fn router(api: Arc<Api>) -> Router {
+    let limit = api.max_body_bytes;
+    Router::new()
+        .route("/v1/plan", get(plan))
+        .route(
+            "/v1/results",
+            post(results).layer(DefaultBodyLimit::max(limit)),
+        )
+        .route("/v1/state", get(state))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .with_state(api)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    #[derive(Serialize)]
+    struct Body {
+        error: String,
+    }
+    (
+        status,
+        Json(Body {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+fn auth_error(api: &Api, problem: &auth::Error) -> Response {
+    api.metrics.refuse(problem.metric_label());
+    let status = match problem {
+        auth::Error::Missing | auth::Error::Invalid(_) => StatusCode::UNAUTHORIZED,
+        auth::Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        auth::Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, problem.to_string())
+}
+
+/// A refusal, boxed: a `Response` is large.
+type Refusal = Box<Response>;
+
+async fn identify(api: &Api, headers: &HeaderMap) -> Result<Option<Identity>, Refusal> {
+    let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    api.auth
+        .identify(authorization)
+        .await
+        .map_err(|problem| Box::new(auth_error(api, &problem)))
+}
+
+fn authorize(api: &Api, identity: Option<&Identity>, agent: &str) -> Result<(), Refusal> {
+    identity
+        .map_or(Ok(()), |identity| identity.authorize(agent))
+        .map_err(|problem| Box::new(auth_error(api, &problem)))
+}
+
+async fn plan(
+    State(api): State<Arc<Api>>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match identify(&api, &headers).await {
+        Ok(identity) => identity,
+        Err(response) => return *response,
+    };
+    let Some(host) = query.get("host").filter(|h| !h.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "query parameter host is required");
+    };
+    if let Err(response) = authorize(&api, identity.as_ref(), host) {
+        return *response;
+    }
+    let Some(cache) = api.plans.current() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no zone bundle loaded yet");
+    };
+    let Some(plan) = cache.plan(host) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("host {host} is not a machine of zone {}", api.zone),
+        );
+    };
+    let matches = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| etag_matches(tags, &plan.etag));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(ETAG, plan.etag.clone())]).into_response();
+    }
+    (
+        [
+            (ETAG, plan.etag.clone()),
+            (CONTENT_TYPE, "application/json".to_owned()),
+        ],
+        plan.body.clone(),
+    )
+        .into_response()
+}
+
+async fn results(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let identity = match identify(&api, &headers).await {
+        Ok(identity) => identity,
+        Err(response) => return *response,
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            api.metrics.refuse("too_large");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("batch is larger than {} bytes", api.max_body_bytes),
+            );
+        }
+        Err(rejection) => {
+            api.metrics.refuse("malformed");
+            return error(rejection.status(), rejection.body_text());
+        }
+    };
+    let batch: Batch = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(problem) => {
+            api.metrics.refuse("malformed");
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("batch does not parse: {problem}"),
+            );
+        }
+    };
+    if let Err(response) = authorize(&api, identity.as_ref(), &batch.agent) {
+        return *response;
+    }
+    match api.ingest.receive(batch, unix_ms()).await {
+        Ok(ack) => Json(ack).into_response(),
+        Err(problem) => {
+            api.metrics.refuse("storage");
+            tracing::warn!(message = "Failed to store a batch.", error = %problem);
+            error(StatusCode::SERVICE_UNAVAILABLE, problem.to_string())
+        }
+    }
+}
+
+/// The state table as `/v1/state` shows it.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct StateView {
+    /// The zone.
+    pub zone: String,
+    /// This replica.
+    pub replica: String,
+    /// Hash of the bundle served (empty: none yet).
+    pub bundle_hash: String,
+    /// What was applied since the spool began (survives restarts).
+    pub applied: Applied,
+    /// Entries received more than once.
+    pub duplicates: u64,
+    /// Per agent: every sequence up to this one is stored.
+    pub watermarks: BTreeMap<String, u64>,
+    /// Per agent: sequences stored above its watermark (sent past a gap).
+    pub stored_above: BTreeMap<String, u64>,
+    /// Every agent.
+    pub agents: Vec<AgentView>,
+    /// Every check.
+    pub checks: Vec<CheckView>,
+}
+
+/// One check on `/v1/state`.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckView {
+    /// Machine or target.
+    pub host: String,
+    /// `namespace/ruleSet/rule`.
+    pub check: String,
+    /// State, `PENDING` when never reported.
+    pub state: String,
+    /// Hard state.
+    pub hard: bool,
+    /// Output.
+    pub output: String,
+    /// When it was reported (agent's clock), Unix ms.
+    pub at_ms: u64,
+    /// Who reported it and with which sequence.
+    pub writer: Option<(String, u64)>,
+}
+
+/// The current state view.
+pub fn state_view(api: &Api) -> StateView {
+    let now = unix_ms();
+    let core = api.ingest.core();
+    let checks = core
+        .table
+        .checks()
+        .map(|(key, entry)| CheckView {
+            host: key.host.clone(),
+            check: key.check.to_string(),
+            state: entry.state.map_or("PENDING".to_owned(), |s| {
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            }),
+            hard: entry.hard,
+            output: entry.output.clone(),
+            at_ms: entry.at_ms,
+            writer: entry.writer.as_ref().map(|w| (w.agent.clone(), w.sequence)),
+        })
+        .collect();
+    StateView {
+        zone: api.zone.clone(),
+        replica: api.replica.clone(),
+        bundle_hash: api
+            .plans
+            .current()
+            .map(|c| c.bundle_hash().to_owned())
+            .unwrap_or_default(),
+        applied: core.table.applied().clone(),
+        duplicates: core.duplicates,
+        watermarks: core
+            .agents
+            .iter()
+            .map(|(agent, w)| (agent.clone(), w.contiguous()))
+            .collect(),
+        stored_above: core
+            .agents
+            .iter()
+            .map(|(agent, w)| (agent.clone(), w.stored_above()))
+            .collect(),
+        agents: core.table.agents(now),
+        checks,
+    }
+}
+
+async fn state(State(api): State<Arc<Api>>) -> Response {
+    Json(state_view(&api)).into_response()
+}
+
+async fn metrics(State(api): State<Arc<Api>>) -> Response {
+    {
+        let core = api.ingest.core();
+        api.metrics.refresh(&api.zone, &core.table, unix_ms());
+    }
+    (
+        [(CONTENT_TYPE, crate::http::METRICS_CONTENT_TYPE)],
+        crate::metrics::encode(&api.registry),
+    )
+        .into_response()
+}
+
+async fn ready(State(api): State<Arc<Api>>) -> Response {
+    if api.plans.current().is_some() {
+        "ready".into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "no zone bundle loaded yet")
+    }
+}

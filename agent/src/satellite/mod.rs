@@ -1,0 +1,275 @@
+//! The satellite role (`vedette-agent satellite`): serves plans to the zone's agents, stores
+//! their result batches durably before acknowledging them, keeps the zone's state table,
+//! runs the zone's remote checks, and forwards state changes and summaries to the masters.
+//!
+//! Pure parts (tested without HTTP): `plans`, `table`, `ownership`, `ingest` (on a real
+//! spool). Edges: `bundle_source` and `replicas` (Kubernetes or standalone), `auth`
+//! (TokenReview), `http` (axum), `remote` (the node's engine).
+
+pub mod auth;
+pub mod bundle_source;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod ownership;
+pub mod plans;
+pub mod remote;
+pub mod replicas;
+pub mod table;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::forward::Forwarded;
+use crate::node::engine::unix_ms;
+use crate::sender::{self, SenderConfig};
+use crate::spool::{Spool, SpoolConfig};
+use crate::transport::{SATELLITE_PATH, Transport, Upstreams};
+
+use auth::{Auth, Authenticator, KubeTokenReviewer};
+use bundle_source::{BundleSource, FileBundleSource, KubeBundleSource};
+use ingest::Ingest;
+use metrics::SatelliteMetrics;
+use plans::Plans;
+use replicas::{Alone, LeaseMembership, Membership};
+
+/// Everything the satellite role needs.
+#[derive(Debug, Clone)]
+pub struct SatelliteConfig {
+    /// The zone served.
+    pub zone: String,
+    /// This replica's id (its pod name).
+    pub replica: String,
+    /// Namespace of the bundle ConfigMaps and Leases.
+    pub namespace: String,
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// Master base URLs; empty: nothing is forwarded.
+    pub masters: Vec<String>,
+    /// Bearer token file presented to the masters.
+    pub token_file: Option<PathBuf>,
+    /// Directory of the spool (and the snapshot beside it).
+    pub spool_dir: PathBuf,
+    /// Read the bundle from this JSON file instead of Kubernetes (standalone).
+    pub bundle_file: Option<PathBuf>,
+    /// Accept requests without a token (standalone only).
+    pub insecure_no_auth: bool,
+    /// Largest batch body.
+    pub max_body_bytes: usize,
+    /// Seconds between summaries sent to the masters.
+    pub summary_seconds: u64,
+    /// Problems per rule-set summary.
+    pub worst_problems: usize,
+    /// Seconds between snapshots of the core.
+    pub snapshot_seconds: u64,
+    /// Seconds between Lease renewals.
+    pub lease_renew_seconds: u64,
+    /// Seconds a Lease lasts without renewal.
+    pub lease_duration_seconds: u64,
+    /// Remote checks running at once at most.
+    pub concurrency: usize,
+    /// Backlog entries replayed to the masters per second.
+    pub replay_per_second: u32,
+}
+
+/// Runs the satellite until the process is stopped.
+pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
+    let metrics = Arc::new(SatelliteMetrics::default());
+    let spool = Spool::open(SpoolConfig::new(config.spool_dir.join("spool")))
+        .with_context(|| format!("failed to open the spool in {}", config.spool_dir.display()))?;
+    let (live_tx, live_rx) = mpsc::channel(10_000);
+    let live = (!config.masters.is_empty()).then_some(live_tx);
+    let ingest = Arc::new(Ingest::open(
+        &config.replica,
+        spool.clone(),
+        &config.spool_dir.join("satellite-snapshot.json"),
+        live,
+        metrics.clone(),
+    )?);
+    let client = if config.bundle_file.is_none() || !config.insecure_no_auth {
+        Some(
+            kube::Client::try_default()
+                .await
+                .context("failed to create a Kubernetes client (in cluster or KUBECONFIG)")?,
+        )
+    } else {
+        None
+    };
+    let (bundles_tx, bundles) = watch::channel(None);
+    let source: Box<dyn BundleSource> = match (&config.bundle_file, &client) {
+        (Some(path), _) => Box::new(FileBundleSource {
+            path: path.clone(),
+            poll: Duration::from_secs(1),
+        }),
+        (None, Some(client)) => Box::new(KubeBundleSource {
+            client: client.clone(),
+            namespace: config.namespace.clone(),
+            zone: config.zone.clone(),
+        }),
+        (None, None) => unreachable!("a client exists without a bundle file"),
+    };
+    tokio::spawn(source.run(bundles_tx));
+    let membership: Box<dyn Membership> = match (&config.bundle_file, &client) {
+        (None, Some(client)) => Box::new(LeaseMembership {
+            client: client.clone(),
+            namespace: config.namespace.clone(),
+            zone: config.zone.clone(),
+            replica: config.replica.clone(),
+            renew: Duration::from_secs(config.lease_renew_seconds.max(1)),
+            duration: Duration::from_secs(config.lease_duration_seconds.max(2)),
+        }),
+        _ => Box::new(Alone(config.replica.clone())),
+    };
+    let (replicas_tx, replicas) = watch::channel(Vec::new());
+    tokio::spawn(membership.run(replicas_tx));
+
+    let plans = Arc::new(Plans::default());
+    tokio::spawn(follow_bundles(
+        bundles.clone(),
+        plans.clone(),
+        ingest.clone(),
+        metrics.clone(),
+    ));
+    tokio::spawn(snapshots(ingest.clone(), spool.clone(), config.clone()));
+    tokio::spawn(remote::run(
+        config.replica.clone(),
+        bundles,
+        replicas,
+        ingest.clone(),
+        metrics.clone(),
+        config.concurrency.max(1),
+    ));
+    if config.masters.is_empty() {
+        info!(message = "No masters configured: nothing is forwarded.");
+    } else {
+        let transport = Transport::new(
+            Upstreams::new(config.masters.clone()),
+            config.token_file.clone(),
+            Duration::from_secs(10),
+        )
+        .with_results_path(SATELLITE_PATH);
+        let mut sender_config: SenderConfig<Forwarded> = SenderConfig::new(
+            &config.replica,
+            config.replay_per_second,
+            metrics.sends.clone(),
+        );
+        sender_config.gate = ingest.gate();
+        tokio::spawn(sender::run(sender_config, spool, transport, live_rx));
+        tokio::spawn(summaries(
+            ingest.clone(),
+            plans.clone(),
+            metrics.clone(),
+            config.clone(),
+        ));
+    }
+
+    let auth = match (&client, config.insecure_no_auth) {
+        (_, true) => {
+            warn!(message = "Authentication is disabled (--insecure-no-auth).");
+            Auth::Disabled
+        }
+        (Some(client), false) => Auth::Tokens(Authenticator::new(
+            Arc::new(KubeTokenReviewer::new(client.clone())),
+            Duration::from_secs(60),
+        )),
+        (None, false) => unreachable!("a client exists when authentication is on"),
+    };
+    let api = Arc::new(http::Api {
+        zone: config.zone.clone(),
+        replica: config.replica.clone(),
+        plans,
+        ingest,
+        auth,
+        registry: metrics.registry(),
+        metrics,
+        max_body_bytes: config.max_body_bytes,
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.listen))?;
+    info!(message = "Serving the satellite API.", address = %listener.local_addr()?, zone = %config.zone);
+    axum::serve(listener, http::router(api))
+        .await
+        .context("the satellite API stopped")
+}
+
+/// Serves each new bundle's plans and takes its checks into the state table.
+async fn follow_bundles(
+    mut bundles: watch::Receiver<Option<Arc<crate::plan::ZoneBundle>>>,
+    plans: Arc<Plans>,
+    ingest: Arc<Ingest>,
+    metrics: Arc<SatelliteMetrics>,
+) {
+    loop {
+        if let Some(bundle) = bundles.borrow_and_update().clone()
+            && plans.set_bundle(bundle.clone())
+        {
+            ingest.core().table.set_bundle(&bundle);
+            metrics.bundle_loaded.set(1);
+        }
+        if bundles.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes snapshots; without masters, also lets the spool drop what a snapshot covers.
+async fn snapshots(ingest: Arc<Ingest>, spool: Spool, config: SatelliteConfig) {
+    let every = Duration::from_secs(config.snapshot_seconds.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(error) = ingest.snapshot().await {
+            warn!(message = "Failed to write the snapshot.", %error);
+            continue;
+        }
+        if config.masters.is_empty() {
+            let up_to = ingest.gate().limit().min(spool.stats().last_sequence);
+            if up_to > spool.stats().acked_through
+                && let Err(error) = spool.ack(up_to)
+            {
+                warn!(message = "Failed to release spool entries.", %error);
+            }
+        }
+    }
+}
+
+/// Spools rule-set and zone summaries for the masters.
+async fn summaries(
+    ingest: Arc<Ingest>,
+    plans: Arc<Plans>,
+    metrics: Arc<SatelliteMetrics>,
+    config: SatelliteConfig,
+) {
+    let every = Duration::from_secs(config.summary_seconds.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        if plans.current().is_none() {
+            continue;
+        }
+        let now = unix_ms();
+        let entries: Vec<Forwarded> = {
+            let core = ingest.core();
+            let owned = metrics.remote_checks_owned.get() as u32;
+            core.table
+                .rule_set_summaries(&config.zone, now, config.worst_problems)
+                .into_iter()
+                .map(Forwarded::RuleSetSummary)
+                .chain(std::iter::once(Forwarded::ZoneSummary(
+                    core.table
+                        .zone_summary(&config.zone, &config.replica, now, owned),
+                )))
+                .collect()
+        };
+        for entry in entries {
+            if let Err(error) = ingest.append_own(entry).await {
+                warn!(message = "Failed to spool a summary.", %error);
+            }
+        }
+    }
+}

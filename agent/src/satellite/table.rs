@@ -1,0 +1,372 @@
+//! The current state of every (host, check) of the zone and the freshness of every agent.
+//! Pure: entries are applied with the time they were received, and staleness is asked for
+//! at a given time, so tests (and recovery from the spool) need no clock.
+//!
+//! **Last writer wins by (agent, sequence).** An entry replaces the stored state only when it
+//! is newer: from the same writer, a higher sequence; from another writer (a remote check
+//! moving between replicas), a later `at_ms`. A replayed old state change never overwrites
+//! a newer state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use vedette_crds::template::CheckState;
+
+use crate::forward::{Problem, RuleSetSummary, ZoneSummary};
+use crate::plan::{CheckId, ZoneBundle};
+use crate::report::{CheckReport, Keepalive, Report, StateCounts};
+
+/// Keepalives an agent may miss before it is stale.
+pub const MISSED_KEEPALIVES: u64 = 3;
+
+/// Identifies a check on a host.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CheckKey {
+    /// The machine or remote target.
+    pub host: String,
+    /// The check.
+    pub check: CheckId,
+}
+
+/// Who wrote a state: the sender's id and its sequence.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Writer {
+    /// Agent (or satellite replica) id.
+    pub agent: String,
+    /// Its sequence number of the entry.
+    pub sequence: u64,
+}
+
+/// The state of one check on one host.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckEntry {
+    /// The state; `None` while pending (planned, never reported).
+    pub state: Option<CheckState>,
+    /// Whether it is hard.
+    pub hard: bool,
+    /// Output of the run that set it.
+    pub output: String,
+    /// When that run finished (agent's clock), Unix ms.
+    pub at_ms: u64,
+    /// Who reported it.
+    pub writer: Option<Writer>,
+    /// A remote (agentless) check, run by a satellite.
+    pub remote: bool,
+}
+
+/// What the satellite knows of one agent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentEntry {
+    /// When its last keepalive was received (satellite's clock), Unix ms; 0: never.
+    pub last_keepalive_ms: u64,
+    /// Seconds between its keepalives, as it said (0: the zone's setting).
+    pub interval_seconds: u64,
+    /// Whether it runs a held plan.
+    pub plan_held: bool,
+    /// Why.
+    pub plan_reason: String,
+    /// Hash of the plan it runs.
+    pub plan_hash: String,
+    /// Its checks by state, as it counted them.
+    pub counts: StateCounts,
+}
+
+/// An agent as shown on `/v1/state` and in metrics.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    /// The agent.
+    pub host: String,
+    /// Missed three keepalives, or never sent one.
+    pub stale: bool,
+    /// What is known of it.
+    #[serde(flatten)]
+    pub entry: AgentEntry,
+}
+
+/// Counts of what was applied, for `/v1/state` and the tests that check exactly-once.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// State changes applied (each received once, however often it was sent).
+    pub state_changes: u64,
+    /// Results applied.
+    pub results: u64,
+    /// Keepalives applied.
+    pub keepalives: u64,
+    /// Entries older than the stored state, which did not overwrite it.
+    pub outdated: u64,
+}
+
+/// The zone's state table.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct StateTable {
+    #[serde(with = "pairs")]
+    checks: BTreeMap<CheckKey, CheckEntry>,
+    agents: BTreeMap<String, AgentEntry>,
+    planned_machines: BTreeSet<String>,
+    default_interval_seconds: u64,
+    applied: Applied,
+}
+
+impl StateTable {
+    /// Takes the checks of a (new) bundle: every planned check not reported yet is pending;
+    /// checks no longer planned and agents no longer planned (and silent) are forgotten.
+    pub fn set_bundle(&mut self, bundle: &ZoneBundle) {
+        let mut planned = BTreeMap::new();
+        for (host, indices) in &bundle.machines {
+            for check in indices
+                .iter()
+                .filter_map(|&i| bundle.checks.get(i as usize))
+            {
+                planned.insert(key(host, &check.id), false);
+            }
+        }
+        for assignment in &bundle.remote {
+            if let Some(check) = bundle.checks.get(assignment.check as usize) {
+                planned.insert(key(&assignment.target, &check.id), true);
+            }
+        }
+        self.checks.retain(|key, _| planned.contains_key(key));
+        for (key, remote) in planned {
+            self.checks.entry(key).or_insert_with(|| CheckEntry {
+                state: None,
+                hard: false,
+                output: String::new(),
+                at_ms: 0,
+                writer: None,
+                remote,
+            });
+        }
+        self.planned_machines = bundle.machines.keys().cloned().collect();
+        self.default_interval_seconds = bundle.settings.keepalive_interval_seconds.max(1) as u64;
+    }
+
+    /// Applies one report from `agent` with its `sequence`, received at `received_ms`.
+    pub fn apply(&mut self, agent: &str, sequence: u64, report: &Report, received_ms: u64) {
+        match report {
+            Report::StateChange(check) => {
+                self.applied.state_changes += 1;
+                self.apply_check(agent, sequence, check, false);
+            }
+            Report::Result(check) => {
+                self.applied.results += 1;
+                self.apply_check(agent, sequence, check, false);
+            }
+            Report::Keepalive(keepalive) => {
+                self.applied.keepalives += 1;
+                self.apply_keepalive(agent, keepalive, received_ms);
+            }
+        }
+    }
+
+    /// Applies a report of the satellite's own remote checks.
+    pub fn apply_own(&mut self, replica: &str, sequence: u64, report: &Report) {
+        if let Report::StateChange(check) | Report::Result(check) = report {
+            self.applied.state_changes += u64::from(matches!(report, Report::StateChange(_)));
+            self.applied.results += u64::from(matches!(report, Report::Result(_)));
+            self.apply_check(replica, sequence, check, true);
+        }
+    }
+
+    fn apply_check(&mut self, agent: &str, sequence: u64, report: &CheckReport, remote: bool) {
+        let entry = self
+            .checks
+            .entry(key(&report.host, &report.check))
+            .or_insert_with(|| CheckEntry {
+                state: None,
+                hard: false,
+                output: String::new(),
+                at_ms: 0,
+                writer: None,
+                remote,
+            });
+        let newer = match &entry.writer {
+            None => true,
+            Some(writer) if writer.agent == agent => sequence > writer.sequence,
+            Some(_) => report.at_ms >= entry.at_ms,
+        };
+        if !newer {
+            self.applied.outdated += 1;
+            return;
+        }
+        entry.state = Some(report.state);
+        entry.hard = report.hard;
+        entry.output = report.output.clone();
+        entry.at_ms = report.at_ms;
+        entry.writer = Some(Writer {
+            agent: agent.to_owned(),
+            sequence,
+        });
+    }
+
+    fn apply_keepalive(&mut self, agent: &str, keepalive: &Keepalive, received_ms: u64) {
+        let entry = self.agents.entry(agent.to_owned()).or_default();
+        if received_ms < entry.last_keepalive_ms {
+            return;
+        }
+        entry.last_keepalive_ms = received_ms;
+        entry.interval_seconds = keepalive.interval_seconds;
+        entry.plan_held = keepalive.plan.held;
+        entry.plan_reason = keepalive.plan.reason.clone();
+        entry.plan_hash = keepalive.plan.hash.clone();
+        entry.counts = keepalive.counts;
+    }
+
+    /// Whether an agent is stale at `now_ms`: it missed [`MISSED_KEEPALIVES`] keepalives
+    /// (at the interval it announced) or never sent one.
+    pub fn is_stale(&self, agent: &str, now_ms: u64) -> bool {
+        let Some(entry) = self.agents.get(agent) else {
+            return true;
+        };
+        let interval = if entry.interval_seconds > 0 {
+            entry.interval_seconds
+        } else {
+            self.default_interval_seconds.max(1)
+        };
+        entry.last_keepalive_ms == 0
+            || now_ms.saturating_sub(entry.last_keepalive_ms) > MISSED_KEEPALIVES * interval * 1000
+    }
+
+    /// Every agent: the planned machines and whoever sent a keepalive.
+    pub fn agents(&self, now_ms: u64) -> Vec<AgentView> {
+        let hosts: BTreeSet<&String> = self
+            .planned_machines
+            .iter()
+            .chain(self.agents.keys())
+            .collect();
+        hosts
+            .into_iter()
+            .map(|host| AgentView {
+                host: host.clone(),
+                stale: self.is_stale(host, now_ms),
+                entry: self.agents.get(host).cloned().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Every check's entry.
+    pub fn checks(&self) -> impl Iterator<Item = (&CheckKey, &CheckEntry)> {
+        self.checks.iter()
+    }
+
+    /// The state of one check.
+    pub fn check(&self, host: &str, check: &CheckId) -> Option<&CheckEntry> {
+        self.checks.get(&key(host, check))
+    }
+
+    /// What was applied so far.
+    pub fn applied(&self) -> &Applied {
+        &self.applied
+    }
+
+    /// One summary per rule set, with at most `worst` problems each.
+    pub fn rule_set_summaries(&self, zone: &str, now_ms: u64, worst: usize) -> Vec<RuleSetSummary> {
+        let mut groups: BTreeMap<(&str, &str), Vec<(&CheckKey, &CheckEntry)>> = BTreeMap::new();
+        for (key, entry) in &self.checks {
+            groups
+                .entry((&key.check.namespace, &key.check.rule_set))
+                .or_default()
+                .push((key, entry));
+        }
+        groups
+            .into_iter()
+            .map(|((namespace, rule_set), entries)| {
+                let mut counts = StateCounts::default();
+                let mut stale = 0;
+                let mut problems = Vec::new();
+                for (key, entry) in entries {
+                    counts.add(entry.state);
+                    if !entry.remote && self.is_stale(&key.host, now_ms) {
+                        stale += 1;
+                    }
+                    if let Some(state) = entry.state.filter(|s| *s != CheckState::Ok) {
+                        problems.push(Problem {
+                            host: key.host.clone(),
+                            check: key.check.clone(),
+                            state,
+                            hard: entry.hard,
+                            output: entry.output.clone(),
+                            at_ms: entry.at_ms,
+                        });
+                    }
+                }
+                problems.sort_by_key(|p| (severity(p.state), !p.hard, p.at_ms));
+                problems.truncate(worst);
+                RuleSetSummary {
+                    zone: zone.to_owned(),
+                    namespace: namespace.to_owned(),
+                    rule_set: rule_set.to_owned(),
+                    at_ms: now_ms,
+                    counts,
+                    stale,
+                    problems,
+                }
+            })
+            .collect()
+    }
+
+    /// The zone's agents counted.
+    pub fn zone_summary(&self, zone: &str, replica: &str, now_ms: u64, owned: u32) -> ZoneSummary {
+        let agents = self.agents(now_ms);
+        let stale = agents.iter().filter(|a| a.stale).count() as u32;
+        ZoneSummary {
+            zone: zone.to_owned(),
+            replica: replica.to_owned(),
+            at_ms: now_ms,
+            agents: agents.len() as u32,
+            connected: agents.len() as u32 - stale,
+            stale,
+            plan_held: agents.iter().filter(|a| a.entry.plan_held).count() as u32,
+            remote_checks_owned: owned,
+        }
+    }
+}
+
+/// Sort order of problems: the worst first.
+fn severity(state: CheckState) -> u8 {
+    match state {
+        CheckState::Critical => 0,
+        CheckState::Unknown => 1,
+        CheckState::Warning => 2,
+        CheckState::Ok => 3,
+    }
+}
+
+fn key(host: &str, check: &CheckId) -> CheckKey {
+    CheckKey {
+        host: host.to_owned(),
+        check: check.clone(),
+    }
+}
+
+/// A map with structured keys as a list of pairs (JSON object keys are strings only).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+pub(crate) mod tests;
