@@ -17,7 +17,9 @@ out=${BENCH_OUT:-$target_dir/bench-results.txt}
 mkdir -p "$(dirname "$out")"
 
 bash e2e/tools/install-bench-peers.sh
-$CARGO bench -p vedette-agent -p vedette-operator --no-run >/dev/null
+packages=(-p vedette-agent)
+[[ " ${BENCHES[*]} " == *" compile "* ]] && packages+=(-p vedette-operator)
+$CARGO bench "${packages[@]}" --no-run >/dev/null
 
 {
   echo "# vedette benchmarks, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo -)"

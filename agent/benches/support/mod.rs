@@ -78,9 +78,11 @@ pub fn cpu_seconds(pid: u32, children: bool) -> f64 {
     (own + reaped) as f64 / TICKS_PER_SECOND
 }
 
-/// CPU seconds of this process.
+/// CPU seconds of this process (all threads, children excluded), to the nanosecond: the
+/// clock ticks of `/proc` are too coarse for the microseconds one execution costs.
 pub fn own_cpu_seconds() -> f64 {
-    cpu_seconds(std::process::id(), false)
+    let time = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    time.tv_sec as f64 + time.tv_nsec as f64 / 1e9
 }
 
 /// CPU seconds of `root` and every live descendant, each with its reaped children: what a
@@ -194,8 +196,9 @@ impl Drop for Daemon {
     }
 }
 
-/// A loopback listener on a thread that accepts, counts and closes connections: the fair
-/// meter of how many `check_tcp` runs a scheduler really performed.
+/// A loopback listener on a thread that accepts and counts connections: the fair meter of how
+/// many `check_tcp` runs a scheduler really performed. Like [`serve`], it waits for the
+/// client to hang up first.
 pub struct AcceptCounter {
     /// Its port.
     pub port: u16,
@@ -203,18 +206,29 @@ pub struct AcceptCounter {
 }
 
 impl AcceptCounter {
-    /// Starts the listener (backlog as configured by the kernel's somaxconn).
+    /// Starts the listener on its own single-threaded runtime.
     pub fn start() -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a listener");
-        let port = listener.local_addr().expect("listener address").port();
+        let (sender, receiver) = std::sync::mpsc::channel();
         let count = Arc::new(AtomicU64::new(0));
         let counted = count.clone();
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                counted.fetch_add(1, Ordering::Relaxed);
-                drop(stream);
-            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = listen_deep();
+                let port = listener.local_addr().expect("listener address").port();
+                sender.send(port).expect("port");
+                loop {
+                    if let Ok((stream, _)) = listener.accept().await {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(until_closed(stream));
+                    }
+                }
+            });
         });
+        let port = receiver.recv().expect("listener port");
         AcceptCounter { port, count }
     }
 
@@ -224,8 +238,19 @@ impl AcceptCounter {
     }
 }
 
+/// Reads from an accepted connection until the client hangs up, then closes it. The client
+/// closing first keeps the TIME_WAIT state on the client's side, where the kernel may reuse
+/// it for new connections (`tcp_tw_reuse`); a server that closes first leaves it on its own
+/// side, and once the 28,000 ephemeral ports wrap, new SYNs meet those sockets and wait for a
+/// 1 s retransmission, which would measure the kernel instead of the prober.
+async fn until_closed(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 512];
+    while let Ok(1..) = stream.read(&mut buffer).await {}
+}
+
 /// Runs, in the calling (child) process, the servers probes are pointed at: a TCP listener
-/// that accepts and closes, and a keep-alive HTTP/1.1 server answering `ok`; prints
+/// that accepts and waits for the client to close, and a keep-alive HTTP/1.1 server answering `ok`; prints
 /// `TCP_PORT HTTP_PORT` on stdout once both listen.
 pub fn serve() {
     use bytes::Bytes;
@@ -235,13 +260,13 @@ pub fn serve() {
     use hyper_util::rt::TokioIo;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let tcp = listen_deep();
+        let http = listen_deep();
         println!(
             "{} {}",
             tcp.local_addr().expect("addr").port(),
@@ -250,7 +275,7 @@ pub fn serve() {
         tokio::spawn(async move {
             loop {
                 if let Ok((stream, _)) = tcp.accept().await {
-                    drop(stream);
+                    tokio::spawn(until_closed(stream));
                 }
             }
         });
@@ -269,6 +294,17 @@ pub fn serve() {
             });
         }
     });
+}
+
+/// A loopback listener with the deepest accept queue the kernel allows (`somaxconn`): a prober
+/// completes handshakes faster than a busy server accepts them, and an overflowing queue drops
+/// SYNs, which come back only after a 1 s retransmission.
+fn listen_deep() -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind((Ipv4Addr::LOCALHOST, 0).into())
+        .expect("bind");
+    socket.listen(65_535).expect("listen")
 }
 
 /// Starts this benchmark binary again with `serve` and returns it with its two ports.
@@ -312,7 +348,7 @@ pub fn planned(
         interval_seconds,
         retry_interval_seconds: interval_seconds,
         max_attempts: 1,
-        timeout_seconds: 10,
+        timeout_seconds: 1,
         timeout_state: CheckState::Critical,
         spool_every_result: false,
     }
