@@ -14,13 +14,12 @@
 
 mod support;
 
-
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vedette_agent::nagios::exec::{ExecRequest, PluginRunner};
 use support::{env_or, own_cpu_seconds};
+use vedette_agent::nagios::exec::{ExecRequest, PluginRunner};
 use vedette_crds::template::CheckState;
 
 const CHECK_TCP: &str = "/usr/lib/nagios/plugins/check_tcp";
@@ -53,8 +52,16 @@ fn main() {
     );
     println!(
         "{:>3} {:>13} {:>11} {:>7} {:>10} {:>8} {:>12} {:>14} {:>12} {:>16}",
-        "C", "runner exec/s", "bare exec/s", "ratio", "runner µs", "bare µs", "overhead µs",
-        "runner CPU µs", "bare CPU µs", "CPU overhead µs"
+        "C",
+        "runner exec/s",
+        "bare exec/s",
+        "ratio",
+        "runner µs",
+        "bare µs",
+        "overhead µs",
+        "runner CPU µs",
+        "bare CPU µs",
+        "CPU overhead µs"
     );
     for &concurrency in &concurrencies {
         let mut runner_times = Vec::new();

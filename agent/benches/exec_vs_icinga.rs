@@ -53,7 +53,10 @@ fn main() {
     let warmup: f64 = env_or("BENCH_WARMUP_SECONDS", 5.0);
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let listener = AcceptCounter::start();
-    println!("exec_vs_icinga: {CHECK_TCP} -H 127.0.0.1 -p {} through the node agent vs Icinga 2", listener.port);
+    println!(
+        "exec_vs_icinga: {CHECK_TCP} -H 127.0.0.1 -p {} through the node agent vs Icinga 2",
+        listener.port
+    );
     println!("machine: {}", support::machine());
     println!(
         "inputs: N checks every {interval} s; warm-up {warmup} s, then executions counted for {seconds} s at the listener; {rounds} rounds (agent, then Icinga 2); medians; agent at its default --concurrency 64, Icinga 2 at its default MaxConcurrentChecks 512"
@@ -68,7 +71,11 @@ fn main() {
         }
         std::thread::sleep(Duration::from_secs_f64(warmup));
         daemon.assert_running();
-        let (count, cpu, started) = (listener.count(), tree_cpu_seconds(daemon.pid()), Instant::now());
+        let (count, cpu, started) = (
+            listener.count(),
+            tree_cpu_seconds(daemon.pid()),
+            Instant::now(),
+        );
         std::thread::sleep(Duration::from_secs_f64(seconds));
         daemon.assert_running();
         Sample {
@@ -101,8 +108,14 @@ fn main() {
             icinga_samples.push(icinga);
         }
         let med = |s: &[Sample], f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
-        let (agent_rate, icinga_rate) = (med(&agent_samples, Sample::rate), med(&icinga_samples, Sample::rate));
-        let (agent_cpu, icinga_cpu) = (med(&agent_samples, Sample::cpu_us), med(&icinga_samples, Sample::cpu_us));
+        let (agent_rate, icinga_rate) = (
+            med(&agent_samples, Sample::rate),
+            med(&icinga_samples, Sample::rate),
+        );
+        let (agent_cpu, icinga_cpu) = (
+            med(&agent_samples, Sample::cpu_us),
+            med(&icinga_samples, Sample::cpu_us),
+        );
         println!(
             "N={n:<5} median: agent {agent_rate:.0} exec/s, {agent_cpu:.0} µs CPU/exec | Icinga 2 {icinga_rate:.0} exec/s, {icinga_cpu:.0} µs CPU/exec | demand {:.0}/s | ratio agent/Icinga 2: throughput {:.2}x, CPU per execution {:.2}x less",
             n as f64 / f64::from(interval),
@@ -118,7 +131,9 @@ fn start_agent(dir: &Path, n: usize, interval: u32, port: u16) -> Daemon {
             let check = CheckSpec {
                 exec: Some(ExecProbe {
                     command: CHECK_TCP.into(),
-                    args: ["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from).to_vec(),
+                    args: ["-H", "127.0.0.1", "-p", &port.to_string()]
+                        .map(String::from)
+                        .to_vec(),
                 }),
                 ..Default::default()
             };

@@ -42,7 +42,10 @@ fn main() {
     let mut command = Command::new(NODE_EXPORTER);
     command
         .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}"))
-        .arg(format!("--collector.textfile.directory={}", textfiles.display()))
+        .arg(format!(
+            "--collector.textfile.directory={}",
+            textfiles.display()
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut exporter = Daemon::start("node_exporter", command);
@@ -63,7 +66,9 @@ fn main() {
         })
     };
 
-    println!("idle_footprint: vedette-agent node ({CHECKS} built-in checks every {INTERVAL_SECONDS} s) vs {NODE_EXPORTER}");
+    println!(
+        "idle_footprint: vedette-agent node ({CHECKS} built-in checks every {INTERVAL_SECONDS} s) vs {NODE_EXPORTER}"
+    );
     println!("machine: {}", support::machine());
     println!(
         "inputs: both running at once, both scraped every {} s; warm-up {warmup} s, then {rounds} windows of {seconds} s; medians",
@@ -115,38 +120,66 @@ fn main() {
 fn plan_checks(port: u16, dir: &std::path::Path) -> Vec<vedette_agent::plan::PlannedCheck> {
     let spec = |i: usize| -> (&'static str, CheckSpec) {
         match i % 6 {
-            0 => ("tcp", CheckSpec {
-                tcp: Some(TcpProbe {
-                    host: "127.0.0.1".into(),
-                    port: PortOrParameter::Int(port.into()),
-                    send: None,
-                    expect: None,
-                }),
-                ..Default::default()
-            }),
-            1 => ("file", CheckSpec {
-                file: Some(FileProbe {
-                    path: dir.join("plan.json").display().to_string(),
-                    metric: FileMetric::AgeSeconds,
-                }),
-                ..Default::default()
-            }),
-            2 => ("cpu", CheckSpec {
-                cpu: Some(CpuProbe { busiest_core: i % 4 == 0 }),
-                ..Default::default()
-            }),
-            3 => ("memory", CheckSpec {
-                memory: Some(MemoryProbe { metric: MemoryMetric::UsedPercent }),
-                ..Default::default()
-            }),
-            4 => ("disk", CheckSpec {
-                disk: Some(DiskProbe { mount_point: "/".into(), metric: DiskMetric::UsedPercent }),
-                ..Default::default()
-            }),
-            _ => ("load", CheckSpec {
-                load: Some(LoadProbe { period_minutes: 1, per_cpu: true }),
-                ..Default::default()
-            }),
+            0 => (
+                "tcp",
+                CheckSpec {
+                    tcp: Some(TcpProbe {
+                        host: "127.0.0.1".into(),
+                        port: PortOrParameter::Int(port.into()),
+                        send: None,
+                        expect: None,
+                    }),
+                    ..Default::default()
+                },
+            ),
+            1 => (
+                "file",
+                CheckSpec {
+                    file: Some(FileProbe {
+                        path: dir.join("plan.json").display().to_string(),
+                        metric: FileMetric::AgeSeconds,
+                    }),
+                    ..Default::default()
+                },
+            ),
+            2 => (
+                "cpu",
+                CheckSpec {
+                    cpu: Some(CpuProbe {
+                        busiest_core: i % 4 == 0,
+                    }),
+                    ..Default::default()
+                },
+            ),
+            3 => (
+                "memory",
+                CheckSpec {
+                    memory: Some(MemoryProbe {
+                        metric: MemoryMetric::UsedPercent,
+                    }),
+                    ..Default::default()
+                },
+            ),
+            4 => (
+                "disk",
+                CheckSpec {
+                    disk: Some(DiskProbe {
+                        mount_point: "/".into(),
+                        metric: DiskMetric::UsedPercent,
+                    }),
+                    ..Default::default()
+                },
+            ),
+            _ => (
+                "load",
+                CheckSpec {
+                    load: Some(LoadProbe {
+                        period_minutes: 1,
+                        per_cpu: true,
+                    }),
+                    ..Default::default()
+                },
+            ),
         }
     };
     (0..CHECKS)

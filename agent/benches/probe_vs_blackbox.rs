@@ -135,7 +135,13 @@ fn main() {
         let uri = format!("http://127.0.0.1:{blackbox_port}/probe?module={module}&target={target}");
         // Warm-up of both sides (connection pools, blackbox's goroutines).
         runtime.block_on(agent(&prober, spec, concurrency, Duration::from_secs(1)));
-        runtime.block_on(peer(&client, &uri, blackbox.pid(), concurrency, Duration::from_secs(1)));
+        runtime.block_on(peer(
+            &client,
+            &uri,
+            blackbox.pid(),
+            concurrency,
+            Duration::from_secs(1),
+        ));
         let mut agent_samples = Vec::new();
         let mut peer_samples = Vec::new();
         for round in 1..=rounds {
@@ -155,9 +161,16 @@ fn main() {
             agent_samples.push(a);
             peer_samples.push(p);
         }
-        let med = |samples: &[Sample], f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
-        let (agent_rate, peer_rate) = (med(&agent_samples, Sample::rate), med(&peer_samples, Sample::rate));
-        let (agent_cpu, peer_cpu) = (med(&agent_samples, Sample::cpu_us), med(&peer_samples, Sample::cpu_us));
+        let med =
+            |samples: &[Sample], f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+        let (agent_rate, peer_rate) = (
+            med(&agent_samples, Sample::rate),
+            med(&peer_samples, Sample::rate),
+        );
+        let (agent_cpu, peer_cpu) = (
+            med(&agent_samples, Sample::cpu_us),
+            med(&peer_samples, Sample::cpu_us),
+        );
         let loadgen = med(&peer_samples, Sample::loadgen_us);
         println!(
             "{name:>4} median: agent {agent_rate:.0} probes/s, {agent_cpu:.1} µs CPU/probe ({:.0} probes per CPU-second) | blackbox {peer_rate:.0} probes/s, {peer_cpu:.1} µs CPU/probe ({:.0} probes per CPU-second; load generator {loadgen:.1} µs/probe more)",
@@ -174,7 +187,12 @@ fn main() {
 }
 
 /// Runs the built-in probe with `concurrency` in flight for `window`.
-async fn agent(prober: &Arc<Prober>, spec: &CheckSpec, concurrency: usize, window: Duration) -> Sample {
+async fn agent(
+    prober: &Arc<Prober>,
+    spec: &CheckSpec,
+    concurrency: usize,
+    window: Duration,
+) -> Sample {
     let done = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let cpu = own_cpu_seconds();
@@ -182,7 +200,8 @@ async fn agent(prober: &Arc<Prober>, spec: &CheckSpec, concurrency: usize, windo
     let deadline = started + window;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (prober, spec, done, failures) = (prober.clone(), spec.clone(), done.clone(), failures.clone());
+        let (prober, spec, done, failures) =
+            (prober.clone(), spec.clone(), done.clone(), failures.clone());
         tasks.spawn(async move {
             while Instant::now() < deadline {
                 let output = prober.run(&spec, TIMEOUT).await;
@@ -221,15 +240,13 @@ async fn peer(
     let uri: hyper::Uri = uri.parse().expect("probe uri");
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, uri, done, failures) = (client.clone(), uri.clone(), done.clone(), failures.clone());
+        let (client, uri, done, failures) =
+            (client.clone(), uri.clone(), done.clone(), failures.clone());
         tasks.spawn(async move {
             while Instant::now() < deadline {
                 let ok = match client.get(uri.clone()).await {
                     Ok(response) => match response.into_body().collect().await {
-                        Ok(body) => body
-                            .to_bytes()
-                            .windows(15)
-                            .any(|w| w == b"probe_success 1"),
+                        Ok(body) => body.to_bytes().windows(15).any(|w| w == b"probe_success 1"),
                         Err(_) => false,
                     },
                     Err(_) => false,

@@ -91,7 +91,11 @@ pub fn tree_cpu_seconds(root: u32) -> f64 {
     let mut parents = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             if let Some(fields) = stat_fields(pid) {
@@ -103,7 +107,12 @@ pub fn tree_cpu_seconds(root: u32) -> f64 {
     let mut index = 0;
     while index < tree.len() {
         let parent = tree[index];
-        tree.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(c, _)| *c));
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
         index += 1;
     }
     tree.into_iter().map(|pid| cpu_seconds(pid, true)).sum()
@@ -301,9 +310,7 @@ pub fn serve() {
 /// SYNs, which come back only after a 1 s retransmission.
 fn listen_deep() -> tokio::net::TcpListener {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind((Ipv4Addr::LOCALHOST, 0).into())
-        .expect("bind");
+    socket.bind((Ipv4Addr::LOCALHOST, 0).into()).expect("bind");
     socket.listen(65_535).expect("listen")
 }
 
