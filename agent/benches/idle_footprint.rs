@@ -146,7 +146,7 @@ fn plan_checks(port: u16, dir: &std::path::Path) -> Vec<vedette_agent::plan::Pla
                 "cpu",
                 CheckSpec {
                     cpu: Some(CpuProbe {
-                        busiest_core: i % 4 == 0,
+                        busiest_core: i.is_multiple_of(4),
                     }),
                     ..Default::default()
                 },

@@ -52,9 +52,14 @@ struct Sample {
     seconds: f64,
     prober_cpu: f64,
     loadgen_cpu: f64,
+    /// Share of this process's CPU time spent in the kernel.
+    kernel_share: f64,
 }
 
 impl Sample {
+    fn kernel_percent(&self) -> f64 {
+        self.kernel_share * 100.0
+    }
     fn rate(&self) -> f64 {
         self.probes as f64 / self.seconds
     }
@@ -149,9 +154,10 @@ fn main() {
             let p = runtime.block_on(peer(&client, &uri, blackbox.pid(), concurrency, window));
             blackbox.assert_running();
             println!(
-                "{name:>4} round {round}: agent {:>7.0} probes/s {:>6.1} µs CPU/probe ({} failed) | blackbox {:>7.0} probes/s {:>6.1} µs CPU/probe ({} failed), load generator {:>6.1} µs CPU/probe",
+                "{name:>4} round {round}: agent {:>7.0} probes/s {:>6.1} µs CPU/probe ({:.0} % in the kernel, {} failed) | blackbox {:>7.0} probes/s {:>6.1} µs CPU/probe ({} failed), load generator {:>6.1} µs CPU/probe",
                 a.rate(),
                 a.cpu_us(),
+                a.kernel_percent(),
                 a.failures,
                 p.rate(),
                 p.cpu_us(),
@@ -186,6 +192,13 @@ fn main() {
     }
 }
 
+/// The share of system time in this process's CPU time since `user`, `system`.
+fn kernel_share(user: f64, system: f64) -> f64 {
+    let (user_now, system_now) = support::own_user_system_seconds();
+    let (user, system) = (user_now - user, system_now - system);
+    system / (user + system).max(f64::MIN_POSITIVE)
+}
+
 /// Runs the built-in probe with `concurrency` in flight for `window`.
 async fn agent(
     prober: &Arc<Prober>,
@@ -196,6 +209,7 @@ async fn agent(
     let done = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let cpu = own_cpu_seconds();
+    let (user, system) = support::own_user_system_seconds();
     let started = Instant::now();
     let deadline = started + window;
     let mut tasks = tokio::task::JoinSet::new();
@@ -220,6 +234,7 @@ async fn agent(
         seconds,
         prober_cpu: own_cpu_seconds() - cpu,
         loadgen_cpu: 0.0,
+        kernel_share: kernel_share(user, system),
     }
 }
 
@@ -266,5 +281,6 @@ async fn peer(
         seconds,
         prober_cpu: cpu_seconds(pid, true) - peer_cpu,
         loadgen_cpu: own_cpu_seconds() - own_cpu,
+        kernel_share: f64::NAN,
     }
 }

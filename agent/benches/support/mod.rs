@@ -78,6 +78,13 @@ pub fn cpu_seconds(pid: u32, children: bool) -> f64 {
     (own + reaped) as f64 / TICKS_PER_SECOND
 }
 
+/// User and system CPU seconds of this process so far, from `/proc/self/stat` (clock ticks).
+pub fn own_user_system_seconds() -> (f64, f64) {
+    let fields = stat_fields(std::process::id()).unwrap_or_default();
+    let field = |i: usize| fields.get(i).copied().unwrap_or(0) as f64 / TICKS_PER_SECOND;
+    (field(11), field(12))
+}
+
 /// CPU seconds of this process (all threads, children excluded), to the nanosecond: the
 /// clock ticks of `/proc` are too coarse for the microseconds one execution costs.
 pub fn own_cpu_seconds() -> f64 {
