@@ -36,6 +36,7 @@ generate:
 demo: deps
 	$(CARGO) run -q -p vedette-e2e --bin vedette-demo
 
-## bench: benchmarks that print numbers (see docs/benchmarks.md)
+## bench: benchmarks that print numbers, each against its peer (see docs/benchmarks.md);
+## `make bench BENCHES="exec_overhead spool_append"` runs some of them
 bench:
-	@echo "see docs/benchmarks.md for each benchmark's command"
+	bash bench/run.sh $(BENCHES)

@@ -3,42 +3,39 @@
 //! side by side with a bare `std::process::Command` spawn + wait of the same argv on C threads.
 //! Prints numbers; never fails on them.
 //!
-//! `cargo bench -p vedette-agent --bench exec_overhead` (env: `BENCH_RUNS` = N, default 400;
-//! `BENCH_CONCURRENCY` = comma-separated C values, default `1,4`; `BENCH_ROUNDS`, default 3).
+//! Two overheads are shown: wall time per execution (latency at C = 1, which on a shared
+//! machine drifts with everyone else's load) and this process's own CPU time per execution
+//! (what spawning, waiting and capturing cost the agent, children excluded), which is steady
+//! under load.
+//!
+//! `cargo bench -p vedette-agent --bench exec_overhead` (env: `BENCH_RUNS` = N, default 1000;
+//! `BENCH_CONCURRENCY` = comma-separated C values, default `1,4`; `BENCH_ROUNDS`, default 5;
+//! `BENCH_SIDE` = `runner` or `bare` to run one side only, e.g. under `strace -c`).
 
-use std::net::{Ipv4Addr, TcpListener};
+mod support;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::{env_or, own_cpu_seconds};
 use vedette_agent::nagios::exec::{ExecRequest, PluginRunner};
 use vedette_crds::template::CheckState;
 
 const CHECK_TCP: &str = "/usr/lib/nagios/plugins/check_tcp";
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let runs: usize = env_or("BENCH_RUNS", 400);
-    let rounds: usize = env_or("BENCH_ROUNDS", 3);
+    let runs: usize = env_or("BENCH_RUNS", 1000);
+    let rounds: usize = env_or("BENCH_ROUNDS", 5);
+    let side = std::env::var("BENCH_SIDE").unwrap_or_default();
     let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
         .unwrap_or_else(|_| "1,4".into())
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
 
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback listener");
-    let port = listener.local_addr().expect("listener address").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            drop(stream);
-        }
-    });
+    let listener = support::AcceptCounter::start();
+    let port = listener.port;
     let argv: Vec<String> = ["-H", "127.0.0.1", "-p", &port.to_string()]
         .map(String::from)
         .to_vec();
@@ -48,30 +45,53 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     println!("exec_overhead: {CHECK_TCP} -H 127.0.0.1 -p {port}");
+    println!("machine: {}", support::machine());
     println!(
-        "machine: {cpus} CPUs available; runs per measurement N={runs}; rounds={rounds}; median shown"
+        "inputs: runs per measurement N={runs}; rounds={rounds} (runner, then bare, alternating); medians"
     );
     println!(
-        "{:>3} {:>14} {:>14} {:>10} {:>12} {:>12} {:>14}",
-        "C", "runner exec/s", "bare exec/s", "ratio", "runner µs", "bare µs", "overhead µs"
+        "{:>3} {:>13} {:>11} {:>7} {:>10} {:>8} {:>12} {:>14} {:>12} {:>16}",
+        "C",
+        "runner exec/s",
+        "bare exec/s",
+        "ratio",
+        "runner µs",
+        "bare µs",
+        "overhead µs",
+        "runner CPU µs",
+        "bare CPU µs",
+        "CPU overhead µs"
     );
     for &concurrency in &concurrencies {
         let mut runner_times = Vec::new();
         let mut bare_times = Vec::new();
+        let mut runner_cpu = Vec::new();
+        let mut bare_cpu = Vec::new();
         for _ in 0..rounds {
             // Alternate so that drift on a shared machine hits both sides alike.
-            runner_times.push(runtime.block_on(runner_batch(&argv, runs, concurrency)));
-            bare_times.push(bare_batch(&argv, runs, concurrency));
+            if side != "bare" {
+                let cpu = own_cpu_seconds();
+                runner_times.push(runtime.block_on(runner_batch(&argv, runs, concurrency)));
+                runner_cpu.push((own_cpu_seconds() - cpu) * 1e6 / runs as f64);
+            }
+            if side != "runner" {
+                let cpu = own_cpu_seconds();
+                bare_times.push(bare_batch(&argv, runs, concurrency));
+                bare_cpu.push((own_cpu_seconds() - cpu) * 1e6 / runs as f64);
+            }
+        }
+        if !side.is_empty() {
+            continue;
         }
         let runner = median(runner_times);
         let bare = median(bare_times);
+        let (runner_cpu, bare_cpu) = (support::median(runner_cpu), support::median(bare_cpu));
         // Mean latency of one execution = wall time × concurrency / runs.
         let per_exec = |wall: Duration| wall.as_secs_f64() * 1e6 * concurrency as f64 / runs as f64;
         let rate = |wall: Duration| runs as f64 / wall.as_secs_f64();
         println!(
-            "{:>3} {:>14.0} {:>14.0} {:>10.2} {:>12.0} {:>12.0} {:>14.0}",
+            "{:>3} {:>13.0} {:>11.0} {:>7.2} {:>10.0} {:>8.0} {:>12.0} {:>14.0} {:>12.0} {:>16.0}",
             concurrency,
             rate(runner),
             rate(bare),
@@ -79,6 +99,9 @@ fn main() {
             per_exec(runner),
             per_exec(bare),
             per_exec(runner) - per_exec(bare),
+            runner_cpu,
+            bare_cpu,
+            runner_cpu - bare_cpu,
         );
     }
 }

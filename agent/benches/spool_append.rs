@@ -1,28 +1,89 @@
-//! Group-commit throughput of the spool: 64 tasks append 200-byte records, each waiting for
+//! Group-commit throughput of the spool: T tasks append 200-byte records, each waiting for
 //! durability before its next append, on a scratch spool under the target directory (the
-//! disk the project builds on). Prints numbers; never passes or fails.
+//! disk the project builds on), for T = 64 and 256. Side by side, in the same rounds, the
+//! bare disk: one writer appending 200 bytes and calling `fdatasync` after each, which is what
+//! one append per fsync would reach. Prints numbers; never passes or fails.
 //!
-//! `cargo bench -p vedette-agent --bench spool_append` (or `vedette-agent spool bench --dir D`).
+//! `cargo bench -p vedette-agent --bench spool_append` (env: `BENCH_TASKS`, default `64,256`;
+//! `BENCH_SECONDS`, default 5; `BENCH_ROUNDS`, default 3). The same measurement from the
+//! release binary: `vedette-agent spool bench --dir D --tasks T`.
 
-use std::time::Duration;
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use support::{env_or, median};
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("machine: {cpus} CPUs; 3 runs of 5 s each");
-    let mut rates = Vec::new();
-    for run in 1..=3 {
-        let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
-        let report = runtime.block_on(vedette_agent::spool::command::bench(
-            scratch.path(),
-            64,
-            Duration::from_secs(5),
-            200,
-        ))?;
-        println!("run {run}:\n{report}");
-        rates.push(report.appends as f64 / report.elapsed.as_secs_f64());
+    let tasks: Vec<usize> = std::env::var("BENCH_TASKS")
+        .unwrap_or_else(|_| "64,256".into())
+        .split(',')
+        .filter_map(|t| t.trim().parse().ok())
+        .collect();
+    let seconds: u64 = env_or("BENCH_SECONDS", 5);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3);
+    let duration = Duration::from_secs(seconds);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    println!("spool_append: group commit vs one fdatasync per record");
+    println!("machine: {}", support::machine());
+    println!(
+        "inputs: 200 B records, {seconds} s per measurement, tasks {tasks:?}, {rounds} rounds (spool per task count, then the bare fdatasync loop); medians; dir {}",
+        env!("CARGO_TARGET_TMPDIR")
+    );
+    let mut spool_rates = vec![Vec::new(); tasks.len()];
+    let mut records_per_commit = vec![Vec::new(); tasks.len()];
+    let mut bare_rates = Vec::new();
+    for round in 1..=rounds {
+        for (index, &task_count) in tasks.iter().enumerate() {
+            let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+            let report = runtime.block_on(vedette_agent::spool::command::bench(
+                scratch.path(),
+                task_count,
+                duration,
+                200,
+            ))?;
+            let rate = report.appends as f64 / report.elapsed.as_secs_f64();
+            let per_commit = report.appends as f64 / report.commits.max(1) as f64;
+            println!(
+                "round {round}: spool {task_count:>3} tasks {rate:>8.0} appends/s, {:>5.0} fsyncs/s, {per_commit:>5.1} records per commit, p50 {:?}, p99 {:?}",
+                report.fsyncs as f64 / report.elapsed.as_secs_f64(),
+                report.p50,
+                report.p99
+            );
+            spool_rates[index].push(rate);
+            records_per_commit[index].push(per_commit);
+        }
+        let bare = bare_fdatasync(duration)?;
+        println!("round {round}: bare write+fdatasync loop {bare:>8.0} records/s (= fsyncs/s)");
+        bare_rates.push(bare);
     }
-    rates.sort_by(f64::total_cmp);
-    println!("median appends/s: {:.0}", rates[1]);
+    let bare = median(bare_rates);
+    for (index, &task_count) in tasks.iter().enumerate() {
+        let rate = median(spool_rates[index].clone());
+        println!(
+            "median: spool {task_count} tasks {rate:.0} appends/s ({:.1} records per commit) | bare fdatasync {bare:.0} records/s | ratio {:.1}x",
+            median(records_per_commit[index].clone()),
+            rate / bare
+        );
+    }
     Ok(())
+}
+
+/// Records per second of one writer that makes every 200-byte record durable on its own.
+fn bare_fdatasync(duration: Duration) -> anyhow::Result<f64> {
+    let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let mut file = std::fs::File::create(scratch.path().join("records"))?;
+    let record = [b'r'; 200];
+    let started = Instant::now();
+    let mut records = 0u64;
+    while started.elapsed() < duration {
+        file.write_all(&record)?;
+        file.sync_data()?;
+        records += 1;
+    }
+    Ok(records as f64 / started.elapsed().as_secs_f64())
 }

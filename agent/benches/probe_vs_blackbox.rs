@@ -1,0 +1,286 @@
+//! Built-in TCP and HTTP probes side by side with Prometheus' `blackbox_exporter` (Debian's
+//! `prometheus-blackbox-exporter`) probing the same local servers. Prints numbers, never fails.
+//!
+//! Agent side: `Prober::run` in this process (a 2-worker tokio runtime like the node role),
+//! C probes in flight, CPU from `/proc/self/stat`. Peer side: blackbox_exporter on 127.0.0.1
+//! with its own config, driven over HTTP (`/probe?target=…&module=tcp_connect|http_2xx`) by a
+//! keep-alive client in this process with C requests in flight; blackbox's CPU comes from its
+//! `/proc/<pid>/stat`, the load generator's (this process) is shown separately. The servers
+//! run in a child process. Each round measures agent then blackbox for `BENCH_SECONDS`.
+//!
+//! `cargo bench -p vedette-agent --bench probe_vs_blackbox` (env: `BENCH_SECONDS`, default 5;
+//! `BENCH_ROUNDS`, default 3; `BENCH_CONCURRENCY`, default 64).
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use support::{Daemon, cpu_seconds, env_or, median, own_cpu_seconds};
+use vedette_agent::probe::Prober;
+use vedette_crds::CheckSpec;
+use vedette_crds::check::{HttpProbe, PortOrParameter, TcpProbe};
+
+const BLACKBOX: &str = "/usr/bin/prometheus-blackbox-exporter";
+const TIMEOUT: Duration = Duration::from_secs(5);
+const BLACKBOX_CONFIG: &str = "modules:
+  tcp_connect:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      valid_status_codes: [200]
+";
+
+/// One measurement: probes done, seconds, CPU seconds of the prober and of the load generator.
+#[derive(Clone, Copy)]
+struct Sample {
+    probes: u64,
+    failures: u64,
+    seconds: f64,
+    prober_cpu: f64,
+    loadgen_cpu: f64,
+    /// Share of this process's CPU time spent in the kernel.
+    kernel_share: f64,
+}
+
+impl Sample {
+    fn kernel_percent(&self) -> f64 {
+        self.kernel_share * 100.0
+    }
+    fn rate(&self) -> f64 {
+        self.probes as f64 / self.seconds
+    }
+    fn cpu_us(&self) -> f64 {
+        self.prober_cpu * 1e6 / self.probes as f64
+    }
+    fn loadgen_us(&self) -> f64 {
+        self.loadgen_cpu * 1e6 / self.probes as f64
+    }
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("serve") {
+        return support::serve();
+    }
+    let seconds: f64 = env_or("BENCH_SECONDS", 5.0);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3);
+    let concurrency: usize = env_or("BENCH_CONCURRENCY", 64);
+    let window = Duration::from_secs_f64(seconds);
+
+    let (_servers, tcp_port, http_port) = support::start_servers();
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let config = scratch.path().join("blackbox.yml");
+    std::fs::write(&config, BLACKBOX_CONFIG).expect("write blackbox config");
+    let blackbox_port = support::free_port();
+    let mut command = Command::new(BLACKBOX);
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{blackbox_port}"))
+        .arg("--log.level=warn")
+        .stdout(Stdio::null());
+    let mut blackbox = Daemon::start("blackbox_exporter", command);
+    support::wait_for_port(blackbox_port, Duration::from_secs(20));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("probe_vs_blackbox: built-in probes vs {BLACKBOX}");
+    println!("machine: {}", support::machine());
+    println!(
+        "inputs: {seconds} s per measurement, {concurrency} in flight, {rounds} rounds (agent, then blackbox, alternating); medians"
+    );
+    let tcp = CheckSpec {
+        tcp: Some(TcpProbe {
+            host: "127.0.0.1".into(),
+            port: PortOrParameter::Int(tcp_port.into()),
+            send: None,
+            expect: None,
+        }),
+        ..Default::default()
+    };
+    let http = CheckSpec {
+        http: Some(HttpProbe {
+            url: format!("http://127.0.0.1:{http_port}/"),
+            method: "GET".into(),
+            expect_status: Vec::new(),
+            body_match: Some("ok".into()),
+            verify_certificate: true,
+            headers: Default::default(),
+        }),
+        ..Default::default()
+    };
+    let cases = [
+        ("tcp", tcp, "tcp_connect", format!("127.0.0.1:{tcp_port}")),
+        (
+            "http",
+            http,
+            "http_2xx",
+            format!("http://127.0.0.1:{http_port}/"),
+        ),
+    ];
+    let prober = Arc::new(Prober::new());
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    for (name, spec, module, target) in &cases {
+        let uri = format!("http://127.0.0.1:{blackbox_port}/probe?module={module}&target={target}");
+        // Warm-up of both sides (connection pools, blackbox's goroutines).
+        runtime.block_on(agent(&prober, spec, concurrency, Duration::from_secs(1)));
+        runtime.block_on(peer(
+            &client,
+            &uri,
+            blackbox.pid(),
+            concurrency,
+            Duration::from_secs(1),
+        ));
+        let mut agent_samples = Vec::new();
+        let mut peer_samples = Vec::new();
+        for round in 1..=rounds {
+            let a = runtime.block_on(agent(&prober, spec, concurrency, window));
+            let p = runtime.block_on(peer(&client, &uri, blackbox.pid(), concurrency, window));
+            blackbox.assert_running();
+            println!(
+                "{name:>4} round {round}: agent {:>7.0} probes/s {:>6.1} µs CPU/probe ({:.0} % in the kernel, {} failed) | blackbox {:>7.0} probes/s {:>6.1} µs CPU/probe ({} failed), load generator {:>6.1} µs CPU/probe",
+                a.rate(),
+                a.cpu_us(),
+                a.kernel_percent(),
+                a.failures,
+                p.rate(),
+                p.cpu_us(),
+                p.failures,
+                p.loadgen_us()
+            );
+            agent_samples.push(a);
+            peer_samples.push(p);
+        }
+        let med =
+            |samples: &[Sample], f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+        let (agent_rate, peer_rate) = (
+            med(&agent_samples, Sample::rate),
+            med(&peer_samples, Sample::rate),
+        );
+        let (agent_cpu, peer_cpu) = (
+            med(&agent_samples, Sample::cpu_us),
+            med(&peer_samples, Sample::cpu_us),
+        );
+        let loadgen = med(&peer_samples, Sample::loadgen_us);
+        println!(
+            "{name:>4} median: agent {agent_rate:.0} probes/s, {agent_cpu:.1} µs CPU/probe ({:.0} probes per CPU-second) | blackbox {peer_rate:.0} probes/s, {peer_cpu:.1} µs CPU/probe ({:.0} probes per CPU-second; load generator {loadgen:.1} µs/probe more)",
+            1e6 / agent_cpu,
+            1e6 / peer_cpu
+        );
+        println!(
+            "{name:>4} ratio agent/blackbox: throughput {:.2}x, CPU efficiency {:.2}x (blackbox with its load generator: {:.2}x)",
+            agent_rate / peer_rate,
+            peer_cpu / agent_cpu,
+            (peer_cpu + loadgen) / agent_cpu
+        );
+    }
+}
+
+/// The share of system time in this process's CPU time since `user`, `system`.
+fn kernel_share(user: f64, system: f64) -> f64 {
+    let (user_now, system_now) = support::own_user_system_seconds();
+    let (user, system) = (user_now - user, system_now - system);
+    system / (user + system).max(f64::MIN_POSITIVE)
+}
+
+/// Runs the built-in probe with `concurrency` in flight for `window`.
+async fn agent(
+    prober: &Arc<Prober>,
+    spec: &CheckSpec,
+    concurrency: usize,
+    window: Duration,
+) -> Sample {
+    let done = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let cpu = own_cpu_seconds();
+    let (user, system) = support::own_user_system_seconds();
+    let started = Instant::now();
+    let deadline = started + window;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (prober, spec, done, failures) =
+            (prober.clone(), spec.clone(), done.clone(), failures.clone());
+        tasks.spawn(async move {
+            while Instant::now() < deadline {
+                let output = prober.run(&spec, TIMEOUT).await;
+                if output.failure.is_some() {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let seconds = started.elapsed().as_secs_f64();
+    Sample {
+        probes: done.load(Ordering::Relaxed),
+        failures: failures.load(Ordering::Relaxed),
+        seconds,
+        prober_cpu: own_cpu_seconds() - cpu,
+        loadgen_cpu: 0.0,
+        kernel_share: kernel_share(user, system),
+    }
+}
+
+/// Drives blackbox_exporter's `/probe` with `concurrency` requests in flight for `window`.
+async fn peer(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    uri: &str,
+    pid: u32,
+    concurrency: usize,
+    window: Duration,
+) -> Sample {
+    let done = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let peer_cpu = cpu_seconds(pid, true);
+    let own_cpu = own_cpu_seconds();
+    let started = Instant::now();
+    let deadline = started + window;
+    let uri: hyper::Uri = uri.parse().expect("probe uri");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (client, uri, done, failures) =
+            (client.clone(), uri.clone(), done.clone(), failures.clone());
+        tasks.spawn(async move {
+            while Instant::now() < deadline {
+                let ok = match client.get(uri.clone()).await {
+                    Ok(response) => match response.into_body().collect().await {
+                        Ok(body) => body.to_bytes().windows(15).any(|w| w == b"probe_success 1"),
+                        Err(_) => false,
+                    },
+                    Err(_) => false,
+                };
+                if !ok {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let seconds = started.elapsed().as_secs_f64();
+    Sample {
+        probes: done.load(Ordering::Relaxed),
+        failures: failures.load(Ordering::Relaxed),
+        seconds,
+        prober_cpu: cpu_seconds(pid, true) - peer_cpu,
+        loadgen_cpu: own_cpu_seconds() - own_cpu,
+        kernel_share: f64::NAN,
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every benchmark that compares the agent with a peer (see docs/benchmarks.md): installs
+# the peers from Debian, builds the release binaries (cargo's bench profile), then runs each
+# benchmark in turn. Every benchmark prints numbers and never fails on them. Output is also
+# kept in $BENCH_OUT (default target/bench-results.txt).
+#
+#   bash bench/run.sh                 # all
+#   bash bench/run.sh probe_vs_blackbox exec_overhead   # some
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CARGO=${CARGO:-cargo}
+ALL=(probe_vs_blackbox exec_overhead exec_vs_icinga idle_footprint spool_append compile)
+BENCHES=("$@")
+[ ${#BENCHES[@]} -eq 0 ] && BENCHES=("${ALL[@]}")
+target_dir=${CARGO_TARGET_DIR:-target}
+out=${BENCH_OUT:-$target_dir/bench-results.txt}
+mkdir -p "$(dirname "$out")"
+
+bash e2e/tools/install-bench-peers.sh
+packages=(-p vedette-agent)
+[[ " ${BENCHES[*]} " == *" compile "* ]] && packages+=(-p vedette-operator)
+$CARGO bench "${packages[@]}" --no-run >/dev/null
+
+{
+  echo "# vedette benchmarks, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo -)"
+  echo "# $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); the machine may be shared"
+} | tee "$out"
+for bench in "${BENCHES[@]}"; do
+  case "$bench" in
+    compile) package=vedette-operator ;;
+    *) package=vedette-agent ;;
+  esac
+  echo "## $bench" | tee -a "$out"
+  $CARGO bench -q -p "$package" --bench "$bench" 2>&1 | tee -a "$out"
+done
+echo "results kept in $out"
