@@ -141,6 +141,7 @@ impl Satellite {
             },
         )
         .await
+        .with_context(|| format!("satellite log:\n{}", self.process.log_tail(30)))
     }
 
     /// The value of the first series of `/metrics` named `name` whose labels contain every
@@ -272,7 +273,7 @@ pub async fn http_post(
 }
 
 /// A zone `zone` (nodes labelled `zone=<zone>`, keepalives every 2 s), a TCP template and a
-/// rule set `web` in `app` probing 127.0.0.1:`port` every second on nodes with `role=web`.
+/// rule set `web` in `app` probing 127.0.0.1:`port` every 2 s on nodes with `role=web`.
 pub fn fixture(zone: &str, app: &str, port: u16, satellites: u32) -> String {
     format!(
         r#"
@@ -292,8 +293,8 @@ spec:
     - {{name: port, type: int, minimum: 1, maximum: 65535, required: true}}
   check:
     tcp: {{host: 127.0.0.1, port: $port$}}
-  intervalSeconds: 1
-  retryIntervalSeconds: 1
+  intervalSeconds: 2
+  retryIntervalSeconds: 2
   maxAttempts: 1
   timeoutSeconds: 1
 ---

@@ -52,16 +52,12 @@ async fn an_agent_on_its_last_good_plan_is_counted_in_zone_status() -> anyhow::R
     })
     .await?;
     // It still runs the last good plan: the check still probes the listener.
-    let runs = |agent: &NodeAgent| {
-        let labels = [r#"check="listener""#];
-        async move { agent.metric("vedette_check_runs_total", &labels).await }
-    };
-    let before = runs(&agent).await?.unwrap_or_default();
+    let before = runs(&agent).await?;
     vedette_e2e::wait::until(
         "the held plan's check to keep running",
         Duration::from_secs(10),
         Duration::from_millis(200),
-        || async { Ok((runs(&agent).await?.unwrap_or_default() > before).then_some(())) },
+        || async { Ok((runs(&agent).await? > before).then_some(())) },
     )
     .await?;
     drop(listener);
@@ -70,4 +66,12 @@ async fn an_agent_on_its_last_good_plan_is_counted_in_zone_status() -> anyhow::R
     satellite.ensure_running()?;
     agent.ensure_running()?;
     scenario.plane.ensure_running()
+}
+
+async fn runs(agent: &NodeAgent) -> anyhow::Result<f64> {
+    let labels = [r#"check="listener""#];
+    Ok(agent
+        .metric("vedette_check_runs_total", &labels)
+        .await?
+        .unwrap_or_default())
 }
