@@ -48,11 +48,14 @@ pub struct Live {
     pub zones: BTreeMap<String, ZoneLive>,
 }
 
+/// A hard problem found: host, rule, entry.
+type Found<'a> = (&'a str, &'a str, &'a CheckEntry);
+
 /// Summarises `state` over the checks and machines `bundles` plan, at `now_ms`.
 pub fn summarise(state: &MasterState, bundles: &BTreeMap<String, ZoneBundle>, now_ms: u64) -> Live {
     let stale = |host: &str| state.agents().get(host).is_none_or(|a| a.stale(now_ms));
     let mut live = Live::default();
-    let mut problems: BTreeMap<(String, String), Vec<(&str, &str, &CheckEntry)>> = BTreeMap::new();
+    let mut problems: BTreeMap<(String, String), Vec<Found<'_>>> = BTreeMap::new();
     for (zone, bundle) in bundles {
         let zone_live = live.zones.entry(zone.clone()).or_default();
         let mut hosts: Vec<&str> = bundle.machines.keys().map(String::as_str).collect();

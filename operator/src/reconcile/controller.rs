@@ -155,7 +155,7 @@ impl Controller {
                 }
             }
         }
-        let satellites = self.satellites(&current);
+        let satellites = self.satellites(current);
         let now = jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
@@ -168,7 +168,7 @@ impl Controller {
             )
         };
         let statuses = status::desired(
-            &current,
+            current,
             &compiled.reported,
             &compiled.served,
             &|zone| {
