@@ -3,6 +3,7 @@
 //! manifests and wait for conditions.
 
 pub mod control_plane;
+pub mod fleet;
 pub mod manifests;
 pub mod operator;
 pub mod process;

@@ -35,13 +35,17 @@ pub fn repo() -> PathBuf {
 pub fn binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
-        .get_or_init(|| build().map_err(|e| format!("{e:#}")))
+        .get_or_init(|| {
+            build_binary("vedette-operator", "VEDETTE_OPERATOR_BIN").map_err(|e| format!("{e:#}"))
+        })
         .clone()
         .map_err(anyhow::Error::msg)
 }
 
-fn build() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("VEDETTE_OPERATOR_BIN") {
+/// Builds binary `name` of package `name` (or takes `$override_var`), in the profile and
+/// target directory of the running test.
+pub fn build_binary(name: &str, override_var: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var(override_var) {
         return Ok(PathBuf::from(path));
     }
     let profile_dir = std::env::current_exe()?
@@ -51,13 +55,9 @@ fn build() -> anyhow::Result<PathBuf> {
         .to_owned();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
-    command.current_dir(repo()).args([
-        "build",
-        "-p",
-        "vedette-operator",
-        "--bin",
-        "vedette-operator",
-    ]);
+    command
+        .current_dir(repo())
+        .args(["build", "-p", name, "--bin", name]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         command.arg("--release");
     }
@@ -66,13 +66,13 @@ fn build() -> anyhow::Result<PathBuf> {
     }
     let output = command
         .output()
-        .context("run cargo build -p vedette-operator")?;
+        .with_context(|| format!("run cargo build -p {name}"))?;
     anyhow::ensure!(
         output.status.success(),
-        "cargo build -p vedette-operator failed:\n{}",
+        "cargo build -p {name} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let binary = profile_dir.join("vedette-operator");
+    let binary = profile_dir.join(name);
     anyhow::ensure!(binary.exists(), "{} was not built", binary.display());
     Ok(binary)
 }
@@ -97,6 +97,17 @@ impl Operator {
         namespace: &str,
         identity: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_with(plane, kubeconfig, namespace, identity, &[])
+    }
+
+    /// Starts a replica with `kubeconfig` and extra flags (e.g. `--insecure-no-auth`).
+    pub fn start_with(
+        plane: &ControlPlane,
+        kubeconfig: &Path,
+        namespace: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let metrics_port = free_port()?;
         let mut command = Command::new(binary()?);
         command
@@ -104,13 +115,19 @@ impl Operator {
             .env("VEDETTE_LOG", "info,kube=warn")
             .args(["run", "--namespace", namespace, "--identity", identity])
             .args(["--listen", &format!("127.0.0.1:{metrics_port}")])
-            .args(["--image", "vedette-agent:e2e"]);
+            .args(["--image", "vedette-agent:e2e"])
+            .args(extra);
         let log = plane.dir().join(format!("operator-{identity}.log"));
         Ok(Self {
             process: Managed::spawn(&format!("vedette-operator {identity}"), command, &log)?,
             metrics_port,
             identity: identity.to_owned(),
         })
+    }
+
+    /// Its base URL (the masters' endpoint for satellites, /metrics, /healthz).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.metrics_port)
     }
 
     /// The replica's identity (its Lease holder name).

@@ -67,7 +67,7 @@ pub struct RunArgs {
         default_value = "ghcr.io/vedette-dev/vedette-agent:latest"
     )]
     pub image: String,
-    /// URL satellites report to; `http://vedette-operator.<namespace>.svc:7070` when empty.
+    /// URL satellites report to; `http://vedette-operator.<namespace>.svc:8080` when empty.
     #[arg(long, env = "VEDETTE_MASTERS_URL", default_value = "")]
     pub masters_url: String,
     /// Address of /metrics, /healthz and /readyz.
@@ -79,13 +79,22 @@ pub struct RunArgs {
     /// This replica's identity in the election: `POD_NAME`, else the host name.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Accept satellites' batches without a token (tests and standalone only).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// At most one Event per check per this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub event_interval_seconds: u64,
+    /// At most this many Events per second overall.
+    #[arg(long, default_value_t = 10)]
+    pub events_per_second: u32,
 }
 
 impl RunArgs {
     /// The reconciler's configuration, with defaults filled in.
     pub fn config(&self) -> reconcile::Config {
         let masters_url = if self.masters_url.is_empty() {
-            format!("http://vedette-operator.{}.svc:7070", self.namespace)
+            format!("http://vedette-operator.{}.svc:8080", self.namespace)
         } else {
             self.masters_url.clone()
         };
@@ -96,6 +105,9 @@ impl RunArgs {
             listen: self.listen.clone(),
             lease_name: self.lease_name.clone(),
             identity: self.identity.clone().unwrap_or_else(host_name),
+            insecure_no_auth: self.insecure_no_auth,
+            event_interval_seconds: self.event_interval_seconds,
+            events_per_second: self.events_per_second,
         }
     }
 }

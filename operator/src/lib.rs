@@ -5,4 +5,5 @@ pub mod build;
 pub mod cli;
 pub mod compile;
 pub mod manifests;
+pub mod masters;
 pub mod reconcile;

@@ -113,7 +113,8 @@ impl BundleSource for KubeBundleSource {
             let mut events = watcher(api, config)
                 .default_backoff()
                 .reflect(writer)
-                .applied_objects()
+                // Every event, not only applied objects: the reflector fills its store at
+                // the end of the initial list (`InitDone`), after the objects were yielded.
                 .boxed();
             while let Some(event) = events.next().await {
                 if let Err(error) = event {

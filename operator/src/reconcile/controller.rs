@@ -1,6 +1,11 @@
 //! The reconcile loop: wait for a change, debounce, compile (keeping last good specs), and —
 //! only on the Lease holder — publish every zone and write statuses. Every replica compiles,
 //! so a replica that takes over has a warm last-good cache and current metrics.
+//!
+//! Live state from the satellites (see [`crate::masters`]) is merged into the statuses: every
+//! [`LIVE_REFRESH`] a pass runs without compiling again (the last compile output is kept), so
+//! counts, staleness and problems reach status within seconds, while the status writer keeps
+//! the budget (only on change, at most once per object per 10 s).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +15,7 @@ use kube::ResourceExt;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use super::last_good::LastGood;
+use super::last_good::{Compiled, LastGood};
 use super::metrics::{Metrics, ZoneLabels};
 use super::owned::{OwnedIndex, OwnedKey};
 use super::publish::Publisher;
@@ -25,6 +30,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 pub const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// Delay before a pass that failed to write is retried.
 pub const RETRY: Duration = Duration::from_secs(5);
+/// How often live state (results, freshness) is merged into statuses.
+pub const LIVE_REFRESH: Duration = Duration::from_secs(3);
 
 /// The parts of the loop.
 pub struct Controller {
@@ -38,6 +45,10 @@ pub struct Controller {
     pub statuses: StatusWriter,
     /// Last good specs.
     pub last_good: LastGood,
+    /// What satellites sent.
+    pub masters: Arc<crate::masters::Masters>,
+    /// The last compile output; `None`: compile on the next pass.
+    pub compiled: Option<Compiled>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// True while this replica holds the Lease.
@@ -58,16 +69,20 @@ impl Controller {
                 .flatten()
                 .min();
             tokio::select! {
-                () = self.changed.notified() => {}
+                () = self.changed.notified() => {
+                    self.compiled = None;
+                    self.debounce().await;
+                }
                 result = self.leader.changed() => {
                     if result.is_err() {
                         tracing::error!(message = "Leader election stopped.");
                         return;
                     }
+                    self.debounce().await;
                 }
                 () = sleep_until(due) => {}
+                () = tokio::time::sleep(LIVE_REFRESH) => {}
             }
-            self.debounce().await;
             retry_at = (!self.pass().await).then(|| Instant::now() + RETRY);
         }
     }
@@ -86,11 +101,14 @@ impl Controller {
         }
     }
 
-    /// One pass; false when a write failed (the pass is retried).
-    pub async fn pass(&mut self) -> bool {
+    /// Compiles unless the last output is still current.
+    fn compile(&mut self) -> Compiled {
+        if let Some(compiled) = self.compiled.take() {
+            return compiled;
+        }
         let current = self.sources.input();
         let started = std::time::Instant::now();
-        let compiled = self.last_good.compile(current.clone());
+        let compiled = self.last_good.compile(current);
         self.metrics
             .compile_duration
             .observe(started.elapsed().as_secs_f64());
@@ -101,6 +119,20 @@ impl Controller {
                 .get_or_create(&ZoneLabels { zone: zone.clone() })
                 .set(bytes as i64);
         }
+        compiled
+    }
+
+    /// One pass; false when a write failed (the pass is retried).
+    pub async fn pass(&mut self) -> bool {
+        let current = self.sources.input();
+        let compiled = self.compile();
+        let ok = self.write(&current, &compiled).await;
+        self.compiled = Some(compiled);
+        ok
+    }
+
+    /// Publishes and writes statuses when this replica holds the Lease.
+    async fn write(&mut self, current: &crate::compile::Input, compiled: &Compiled) -> bool {
         if !*self.leader.borrow() {
             return true;
         }
@@ -123,12 +155,20 @@ impl Controller {
                 }
             }
         }
-        let satellites = self.satellites(&current);
+        let satellites = self.satellites(current);
         let now = jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
+        let live = {
+            let state = self.masters.state();
+            crate::masters::live::summarise(
+                &state,
+                &compiled.served.bundles,
+                crate::masters::unix_ms(),
+            )
+        };
         let statuses = status::desired(
-            &current,
+            current,
             &compiled.reported,
             &compiled.served,
             &|zone| {
@@ -137,6 +177,7 @@ impl Controller {
                     .copied()
                     .unwrap_or((0, zone.spec.satellites.replicas))
             },
+            &live,
             &now,
         );
         if self

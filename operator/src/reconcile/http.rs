@@ -1,4 +1,5 @@
-//! `/healthz`, `/readyz` and `/metrics`, served by every replica, leader or not.
+//! `/healthz`, `/readyz` and `/metrics`, served by every replica, leader or not, beside the
+//! masters' endpoints (`extra`, see [`crate::masters`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,12 +31,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
     ready: Arc<AtomicBool>,
+    extra: Router,
 ) -> Result<()> {
     let address = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    axum::serve(listener, router(registry, ready))
+    axum::serve(listener, router(registry, ready).merge(extra))
         .await
         .map_err(|source| Error::Listen { address, source })
 }

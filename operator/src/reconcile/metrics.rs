@@ -42,6 +42,13 @@ pub struct ZoneLabels {
     pub zone: String,
 }
 
+/// A batch from a satellite, by result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BatchLabels {
+    /// `ok`, `unauthenticated`, `forbidden`, `auth_unavailable` or `malformed`.
+    pub result: String,
+}
+
 /// Every metric of `vedette-operator run`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -57,6 +64,12 @@ pub struct Metrics {
     pub api_writes: Family<WriteLabels, Counter>,
     /// 1 while this replica holds the Lease.
     pub leader: Gauge,
+    /// Batches received from satellites, by result.
+    pub satellite_batches: Family<BatchLabels, Counter>,
+    /// Satellite entries applied (new ones, not resends).
+    pub satellite_entries: Counter,
+    /// Events that failed to publish.
+    pub event_failures: Counter,
 }
 
 impl Metrics {
@@ -69,6 +82,9 @@ impl Metrics {
             bundle_bytes: Family::default(),
             api_writes: Family::default(),
             leader: Gauge::default(),
+            satellite_batches: Family::default(),
+            satellite_entries: Counter::default(),
+            event_failures: Counter::default(),
         };
         let registry = registry.sub_registry_with_prefix("vedette_operator");
         registry.register(
@@ -97,7 +113,36 @@ impl Metrics {
             "1 while this replica holds the Lease",
             metrics.leader.clone(),
         );
+        registry.register(
+            "satellite_batches",
+            "Batches received from satellites, by result",
+            metrics.satellite_batches.clone(),
+        );
+        registry.register(
+            "satellite_entries",
+            "Satellite entries applied (new ones, not resends)",
+            metrics.satellite_entries.clone(),
+        );
+        registry.register(
+            "event_failures",
+            "Kubernetes Events that failed to publish",
+            metrics.event_failures.clone(),
+        );
         metrics
+    }
+
+    /// Counts one batch from a satellite with `result`.
+    pub fn batch(&self, result: &str) {
+        self.satellite_batches
+            .get_or_create(&BatchLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts an event that failed to publish.
+    pub fn event_failed(&self) {
+        self.event_failures.inc();
     }
 
     /// Counts one reconcile of an object of `kind`.

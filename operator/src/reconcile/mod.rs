@@ -51,6 +51,12 @@ pub struct Config {
     pub lease_name: String,
     /// This replica's identity in the election.
     pub identity: String,
+    /// Accept satellites without a token.
+    pub insecure_no_auth: bool,
+    /// At most one Event per check per this many seconds.
+    pub event_interval_seconds: u64,
+    /// At most this many Events per second.
+    pub events_per_second: u32,
 }
 
 /// Runs the operator until the process ends.
@@ -61,7 +67,19 @@ pub async fn run(config: Config) -> Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let listener = http::bind(&config.listen).await?;
     tracing::info!(message = "Serving.", listen = %config.listen, identity = %config.identity);
-    let server = tokio::spawn(http::serve(listener, Arc::new(registry), ready.clone()));
+    let (changes_tx, changes) = tokio::sync::mpsc::channel(crate::masters::events::MAX_PENDING);
+    let masters = Arc::new(crate::masters::Masters::new(
+        satellite_auth(&client, config.insecure_no_auth),
+        &config.namespace,
+        changes_tx,
+        metrics.clone(),
+    ));
+    let server = tokio::spawn(http::serve(
+        listener,
+        Arc::new(registry),
+        ready.clone(),
+        crate::masters::router(masters.clone()),
+    ));
 
     let changed = Arc::new(Notify::new());
     let sources = sources::Sources::spawn(&client, &changed, &metrics);
@@ -80,6 +98,18 @@ pub async fn run(config: Config) -> Result<()> {
         identity: config.identity.clone(),
     };
     let leader = leader::start(client.clone(), election, metrics.clone());
+    tokio::spawn(crate::masters::events::run(
+        client.clone(),
+        crate::masters::events::EventSettings {
+            per_check: std::time::Duration::from_secs(config.event_interval_seconds.max(1)),
+            per_second: config.events_per_second,
+            instance: config.identity.clone(),
+        },
+        changes,
+        leader.clone(),
+        sources.rule_sets.clone(),
+        metrics.clone(),
+    ));
     let settings = publish::Settings {
         namespace: config.namespace.clone(),
         image: config.image.clone(),
@@ -91,6 +121,8 @@ pub async fn run(config: Config) -> Result<()> {
         publisher: publish::Publisher::new(client.clone(), settings, owned, metrics.clone()),
         statuses: status_writer::StatusWriter::new(client),
         last_good: last_good::LastGood::default(),
+        masters,
+        compiled: None,
         metrics,
         leader,
         changed: changed.clone(),
@@ -107,4 +139,20 @@ pub async fn run(config: Config) -> Result<()> {
             }
         },
     }
+}
+
+/// How satellites are authenticated: TokenReview against the API server, cached a minute.
+fn satellite_auth(
+    client: &kube::Client,
+    insecure_no_auth: bool,
+) -> vedette_agent::satellite::auth::Auth {
+    use vedette_agent::satellite::auth::{Auth, Authenticator, KubeTokenReviewer};
+    if insecure_no_auth {
+        tracing::warn!(message = "Satellites are not authenticated (--insecure-no-auth).");
+        return Auth::Disabled;
+    }
+    Auth::Tokens(Authenticator::new(
+        Arc::new(KubeTokenReviewer::new(client.clone())),
+        std::time::Duration::from_secs(60),
+    ))
 }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use vedette_crds::Condition;
 
 use crate::compile::{Diagnostic, Input, ObjectRef, Output, Severity};
+use crate::masters::live::Live;
 
 /// The status one object should have.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,12 +46,14 @@ pub type Satellites = (i32, i32);
 
 /// The status of every object of `current`. `reported` holds the diagnostics of the
 /// current specs, `served` the counts of what is published, `satellites` the ready/desired
-/// replicas of a zone's Deployment, `now` the RFC 3339 time of new transitions.
+/// replicas of a zone's Deployment, `live` what the satellites reported (checks by state,
+/// problems, agents), `now` the RFC 3339 time of new transitions.
 pub fn desired(
     current: &Input,
     reported: &Output,
     served: &Output,
     satellites: &dyn Fn(&vedette_crds::MonitorZone) -> Satellites,
+    live: &Live,
     now: &str,
 ) -> Vec<DesiredStatus> {
     let mut all = Vec::new();
@@ -64,12 +67,16 @@ pub fn desired(
             message: format!("{ready} of {wanted} satellites ready"),
         });
         let previous = zone.status.as_ref().map(|s| s.conditions.as_slice());
+        let agents = live.zones.get(&name).copied().unwrap_or_default();
         let status = json!({
             "observedGeneration": zone.metadata.generation,
             "conditions": conditions(&reported.diagnostics, &object, extra, previous, now),
             "machines": summary.machines,
             "checks": summary.checks,
             "satellites": format!("{ready}/{wanted}"),
+            "agentsConnected": agents.connected,
+            "agentsStale": agents.stale,
+            "agentsOnHeldPlan": agents.on_held_plan,
         });
         all.push(entry(object, status, &zone.status));
     }
@@ -99,12 +106,23 @@ pub fn desired(
             .cloned()
             .unwrap_or_default();
         let previous = rule_set.status.as_ref().map(|s| s.conditions.as_slice());
-        let status = json!({
+        let results = live
+            .rule_sets
+            .get(&(object.namespace.clone(), object.name.clone()))
+            .cloned()
+            .unwrap_or_default();
+        let mut status = json!({
             "observedGeneration": rule_set.metadata.generation,
             "conditions": conditions(&reported.diagnostics, &object, None, previous, now),
             "machines": summary.machines,
             "checks": summary.checks,
+            "checksByState": results.counts,
+            "stale": results.stale,
         });
+        // Absent when empty, as the type serializes it, so that "unchanged" compares equal.
+        if !results.problems.is_empty() {
+            status["problems"] = json!(results.problems);
+        }
         all.push(entry(object, status, &rule_set.status));
     }
     for process in &current.processes {

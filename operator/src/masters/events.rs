@@ -1,0 +1,224 @@
+//! Kubernetes Events for hard state changes (F26), on the check's RuleSet: `Warning` with
+//! reason `CheckCritical`, `CheckWarning` or `CheckUnknown`, `Normal` with `CheckRecovered`,
+//! the note naming host, check and output.
+//!
+//! Both masters see every change, but only the Lease holder sends, so an event is sent once.
+//! [`Limiter`] keeps the API-server budget: at most one event per (rule set, host, check) per
+//! `per_check` (a change that comes sooner waits, and only the latest state is sent when the
+//! time comes, if it differs from the last one sent) and at most `per_second` overall.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use vedette_agent::plan::CheckId;
+use vedette_crds::RuleSet;
+use vedette_crds::template::CheckState;
+
+use super::state::HardChange;
+use crate::reconcile::metrics::Metrics;
+
+/// Changes waiting at most; beyond, new keys are dropped (and counted).
+pub const MAX_PENDING: usize = 10_000;
+/// Longest note, characters (the API allows 1 KiB).
+const MAX_NOTE_CHARS: usize = 900;
+
+type Key = (String, CheckId);
+
+/// Decides which changes become events, and when.
+#[derive(Debug)]
+pub struct Limiter {
+    per_check: Duration,
+    per_second: u32,
+    last_sent: HashMap<Key, (Instant, CheckState)>,
+    pending: BTreeMap<Key, HardChange>,
+    tokens: f64,
+    refilled: Instant,
+    /// Changes dropped because too many were waiting.
+    pub dropped: u64,
+}
+
+impl Limiter {
+    /// A limiter allowing one event per check per `per_check`, `per_second` overall.
+    pub fn new(per_check: Duration, per_second: u32, now: Instant) -> Self {
+        Self {
+            per_check,
+            per_second: per_second.max(1),
+            last_sent: HashMap::new(),
+            pending: BTreeMap::new(),
+            tokens: f64::from(per_second.max(1)),
+            refilled: now,
+            dropped: 0,
+        }
+    }
+
+    /// Takes a change; a later change of the same check replaces a waiting one.
+    pub fn offer(&mut self, change: HardChange) {
+        let key = (change.host.clone(), change.check.clone());
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&key) {
+            self.dropped += 1;
+            return;
+        }
+        self.pending.insert(key, change);
+    }
+
+    /// The changes to send at `now`, within both limits.
+    pub fn due(&mut self, now: Instant) -> Vec<HardChange> {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        let cap = f64::from(self.per_second);
+        self.tokens = (self.tokens + elapsed * cap).min(cap);
+        self.refilled = now;
+        let ready: Vec<Key> = self
+            .pending
+            .keys()
+            .filter(|key| {
+                self.last_sent
+                    .get(*key)
+                    .is_none_or(|(at, _)| now.saturating_duration_since(*at) >= self.per_check)
+            })
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for key in ready {
+            if self.tokens < 1.0 {
+                break;
+            }
+            let Some(change) = self.pending.remove(&key) else {
+                continue;
+            };
+            let repeat = self
+                .last_sent
+                .get(&key)
+                .is_some_and(|(_, state)| *state == change.state);
+            if repeat {
+                continue;
+            }
+            self.tokens -= 1.0;
+            self.last_sent.insert(key, (now, change.state));
+            out.push(change);
+        }
+        self.last_sent
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) < self.per_check * 10);
+        out
+    }
+
+    /// Forgets everything waiting (a replica that is not the Lease holder sends nothing).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+    }
+}
+
+/// Reason and type of the event of a change.
+pub fn reason(change: &HardChange) -> (&'static str, EventType) {
+    match change.state {
+        CheckState::Ok => ("CheckRecovered", EventType::Normal),
+        CheckState::Warning => ("CheckWarning", EventType::Warning),
+        CheckState::Critical => ("CheckCritical", EventType::Warning),
+        CheckState::Unknown => ("CheckUnknown", EventType::Warning),
+    }
+}
+
+/// The note of a change's event.
+pub fn note(change: &HardChange) -> String {
+    let state = serde_json::to_value(change.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let text = format!(
+        "{} on {}: {state}: {}",
+        change.check.rule, change.host, change.output
+    );
+    text.chars().take(MAX_NOTE_CHARS).collect()
+}
+
+/// Settings of the event task.
+#[derive(Clone, Debug)]
+pub struct EventSettings {
+    /// At most one event per check per this long.
+    pub per_check: Duration,
+    /// At most this many events per second.
+    pub per_second: u32,
+    /// This replica's identity (the reporting instance).
+    pub instance: String,
+}
+
+/// Sends events for `changes` while `leader` is true; looks the RuleSets up in `rule_sets`.
+pub async fn run(
+    client: kube::Client,
+    settings: EventSettings,
+    mut changes: mpsc::Receiver<HardChange>,
+    leader: watch::Receiver<bool>,
+    rule_sets: kube::runtime::reflector::Store<RuleSet>,
+    metrics: Arc<Metrics>,
+) {
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: "vedette-operator".to_owned(),
+            instance: Some(settings.instance.clone()),
+        },
+    );
+    let mut limiter = Limiter::new(settings.per_check, settings.per_second, Instant::now());
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            change = changes.recv() => match change {
+                Some(change) => limiter.offer(change),
+                None => return,
+            },
+            _ = tick.tick() => {
+                if !*leader.borrow() {
+                    limiter.clear();
+                    continue;
+                }
+                for change in limiter.due(Instant::now()) {
+                    publish(&recorder, &rule_sets, &change, &metrics).await;
+                }
+            }
+        }
+    }
+}
+
+async fn publish(
+    recorder: &Recorder,
+    rule_sets: &kube::runtime::reflector::Store<RuleSet>,
+    change: &HardChange,
+    metrics: &Metrics,
+) {
+    let key = kube::runtime::reflector::ObjectRef::<RuleSet>::new(&change.check.rule_set)
+        .within(&change.check.namespace);
+    let Some(rule_set) = rule_sets.get(&key) else {
+        return;
+    };
+    let reference = ObjectReference {
+        api_version: Some("vedette.dev/v1alpha1".to_owned()),
+        kind: Some("RuleSet".to_owned()),
+        name: rule_set.metadata.name.clone(),
+        namespace: rule_set.metadata.namespace.clone(),
+        uid: rule_set.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    let (reason, type_) = reason(change);
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note(change)),
+        action: "StateChange".to_owned(),
+        secondary: None,
+    };
+    match recorder.publish(&event, &reference).await {
+        Ok(()) => metrics.wrote("Event", "create"),
+        Err(error) => {
+            tracing::warn!(message = "Failed to publish an event.", %error, reason);
+            metrics.event_failed();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

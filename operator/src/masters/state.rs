@@ -1,0 +1,325 @@
+//! The masters' state, as a pure value: what satellites forwarded, merged.
+//!
+//! - **Satellite batches** are deduplicated by `(satellite replica, spool sequence)` with a
+//!   [`Watermark`] per replica; the acknowledgement is that watermark.
+//! - **Agent entries inside them** are deduplicated by `(agent, sequence)` (after a failover
+//!   an agent resends to another replica what the first one already forwarded), and a check's
+//!   state is replaced only by a newer one: from the same writer a higher sequence, from
+//!   another writer (a remote check moving between replicas) a later `at_ms`. An old entry
+//!   never overwrites a newer state.
+//! - **Keepalives** give each agent's freshness and held plan; **summaries** are kept as the
+//!   satellites last sent them.
+//!
+//! Time comes in as arguments (`now_ms`), so tests need no clock.
+
+use std::collections::{BTreeMap, HashMap};
+
+use vedette_agent::forward::{Forwarded, RuleSetSummary, ZoneSummary};
+use vedette_agent::plan::CheckId;
+use vedette_agent::report::{Ack, Batch, CheckReport, Keepalive, Report};
+use vedette_agent::satellite::table::MISSED_KEEPALIVES;
+use vedette_agent::watermark::Watermark;
+use vedette_crds::template::CheckState;
+
+/// Most sequences an agent's watermark keeps above its contiguous part; beyond, the gap is
+/// skipped (the agent dropped those entries, or they were forwarded by a replica that is gone).
+const MAX_ABOVE: u64 = 10_000;
+
+/// Identifies a check on a host.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CheckKey {
+    /// The machine or remote target.
+    pub host: String,
+    /// The check.
+    pub check: CheckId,
+}
+
+/// The current state of one check, as the masters know it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckEntry {
+    /// Zone of the reporting agent or satellite, when known.
+    pub zone: Option<String>,
+    /// Current state.
+    pub state: CheckState,
+    /// Whether it is hard.
+    pub hard: bool,
+    /// Output of the run that set it.
+    pub output: String,
+    /// When that run finished (reporter's clock), Unix ms.
+    pub at_ms: u64,
+    /// Since when the check is in `state`, Unix ms.
+    pub since_ms: u64,
+    /// The last hard state (OK until a hard problem was seen).
+    pub last_hard: CheckState,
+    /// Who wrote it: sender id and its sequence.
+    pub writer: (String, u64),
+}
+
+/// What the masters know of one agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentEntry {
+    /// Its zone, as its plan says.
+    pub zone: String,
+    /// When its newest keepalive was made, bounded by when it arrived, Unix ms.
+    pub seen_ms: u64,
+    /// Seconds between its keepalives.
+    pub interval_seconds: u64,
+    /// Sequence of the newest keepalive applied.
+    pub sequence: u64,
+    /// Whether it runs a held plan.
+    pub plan_held: bool,
+    /// Why.
+    pub plan_reason: String,
+}
+
+impl AgentEntry {
+    /// Missed [`MISSED_KEEPALIVES`] keepalives at `now_ms`.
+    pub fn stale(&self, now_ms: u64) -> bool {
+        let window = MISSED_KEEPALIVES * self.interval_seconds.max(1) * 1000;
+        now_ms.saturating_sub(self.seen_ms) > window
+    }
+}
+
+/// A hard state change, for a Kubernetes Event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HardChange {
+    /// The machine or target.
+    pub host: String,
+    /// The check.
+    pub check: CheckId,
+    /// The new hard state.
+    pub state: CheckState,
+    /// The hard state before.
+    pub previous: CheckState,
+    /// Output of the run.
+    pub output: String,
+    /// When the run finished, Unix ms.
+    pub at_ms: u64,
+}
+
+/// Counts of what was applied (for `/metrics` and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Entries applied.
+    pub entries: u64,
+    /// Entries received again (by satellite or agent sequence), skipped.
+    pub duplicates: u64,
+    /// Check reports older than the stored state, which did not overwrite it.
+    pub outdated: u64,
+}
+
+/// Everything the masters merged.
+#[derive(Clone, Debug, Default)]
+pub struct MasterState {
+    satellites: HashMap<String, Watermark>,
+    satellite_zones: HashMap<String, String>,
+    agent_sequences: HashMap<String, Watermark>,
+    checks: BTreeMap<CheckKey, CheckEntry>,
+    agents: BTreeMap<String, AgentEntry>,
+    rule_set_summaries: BTreeMap<(String, String, String), RuleSetSummary>,
+    zone_summaries: BTreeMap<(String, String), ZoneSummary>,
+    applied: Applied,
+    version: u64,
+}
+
+impl MasterState {
+    /// Applies a satellite's batch received at `now_ms`; returns the acknowledgement and the
+    /// hard state changes it caused.
+    pub fn receive(&mut self, batch: Batch<Forwarded>, now_ms: u64) -> (Ack, Vec<HardChange>) {
+        let satellite = batch.agent;
+        let mut watermark = self.satellites.remove(&satellite).unwrap_or_default();
+        watermark.advance_floor(batch.floor);
+        let mut changes = Vec::new();
+        for envelope in batch.entries {
+            if !watermark.record(envelope.sequence) {
+                self.applied.duplicates += 1;
+                continue;
+            }
+            self.apply(
+                &satellite,
+                envelope.sequence,
+                envelope.report,
+                now_ms,
+                &mut changes,
+            );
+        }
+        let ack = Ack {
+            up_to: watermark.contiguous(),
+        };
+        self.satellites.insert(satellite, watermark);
+        (ack, changes)
+    }
+
+    fn apply(
+        &mut self,
+        satellite: &str,
+        sequence: u64,
+        entry: Forwarded,
+        now_ms: u64,
+        changes: &mut Vec<HardChange>,
+    ) {
+        self.applied.entries += 1;
+        self.version += 1;
+        match entry {
+            Forwarded::Agent {
+                agent,
+                sequence,
+                report,
+            } => {
+                let seen = self.agent_sequences.entry(agent.clone()).or_default();
+                if !seen.record(sequence) {
+                    self.applied.duplicates += 1;
+                    return;
+                }
+                if seen.stored_above() > MAX_ABOVE {
+                    *seen = Watermark::at(sequence);
+                }
+                let zone = self.agents.get(&agent).map(|a| a.zone.clone());
+                match report {
+                    Report::StateChange(check) | Report::Result(check) => {
+                        self.apply_check(&agent, sequence, &check, zone, changes);
+                    }
+                    Report::Keepalive(keepalive) => {
+                        self.apply_keepalive(&agent, sequence, &keepalive, now_ms);
+                    }
+                }
+            }
+            Forwarded::Own { report } => {
+                if let Report::StateChange(check) | Report::Result(check) = report {
+                    let zone = self.satellite_zones.get(satellite).cloned();
+                    self.apply_check(satellite, sequence, &check, zone, changes);
+                }
+            }
+            Forwarded::RuleSetSummary(summary) => {
+                let key = (
+                    summary.zone.clone(),
+                    summary.namespace.clone(),
+                    summary.rule_set.clone(),
+                );
+                self.rule_set_summaries.insert(key, summary);
+            }
+            Forwarded::ZoneSummary(summary) => {
+                self.satellite_zones
+                    .insert(satellite.to_owned(), summary.zone.clone());
+                self.zone_summaries
+                    .insert((summary.zone.clone(), summary.replica.clone()), summary);
+            }
+        }
+    }
+
+    fn apply_check(
+        &mut self,
+        writer: &str,
+        sequence: u64,
+        report: &CheckReport,
+        zone: Option<String>,
+        changes: &mut Vec<HardChange>,
+    ) {
+        let key = CheckKey {
+            host: report.host.clone(),
+            check: report.check.clone(),
+        };
+        let previous = self.checks.get(&key);
+        let newer = match previous {
+            None => true,
+            Some(entry) if entry.writer.0 == writer => sequence > entry.writer.1,
+            Some(entry) => report.at_ms >= entry.at_ms,
+        };
+        if !newer {
+            self.applied.outdated += 1;
+            return;
+        }
+        let last_hard = previous.map_or(CheckState::Ok, |e| e.last_hard);
+        let since_ms = match previous {
+            Some(entry) if entry.state == report.state => entry.since_ms,
+            _ => report.at_ms,
+        };
+        if report.hard && report.state != last_hard {
+            changes.push(HardChange {
+                host: report.host.clone(),
+                check: report.check.clone(),
+                state: report.state,
+                previous: last_hard,
+                output: report.output.clone(),
+                at_ms: report.at_ms,
+            });
+        }
+        let entry = CheckEntry {
+            zone: zone.or_else(|| previous.and_then(|e| e.zone.clone())),
+            state: report.state,
+            hard: report.hard,
+            output: report.output.clone(),
+            at_ms: report.at_ms,
+            since_ms,
+            last_hard: if report.hard { report.state } else { last_hard },
+            writer: (writer.to_owned(), sequence),
+        };
+        self.checks.insert(key, entry);
+    }
+
+    fn apply_keepalive(&mut self, agent: &str, sequence: u64, keepalive: &Keepalive, now: u64) {
+        let entry = self.agents.entry(agent.to_owned()).or_default();
+        if entry.seen_ms > 0 && sequence < entry.sequence {
+            return;
+        }
+        *entry = AgentEntry {
+            zone: keepalive.zone.clone(),
+            // An agent clock ahead of ours must not keep it fresh forever.
+            seen_ms: keepalive.at_ms.min(now),
+            interval_seconds: keepalive.interval_seconds,
+            sequence,
+            plan_held: keepalive.plan.held,
+            plan_reason: keepalive.plan.reason.clone(),
+        };
+    }
+
+    /// Every check's state.
+    pub fn checks(&self) -> &BTreeMap<CheckKey, CheckEntry> {
+        &self.checks
+    }
+
+    /// One check's state.
+    pub fn check(&self, host: &str, check: &CheckId) -> Option<&CheckEntry> {
+        self.checks.get(&CheckKey {
+            host: host.to_owned(),
+            check: check.clone(),
+        })
+    }
+
+    /// Every agent that sent a keepalive.
+    pub fn agents(&self) -> &BTreeMap<String, AgentEntry> {
+        &self.agents
+    }
+
+    /// The latest rule-set summaries, by (zone, namespace, rule set).
+    pub fn rule_set_summaries(&self) -> &BTreeMap<(String, String, String), RuleSetSummary> {
+        &self.rule_set_summaries
+    }
+
+    /// The latest zone summaries, by (zone, replica).
+    pub fn zone_summaries(&self) -> &BTreeMap<(String, String), ZoneSummary> {
+        &self.zone_summaries
+    }
+
+    /// Per satellite replica: every spool sequence up to this one is applied.
+    pub fn satellite_watermarks(&self) -> BTreeMap<String, u64> {
+        self.satellites
+            .iter()
+            .map(|(replica, w)| (replica.clone(), w.contiguous()))
+            .collect()
+    }
+
+    /// What was applied.
+    pub fn applied(&self) -> Applied {
+        self.applied
+    }
+
+    /// Changes with every applied entry.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,191 @@
+use super::*;
+use vedette_agent::report::{Envelope, PlanState, StateCounts};
+
+pub(crate) fn id(rule: &str) -> CheckId {
+    CheckId {
+        namespace: "shop".into(),
+        rule_set: "web".into(),
+        rule: rule.into(),
+    }
+}
+
+pub(crate) fn change(host: &str, state: CheckState, hard: bool, at_ms: u64) -> Report {
+    Report::StateChange(CheckReport {
+        check: id("tcp"),
+        host: host.into(),
+        state,
+        hard,
+        attempt: 1,
+        previous_state: CheckState::Ok,
+        output: format!("{state:?} output"),
+        duration_ms: 1,
+        at_ms,
+    })
+}
+
+pub(crate) fn keepalive(host: &str, at_ms: u64, held: bool) -> Report {
+    Report::Keepalive(Keepalive {
+        host: host.into(),
+        zone: "core".into(),
+        at_ms,
+        interval_seconds: 2,
+        plan: PlanState {
+            hash: "h".into(),
+            held,
+            reason: String::new(),
+            age_seconds: 0,
+        },
+        counts: StateCounts::default(),
+        spool_depth: 0,
+        spool_dropped: 0,
+        version: "test".into(),
+    })
+}
+
+pub(crate) fn agent(agent: &str, sequence: u64, report: Report) -> Forwarded {
+    Forwarded::Agent {
+        agent: agent.into(),
+        sequence,
+        report,
+    }
+}
+
+pub(crate) fn batch(satellite: &str, entries: Vec<(u64, Forwarded)>) -> Batch<Forwarded> {
+    Batch {
+        agent: satellite.into(),
+        floor: 1,
+        entries: entries
+            .into_iter()
+            .map(|(sequence, report)| Envelope { sequence, report })
+            .collect(),
+    }
+}
+
+#[test]
+fn acknowledges_the_contiguous_prefix_of_each_satellite() {
+    let mut state = MasterState::default();
+    let (ack, _) = state.receive(
+        batch(
+            "sat-a",
+            vec![
+                (1, agent("n1", 1, keepalive("n1", 10, false))),
+                (3, agent("n1", 3, keepalive("n1", 30, false))),
+            ],
+        ),
+        100,
+    );
+    assert_eq!(ack.up_to, 1);
+    let (ack, _) = state.receive(
+        batch(
+            "sat-a",
+            vec![(2, agent("n1", 2, keepalive("n1", 20, false)))],
+        ),
+        100,
+    );
+    assert_eq!(ack.up_to, 3);
+    let (ack, _) = state.receive(batch("sat-b", vec![]), 100);
+    assert_eq!(ack.up_to, 0, "each satellite has its own watermark");
+}
+
+#[test]
+fn an_older_entry_never_overwrites_a_newer_state() {
+    let mut state = MasterState::default();
+    state.receive(
+        batch(
+            "sat-a",
+            vec![(
+                1,
+                agent("n1", 5, change("n1", CheckState::Critical, true, 50)),
+            )],
+        ),
+        100,
+    );
+    // A replayed older OK (lower agent sequence) arrives later, through another satellite.
+    state.receive(
+        batch(
+            "sat-b",
+            vec![(1, agent("n1", 4, change("n1", CheckState::Ok, true, 40)))],
+        ),
+        100,
+    );
+    let entry = state.check("n1", &id("tcp")).unwrap();
+    assert_eq!(entry.state, CheckState::Critical);
+    assert_eq!(state.applied().outdated, 1);
+}
+
+#[test]
+fn an_agent_entry_forwarded_by_two_satellites_counts_once() {
+    let mut state = MasterState::default();
+    let entry = agent("n1", 7, change("n1", CheckState::Critical, true, 70));
+    let (_, first) = state.receive(batch("sat-a", vec![(1, entry.clone())]), 100);
+    let (_, second) = state.receive(batch("sat-b", vec![(9, entry)]), 100);
+    assert_eq!((first.len(), second.len()), (1, 0));
+    assert_eq!(state.applied().duplicates, 1);
+}
+
+#[test]
+fn hard_changes_are_reported_once_with_the_previous_hard_state() {
+    let mut state = MasterState::default();
+    let (_, soft) = state.receive(
+        batch(
+            "s",
+            vec![(
+                1,
+                agent("n1", 1, change("n1", CheckState::Critical, false, 10)),
+            )],
+        ),
+        100,
+    );
+    assert!(soft.is_empty(), "a soft problem is not a hard change");
+    let (_, hard) = state.receive(
+        batch(
+            "s",
+            vec![(
+                2,
+                agent("n1", 2, change("n1", CheckState::Critical, true, 20)),
+            )],
+        ),
+        100,
+    );
+    assert_eq!(
+        hard.iter()
+            .map(|c| (c.state, c.previous))
+            .collect::<Vec<_>>(),
+        [(CheckState::Critical, CheckState::Ok)]
+    );
+    assert_eq!(state.check("n1", &id("tcp")).unwrap().since_ms, 10);
+    let (_, recovered) = state.receive(
+        batch(
+            "s",
+            vec![(3, agent("n1", 3, change("n1", CheckState::Ok, true, 30)))],
+        ),
+        100,
+    );
+    assert_eq!(
+        recovered
+            .iter()
+            .map(|c| (c.state, c.previous))
+            .collect::<Vec<_>>(),
+        [(CheckState::Ok, CheckState::Critical)]
+    );
+}
+
+#[test]
+fn keepalives_make_agents_fresh_then_stale_and_tell_held_plans() {
+    let mut state = MasterState::default();
+    state.receive(
+        batch("s", vec![(1, agent("n1", 1, keepalive("n1", 1_000, true)))]),
+        1_000,
+    );
+    let agent = &state.agents()["n1"];
+    assert!(agent.plan_held);
+    assert!(!agent.stale(1_000 + 6_000), "three intervals of 2 s");
+    assert!(agent.stale(1_000 + 6_001));
+    // An agent clock ahead of ours does not keep it fresh.
+    state.receive(batch("s", vec![(2, agent_entry(2, 999_999))]), 2_000);
+    assert_eq!(state.agents()["n1"].seen_ms, 2_000);
+}
+
+fn agent_entry(sequence: u64, at_ms: u64) -> Forwarded {
+    agent("n1", sequence, keepalive("n1", at_ms, false))
+}
