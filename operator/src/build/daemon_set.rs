@@ -37,6 +37,26 @@ use super::service::satellite_url;
 
 /// Where the agent sees its spool.
 pub const AGENT_SPOOL_DIR: &str = "/var/lib/vedette/spool";
+/// A projected ServiceAccount token with audience `vedette`, valid for an hour and renewed by
+/// the kubelet: what agents present to satellites and satellites to the masters.
+pub(super) fn vedette_token_volume() -> Volume {
+    Volume {
+        name: "token".to_owned(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: None,
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(AGENT_TOKEN_AUDIENCE.to_owned()),
+                    expiration_seconds: Some(AGENT_TOKEN_EXPIRATION_SECONDS),
+                    path: "token".to_owned(),
+                }),
+                ..VolumeProjection::default()
+            }]),
+        }),
+        ..Volume::default()
+    }
+}
+
 /// Directory of the projected token the agent presents to satellites.
 pub const AGENT_TOKEN_DIR: &str = "/var/run/secrets/vedette";
 /// Audience of the agent's token; satellites accept no other.
@@ -180,21 +200,7 @@ fn volumes(zone: &str) -> Vec<Volume> {
         ),
         host_path("host-proc", "/proc", "Directory"),
         host_path("host-root", "/", "Directory"),
-        Volume {
-            name: "token".to_owned(),
-            projected: Some(ProjectedVolumeSource {
-                default_mode: None,
-                sources: Some(vec![VolumeProjection {
-                    service_account_token: Some(ServiceAccountTokenProjection {
-                        audience: Some(AGENT_TOKEN_AUDIENCE.to_owned()),
-                        expiration_seconds: Some(AGENT_TOKEN_EXPIRATION_SECONDS),
-                        path: "token".to_owned(),
-                    }),
-                    ..VolumeProjection::default()
-                }]),
-            }),
-            ..Volume::default()
-        },
+        vedette_token_volume(),
         Volume {
             name: "tmp".to_owned(),
             empty_dir: Some(EmptyDirVolumeSource::default()),

@@ -1,10 +1,9 @@
 //! The satellite Deployment: `vedette-agent satellite` replicas of a zone, active-active.
 //!
-//! **Bundle changes do not roll satellites.** Satellites watch their zone's bundle
-//! ConfigMaps and switch to a new bundle in place, so the bundle hash is written to the
-//! Deployment's own annotations (`vedette.dev/bundle-hash`, for people and for the
-//! reconciler to see which bundle the satellites should be serving) and *not* to the pod
-//! template: changing it updates one object and restarts nothing. A rollout happens only when
+//! **Bundle changes do not touch the Deployment.** Satellites watch their zone's bundle
+//! ConfigMaps and switch to a new bundle in place (the bundle hash is on the ConfigMaps), so
+//! a bundle change writes the ConfigMaps only: no Deployment write, no restart. A rollout
+//! happens only when
 //! something the pods are started with changes (image, arguments, resources); a new replica
 //! count scales without one. Should a future bundle format need a restart, put a format
 //! version into the pod template then, not the hash.
@@ -24,14 +23,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
+use super::daemon_set::{AGENT_TOKEN_DIR, vedette_token_volume};
 use super::common::{
     Component, SATELLITE_PORT, SATELLITE_PORT_NAME, object_meta,
     restricted_container_security_context, runtime_default_seccomp, satellite_name,
     selector_labels, zone_name,
 };
 
-/// Annotation holding the full hash of the bundle the satellites should serve.
-pub const BUNDLE_HASH_ANNOTATION: &str = "vedette.dev/bundle-hash";
 /// Where the satellite keeps its spool (an emptyDir).
 pub const SATELLITE_SPOOL_DIR: &str = "/var/lib/vedette/spool";
 /// The unprivileged user and group the satellite runs as.
@@ -41,11 +39,7 @@ pub const SATELLITE_USER: i64 = 65532;
 pub fn satellite_deployment(zone: &MonitorZone, ctx: &BuildContext) -> Deployment {
     let name = zone_name(zone);
     let selector = selector_labels(&name, Component::Satellite);
-    let mut metadata = object_meta(zone, ctx, satellite_name(&name), Component::Satellite);
-    metadata.annotations = Some(BTreeMap::from([(
-        BUNDLE_HASH_ANNOTATION.to_owned(),
-        ctx.bundle_hash.clone(),
-    )]));
+    let metadata = object_meta(zone, ctx, satellite_name(&name), Component::Satellite);
     Deployment {
         metadata,
         spec: Some(DeploymentSpec {
@@ -96,12 +90,14 @@ fn pod_spec(
         affinity: Some(spread_across_nodes(selector)),
         topology_spread_constraints: Some(vec![spread_across_zones(selector)]),
         containers: vec![container(zone, ctx)],
-        volumes: Some(vec![empty_dir("spool"), empty_dir("tmp")]),
+        volumes: Some(vec![empty_dir("spool"), empty_dir("tmp"), vedette_token_volume()]),
         ..PodSpec::default()
     }
 }
 
 fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
+    // The satellite presents the same kind of token to the masters as agents present to it.
+    let token_file = format!("{AGENT_TOKEN_DIR}/token");
     let args = [
         "satellite",
         "--zone",
@@ -112,6 +108,8 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
         &ctx.masters_url,
         "--spool-dir",
         SATELLITE_SPOOL_DIR,
+        "--token-file",
+        &token_file,
     ];
     Container {
         name: "satellite".to_owned(),
@@ -136,6 +134,12 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
         volume_mounts: Some(vec![
             mount("spool", SATELLITE_SPOOL_DIR),
             mount("tmp", "/tmp"),
+            VolumeMount {
+                name: "token".to_owned(),
+                mount_path: AGENT_TOKEN_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
         ]),
         ..Container::default()
     }
@@ -237,13 +241,11 @@ mod tests {
     }
 
     #[test]
-    fn a_bundle_change_does_not_touch_the_pod_template() {
+    fn a_bundle_change_does_not_change_the_deployment() {
         let before = satellite_deployment(&dmz(), &context());
         let mut ctx = context();
         ctx.bundle_hash = "0".repeat(64);
-        let after = satellite_deployment(&dmz(), &ctx);
-        assert_ne!(before.metadata.annotations, after.metadata.annotations);
-        assert_eq!(before.spec.unwrap().template, after.spec.unwrap().template);
+        assert_eq!(before, satellite_deployment(&dmz(), &ctx));
     }
 
     #[test]
