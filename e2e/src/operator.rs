@@ -44,11 +44,20 @@ fn build() -> anyhow::Result<PathBuf> {
     if let Ok(path) = std::env::var("VEDETTE_OPERATOR_BIN") {
         return Ok(PathBuf::from(path));
     }
-    let profile_dir = std::env::current_exe()?
+    // A test binary lives in target/<profile>/deps, a `[[bin]]` of this crate (the
+    // benchmarks) in target/<profile>.
+    let exe_dir = std::env::current_exe()?
         .parent()
-        .and_then(Path::parent)
-        .context("test binary is not in target/<profile>/deps")?
+        .context("the running binary has no directory")?
         .to_owned();
+    let profile_dir = if exe_dir.file_name().is_some_and(|n| n == "deps") {
+        exe_dir
+            .parent()
+            .context("test binary is not in target/<profile>/deps")?
+            .to_owned()
+    } else {
+        exe_dir
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     command.current_dir(repo()).args([
@@ -101,6 +110,11 @@ impl Operator {
             metrics_port,
             identity: identity.to_owned(),
         })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// The replica's identity (its Lease holder name).
