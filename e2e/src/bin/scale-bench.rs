@@ -116,10 +116,11 @@ fn node_name(i: usize) -> String {
 }
 
 fn fake_node(i: usize, zones: usize) -> Node {
-    let resources: BTreeMap<String, Quantity> = [("cpu", "32"), ("memory", "256Gi"), ("pods", "110")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), Quantity(v.to_owned())))
-        .collect();
+    let resources: BTreeMap<String, Quantity> =
+        [("cpu", "32"), ("memory", "256Gi"), ("pods", "110")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Quantity(v.to_owned())))
+            .collect();
     Node {
         metadata: ObjectMeta {
             name: Some(node_name(i)),
@@ -339,7 +340,10 @@ spec:
 async fn zone_config_maps(client: &kube::Client, zone: &str) -> anyhow::Result<Vec<ConfigMap>> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
     let selector = format!("vedette.dev/zone={zone},app.kubernetes.io/component=bundle");
-    Ok(api.list(&ListParams::default().labels(&selector)).await?.items)
+    Ok(api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items)
 }
 
 /// What makes two snapshots of a zone's bundle byte-identical: name, resourceVersion, data.
@@ -408,7 +412,10 @@ fn memory_and_cpu(pid: u32) -> anyhow::Result<(u64, u64, f64)> {
 fn watch_config_maps(
     client: kube::Client,
     resource_version: String,
-) -> (Arc<Mutex<BTreeMap<String, usize>>>, tokio::task::JoinHandle<()>) {
+) -> (
+    Arc<Mutex<BTreeMap<String, usize>>>,
+    tokio::task::JoinHandle<()>,
+) {
     let counts = Arc::new(Mutex::new(BTreeMap::new()));
     let shared = counts.clone();
     let task = tokio::spawn(async move {
@@ -554,7 +561,12 @@ async fn main() -> anyhow::Result<()> {
     operator::apply_yaml(&client, &fixture(&args, 80)).await?;
 
     let expected: BTreeMap<String, usize> = (0..args.zones)
-        .map(|z| (zone_name(z), (0..args.nodes).filter(|i| i % args.zones == z).count()))
+        .map(|z| {
+            (
+                zone_name(z),
+                (0..args.nodes).filter(|i| i % args.zones == z).count(),
+            )
+        })
         .collect();
     let operator_start = Instant::now();
     let mut operator = Operator::start(&plane, NAMESPACE, "bench-0")?;
@@ -572,8 +584,7 @@ async fn main() -> anyhow::Result<()> {
                 alive?;
                 for (zone, machines) in &expected {
                     let maps = zone_config_maps(&client, zone).await?;
-                    let Ok(bundle) = vedette_operator::build::bundle_from_config_maps(&maps)
-                    else {
+                    let Ok(bundle) = vedette_operator::build::bundle_from_config_maps(&maps) else {
                         return Ok(None);
                     };
                     if bundle.machines.len() != *machines {
@@ -636,7 +647,10 @@ async fn main() -> anyhow::Result<()> {
     let before: BTreeMap<String, _> = {
         let mut all = BTreeMap::new();
         for zone in &zones {
-            all.insert(zone.clone(), fingerprint(&zone_config_maps(&client, zone).await?));
+            all.insert(
+                zone.clone(),
+                fingerprint(&zone_config_maps(&client, zone).await?),
+            );
         }
         all
     };
