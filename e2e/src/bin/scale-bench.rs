@@ -93,7 +93,7 @@ fn changed_zones(zones: usize) -> Vec<String> {
 fn node_labels(i: usize, zones: usize) -> BTreeMap<String, String> {
     let zone = i % zones;
     let role = ROLES[(i / zones) % ROLES.len()];
-    let disk = if (i / zones / ROLES.len()) % 2 == 0 {
+    let disk = if (i / zones / ROLES.len()).is_multiple_of(2) {
         "ssd"
     } else {
         "hdd"

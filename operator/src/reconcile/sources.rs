@@ -233,6 +233,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use kube::api::ObjectMeta;
+    use kube::core::PartialObjectMetaExt;
 
     use super::*;
 
@@ -241,8 +242,7 @@ mod tests {
         labels: &[(&str, &str)],
         resource_version: &str,
     ) -> PartialObjectMeta<Node> {
-        let mut node = PartialObjectMeta::<Node>::default();
-        node.metadata = ObjectMeta {
+        ObjectMeta {
             name: Some(name.to_owned()),
             resource_version: Some(resource_version.to_owned()),
             labels: Some(
@@ -252,8 +252,8 @@ mod tests {
                     .collect::<BTreeMap<_, _>>(),
             ),
             ..ObjectMeta::default()
-        };
-        node
+        }
+        .into_response_partial()
     }
 
     #[test]
