@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export VEDETTE_CACHE ?= $(HOME)/.cache/vedette
 
-.PHONY: test deps fmt-check clippy unit e2e generate demo bench clean-e2e
+.PHONY: test deps fmt-check clippy unit e2e generate demo bench scale-bench clean-e2e
 
 ## test: everything CI checks: formatting, lints, unit, integration and e2e tests
 test: deps fmt-check clippy unit e2e
@@ -35,6 +35,11 @@ generate:
 ## demo: start a local control plane, apply crds/ and the samples, show them
 demo: deps
 	$(CARGO) run -q -p vedette-e2e --bin vedette-demo
+
+## scale-bench: the operator against NODES fake Nodes (kwok); prints numbers, see docs/benchmarks.md
+NODES ?= 2000
+scale-bench: deps
+	$(CARGO) run --release -p vedette-e2e --bin scale-bench -- --nodes $(NODES)
 
 ## bench: benchmarks that print numbers, each against its peer (see docs/benchmarks.md);
 ## `make bench BENCHES="exec_overhead spool_append"` runs some of them

@@ -89,6 +89,23 @@ impl ControlPlane {
         command
     }
 
+    /// Starts kube-scheduler against this control plane with the admin kubeconfig and
+    /// leader election off (the plain control plane has none: Pods stay Pending). It is
+    /// stopped when the returned guard is dropped.
+    pub fn start_scheduler(&self) -> anyhow::Result<Managed> {
+        let mut command = Command::new(self.bin.join("kube-scheduler"));
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--leader-elect=false", "--bind-address", "127.0.0.1"])
+            .args(["--secure-port", &free_port()?.to_string(), "--v", "1"]);
+        Managed::spawn(
+            "kube-scheduler",
+            command,
+            &self.dir.path().join("kube-scheduler.log"),
+        )
+    }
+
     /// Fails when any control-plane process has died.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
         self.etcd.ensure_running()?;

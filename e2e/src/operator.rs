@@ -48,11 +48,20 @@ pub fn build_binary(name: &str, override_var: &str) -> anyhow::Result<PathBuf> {
     if let Ok(path) = std::env::var(override_var) {
         return Ok(PathBuf::from(path));
     }
-    let profile_dir = std::env::current_exe()?
+    // A test binary lives in target/<profile>/deps, a `[[bin]]` of this crate (the
+    // benchmarks) in target/<profile>.
+    let exe_dir = std::env::current_exe()?
         .parent()
-        .and_then(Path::parent)
-        .context("test binary is not in target/<profile>/deps")?
+        .context("the running binary has no directory")?
         .to_owned();
+    let profile_dir = if exe_dir.file_name().is_some_and(|n| n == "deps") {
+        exe_dir
+            .parent()
+            .context("test binary is not in target/<profile>/deps")?
+            .to_owned()
+    } else {
+        exe_dir
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     command
@@ -128,6 +137,11 @@ impl Operator {
     /// Its base URL (the masters' endpoint for satellites, /metrics, /healthz).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.metrics_port)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// The replica's identity (its Lease holder name).

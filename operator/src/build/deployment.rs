@@ -23,12 +23,12 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
-use super::daemon_set::{AGENT_TOKEN_DIR, vedette_token_volume};
 use super::common::{
     Component, SATELLITE_PORT, SATELLITE_PORT_NAME, object_meta,
     restricted_container_security_context, runtime_default_seccomp, satellite_name,
     selector_labels, zone_name,
 };
+use super::daemon_set::{AGENT_TOKEN_DIR, vedette_token_volume};
 
 /// Where the satellite keeps its spool (an emptyDir).
 pub const SATELLITE_SPOOL_DIR: &str = "/var/lib/vedette/spool";
@@ -90,7 +90,11 @@ fn pod_spec(
         affinity: Some(spread_across_nodes(selector)),
         topology_spread_constraints: Some(vec![spread_across_zones(selector)]),
         containers: vec![container(zone, ctx)],
-        volumes: Some(vec![empty_dir("spool"), empty_dir("tmp"), vedette_token_volume()]),
+        volumes: Some(vec![
+            empty_dir("spool"),
+            empty_dir("tmp"),
+            vedette_token_volume(),
+        ]),
         ..PodSpec::default()
     }
 }

@@ -1,10 +1,18 @@
 //! What the operator reads: MonitorZones, CheckTemplates, RuleSets, BusinessProcesses (all
 //! namespaces) and Nodes, the latter as metadata only (name and labels are all compile
 //! needs, and metadata watches keep the API-server load of 10,000 nodes small). Each is a
-//! reflector store; every event wakes the reconciler.
+//! reflector store; every event of the Vedette kinds wakes the reconciler.
+//!
+//! Nodes are different: kubelets (and kwok) update a Node's status every few seconds, and
+//! even a metadata-only watch delivers each update (the resourceVersion changes). Only a
+//! Node that appears, disappears or changes its labels can change compile's output, so only
+//! those wake the reconciler ([`NodeChanges`]); with 10,000 Nodes anything else would mean a
+//! full compile every [`MAX_DEBOUNCE`](super::controller::MAX_DEBOUNCE) for nothing. The
+//! store keeps neither managed fields nor annotations, which compile never reads.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::hash::Hash;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
@@ -44,10 +52,18 @@ impl Sources {
         let nodes = {
             let (reader, writer) = reflector::store();
             let api = Api::<PartialObjectMeta<Node>>::all(client.clone());
-            let stream = watcher(api, config());
-            drive(
+            let stream = watcher(api, config())
+                .default_backoff()
+                .modify(|node| {
+                    node.metadata.managed_fields = None;
+                    node.metadata.annotations = None;
+                })
+                .reflect(writer);
+            let mut changes = NodeChanges::default();
+            drive_filtered(
                 "Node",
-                stream.default_backoff().reflect(writer),
+                stream,
+                move |event| changes.relevant(event),
                 changed,
                 metrics,
             );
@@ -135,14 +151,149 @@ fn drive<T: Send + 'static>(
     changed: &Arc<Notify>,
     metrics: &Arc<Metrics>,
 ) {
+    drive_filtered(kind, stream, |_| true, changed, metrics);
+}
+
+/// Drives `stream`; an event wakes the reconciler when `relevant` says so.
+fn drive_filtered<T: Send + 'static>(
+    kind: &'static str,
+    stream: impl Stream<Item = Result<Event<T>, watcher::Error>> + Send + 'static,
+    mut relevant: impl FnMut(&Event<T>) -> bool + Send + 'static,
+    changed: &Arc<Notify>,
+    metrics: &Arc<Metrics>,
+) {
     let (changed, metrics) = (changed.clone(), metrics.clone());
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => changed.notify_one(),
+                Ok(event) => {
+                    if relevant(&event) {
+                        changed.notify_one();
+                    }
+                }
                 Err(source) => metrics.error(&Error::Watch { kind, source }),
             }
         }
     });
+}
+
+/// Which Node events can change compile's output: a Node that appears, disappears or
+/// changes its labels, and the end of a (re)list. Status updates and heartbeats are not.
+#[derive(Debug, Default)]
+pub struct NodeChanges {
+    /// Hash of each known Node's labels, by name.
+    labels: HashMap<String, u64>,
+    /// The Nodes of a list in progress.
+    relisting: Option<HashMap<String, u64>>,
+}
+
+impl NodeChanges {
+    /// Records `event`; true when the reconciler should run.
+    pub fn relevant(&mut self, event: &Event<PartialObjectMeta<Node>>) -> bool {
+        match event {
+            Event::Apply(node) => {
+                let (name, hash) = name_and_labels(node);
+                self.labels.insert(name, hash) != Some(hash)
+            }
+            Event::Delete(node) => {
+                self.labels.remove(&name_and_labels(node).0);
+                true
+            }
+            Event::Init => {
+                self.relisting = Some(HashMap::new());
+                false
+            }
+            Event::InitApply(node) => {
+                let (name, hash) = name_and_labels(node);
+                self.relisting
+                    .get_or_insert_with(HashMap::new)
+                    .insert(name, hash);
+                false
+            }
+            Event::InitDone => {
+                self.labels = self.relisting.take().unwrap_or_default();
+                true
+            }
+        }
+    }
+}
+
+fn name_and_labels(node: &PartialObjectMeta<Node>) -> (String, u64) {
+    let mut hasher = DefaultHasher::new();
+    node.metadata.labels.hash(&mut hasher);
+    (
+        node.metadata.name.clone().unwrap_or_default(),
+        hasher.finish(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kube::api::ObjectMeta;
+    use kube::core::PartialObjectMetaExt;
+
+    use super::*;
+
+    fn node(
+        name: &str,
+        labels: &[(&str, &str)],
+        resource_version: &str,
+    ) -> PartialObjectMeta<Node> {
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            resource_version: Some(resource_version.to_owned()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..ObjectMeta::default()
+        }
+        .into_response_partial()
+    }
+
+    #[test]
+    fn heartbeats_do_not_wake_the_reconciler_label_changes_do() {
+        let mut changes = NodeChanges::default();
+        assert!(!changes.relevant(&Event::Init));
+        assert!(!changes.relevant(&Event::InitApply(node("a", &[("zone", "x")], "1"))));
+        assert!(
+            changes.relevant(&Event::InitDone),
+            "the first list is a change"
+        );
+        // A status update (heartbeat): new resourceVersion, same labels.
+        assert!(!changes.relevant(&Event::Apply(node("a", &[("zone", "x")], "2"))));
+        assert!(changes.relevant(&Event::Apply(node("a", &[("zone", "y")], "3"))));
+        assert!(
+            changes.relevant(&Event::Apply(node("b", &[], "4"))),
+            "a new Node"
+        );
+        assert!(!changes.relevant(&Event::Apply(node("b", &[], "5"))));
+        assert!(changes.relevant(&Event::Delete(node("b", &[], "6"))));
+        assert!(
+            changes.relevant(&Event::Apply(node("b", &[], "7"))),
+            "back again"
+        );
+    }
+
+    #[test]
+    fn a_relist_forgets_nodes_deleted_meanwhile() {
+        let mut changes = NodeChanges::default();
+        changes.relevant(&Event::Init);
+        changes.relevant(&Event::InitApply(node("a", &[], "1")));
+        changes.relevant(&Event::InitApply(node("b", &[], "1")));
+        changes.relevant(&Event::InitDone);
+        // The watch broke; "b" was deleted while it was down.
+        changes.relevant(&Event::Init);
+        changes.relevant(&Event::InitApply(node("a", &[], "9")));
+        assert!(changes.relevant(&Event::InitDone));
+        assert!(
+            changes.relevant(&Event::Apply(node("b", &[], "10"))),
+            "b is new again after the relist"
+        );
+    }
 }
