@@ -6,3 +6,4 @@ pub mod cli;
 pub mod compile;
 pub mod manifests;
 pub mod reconcile;
+pub mod standalone;
