@@ -207,6 +207,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Err(error) = api.ingest.snapshot().await {
         eprintln!("failed to write the final snapshot: {error}");
     }
+    print!("{}", summary(&state_view(&api), &now_hms()));
     println!("stopped");
     outcome
 }

@@ -31,7 +31,7 @@ metadata:
 spec:
   check:
     tcp: {{host: 127.0.0.1, port: {port}}}
-  intervalSeconds: 1
+  intervalSeconds: 2
   maxAttempts: 1
   timeoutSeconds: 1
 ---
@@ -214,7 +214,17 @@ fn a_tcp_check_turns_ok_then_critical_on_state_and_metrics() {
     };
 
     let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        wait_for("check OK", Duration::from_secs(60), || check_state(port), "OK");
+        wait_for(
+            "check OK",
+            Duration::from_secs(60),
+            || {
+                if let Ok(Some(exit)) = running.0.try_wait() {
+                    panic!("vedette-operator standalone exited: {exit}");
+                }
+                check_state(port)
+            },
+            "OK",
+        );
     }));
     assert!(ok.is_ok(), "{}", logs());
 
@@ -274,7 +284,7 @@ fn a_tcp_check_turns_ok_then_critical_on_state_and_metrics() {
 fn an_invalid_manifest_stops_it_naming_file_document_and_field() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("manifests")).expect("manifest dir");
-    let bad = manifests(9).replace("intervalSeconds: 1", "intervalSeconds: often");
+    let bad = manifests(9).replace("intervalSeconds: 2", "intervalSeconds: often");
     std::fs::write(dir.path().join("manifests").join("broken.yaml"), bad).expect("write");
     let output = Command::new(BIN)
         .args(["standalone", "-f"])
