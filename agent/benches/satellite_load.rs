@@ -175,12 +175,13 @@ impl Server {
         let mut pids = vec![self.pid()];
         let mut i = 0;
         while i < pids.len() {
-            let children = std::fs::read_to_string(format!(
-                "/proc/{0}/task/{0}/children",
-                pids[i]
-            ))
-            .unwrap_or_default();
-            pids.extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", pids[i]))
+                .unwrap_or_default();
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
             i += 1;
         }
         let mut rss = 0;
@@ -236,7 +237,9 @@ fn client(ca: Option<&Path>) -> HttpsClient {
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = ca {
         for cert in CertificateDer::pem_file_iter(ca).expect("read the CA") {
-            roots.add(cert.expect("a CA certificate")).expect("add the CA");
+            roots
+                .add(cert.expect("a CA certificate"))
+                .expect("add the CA");
         }
     }
     let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -283,7 +286,12 @@ async fn send(
 }
 
 /// Waits until `GET url` answers `want`.
-async fn wait_ready(client: &HttpsClient, url: &str, headers: &[(&str, &str)], server: &mut Server) {
+async fn wait_ready(
+    client: &HttpsClient,
+    url: &str,
+    headers: &[(&str, &str)],
+    server: &mut Server,
+) {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut last = String::new();
     while Instant::now() < deadline {
@@ -351,16 +359,26 @@ struct Counters {
     entries: AtomicU64,
 }
 
-async fn vedette_worker(
+/// What every worker of one run shares.
+#[derive(Clone)]
+struct Shared {
     client: HttpsClient,
     url: String,
-    mut agents: Vec<SimAgent>,
     args: Args,
     until: Instant,
     counters: Arc<Counters>,
-    samples: mpsc::Sender<Sample>,
     first_error: Arc<std::sync::Mutex<Option<String>>>,
-) {
+}
+
+async fn vedette_worker(shared: Shared, mut agents: Vec<SimAgent>, samples: mpsc::Sender<Sample>) {
+    let Shared {
+        client,
+        url,
+        args,
+        until,
+        counters,
+        first_error,
+    } = shared;
     let mut next = 0;
     while Instant::now() < until {
         let agent = &mut agents[next];
@@ -411,8 +429,12 @@ async fn vedette_worker(
                     hard: true,
                     attempt: 1,
                     previous_state: state(was),
-                    output: if was { "TCP OK - 0.001 s" } else { "connection refused" }
-                        .to_owned(),
+                    output: if was {
+                        "TCP OK - 0.001 s"
+                    } else {
+                        "connection refused"
+                    }
+                    .to_owned(),
                     duration_ms: 1,
                     at_ms: agent.last_at_ms,
                 })
@@ -482,7 +504,9 @@ async fn poller(
                     serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
                 let applied = view["checks"].as_array().is_some_and(|checks| {
                     checks.iter().any(|c| {
-                        c["check"].as_str().is_some_and(|id| id.ends_with(&sample.rule))
+                        c["check"]
+                            .as_str()
+                            .is_some_and(|id| id.ends_with(&sample.rule))
                             && c["atMs"].as_u64().unwrap_or(0) >= sample.at_ms
                     })
                 });
@@ -499,11 +523,22 @@ async fn poller(
 
 async fn run_vedette(args: &Args, dir: &Path) -> Run {
     let bundle_file = dir.join("bundle.json");
-    std::fs::write(&bundle_file, serde_json::to_vec(&bundle(args)).expect("json")).expect("bundle");
+    std::fs::write(
+        &bundle_file,
+        serde_json::to_vec(&bundle(args)).expect("json"),
+    )
+    .expect("bundle");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let child = Command::new(AGENT_BIN)
-        .args(["--log-level", "warn", "satellite", "--zone", "load", "--listen"])
+        .args([
+            "--log-level",
+            "warn",
+            "satellite",
+            "--zone",
+            "load",
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--spool-dir")
         .arg(dir.join("satellite"))
@@ -554,21 +589,18 @@ async fn run_vedette(args: &Args, dir: &Path) -> Run {
             next_keepalive: Instant::now(),
         });
     }
+    let shared = Shared {
+        client: client.clone(),
+        url: format!("{base}/v1/results"),
+        args: args.clone(),
+        until,
+        counters: counters.clone(),
+        first_error: first_error.clone(),
+    };
     let workers: Vec<_> = slices
         .into_iter()
         .filter(|s| !s.is_empty())
-        .map(|agents| {
-            tokio::spawn(vedette_worker(
-                client.clone(),
-                format!("{base}/v1/results"),
-                agents,
-                args.clone(),
-                until,
-                counters.clone(),
-                sample_tx.clone(),
-                first_error.clone(),
-            ))
-        })
+        .map(|agents| tokio::spawn(vedette_worker(shared.clone(), agents, sample_tx.clone())))
         .collect();
     drop(sample_tx);
     for worker in workers {
@@ -610,14 +642,64 @@ fn start_icinga(args: &Args, dir: &Path, port: u16) -> Server {
     for sub in ["data/certs", "log", "cache", "spool", "run/icinga2/cmd"] {
         std::fs::create_dir_all(dir.join(sub)).expect("icinga dirs");
     }
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-        "data/certs/ca.crt", "-days", "7", "-subj", "/CN=Vedette bench CA"]);
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "data/certs/bench.key",
-        "-out", "bench.csr", "-subj", "/CN=bench"]);
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:bench,IP:127.0.0.1\n").expect("ext");
-    openssl(dir, &["x509", "-req", "-in", "bench.csr", "-CA", "data/certs/ca.crt", "-CAkey",
-        "ca.key", "-CAcreateserial", "-out", "data/certs/bench.crt", "-days", "7", "-extfile",
-        "san.ext"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "data/certs/ca.crt",
+            "-days",
+            "7",
+            "-subj",
+            "/CN=Vedette bench CA",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "data/certs/bench.key",
+            "-out",
+            "bench.csr",
+            "-subj",
+            "/CN=bench",
+        ],
+    );
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:bench,IP:127.0.0.1\n",
+    )
+    .expect("ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "bench.csr",
+            "-CA",
+            "data/certs/ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "data/certs/bench.crt",
+            "-days",
+            "7",
+            "-extfile",
+            "san.ext",
+        ],
+    );
     let mut config = format!(
         r#"const NodeName = "bench"
 const ZoneName = "bench"
@@ -664,7 +746,9 @@ template Service "passive-service" {{ check_command = "passive"; enable_active_c
         "Configuration.RunAsGroup=root".to_owned(),
     ];
     let mut command = Command::new("icinga2");
-    command.args(["daemon", "-x", "warning", "-c"]).arg(dir.join("icinga2.conf"));
+    command
+        .args(["daemon", "-x", "warning", "-c"])
+        .arg(dir.join("icinga2.conf"));
     for define in &defines {
         command.arg("-D").arg(define);
     }
@@ -680,15 +764,15 @@ template Service "passive-service" {{ check_command = "passive"; enable_active_c
     }
 }
 
-async fn icinga_worker(
-    client: HttpsClient,
-    url: String,
-    agents: Vec<usize>,
-    args: Args,
-    until: Instant,
-    counters: Arc<Counters>,
-    first_error: Arc<std::sync::Mutex<Option<String>>>,
-) {
+async fn icinga_worker(shared: Shared, agents: Vec<usize>) {
+    let Shared {
+        client,
+        url,
+        args,
+        until,
+        counters,
+        first_error,
+    } = shared;
     let auth = "Basic YmVuY2g6YmVuY2g="; // bench:bench
     let mut critical = vec![vec![false; args.checks]; agents.len()];
     let mut next = 0;
@@ -745,7 +829,10 @@ async fn run_icinga(args: &Args, dir: &Path) -> Run {
     wait_ready(
         &client,
         &format!("{base}/v1/status/IcingaApplication"),
-        &[("authorization", "Basic YmVuY2g6YmVuY2g="), ("accept", "application/json")],
+        &[
+            ("authorization", "Basic YmVuY2g6YmVuY2g="),
+            ("accept", "application/json"),
+        ],
         &mut server,
     )
     .await;
@@ -768,20 +855,18 @@ async fn run_icinga(args: &Args, dir: &Path) -> Run {
     for a in 0..args.agents {
         slices[a % args.connections].push(a);
     }
+    let shared = Shared {
+        client: client.clone(),
+        url: format!("{base}/v1/actions/process-check-result"),
+        args: args.clone(),
+        until,
+        counters: counters.clone(),
+        first_error: first_error.clone(),
+    };
     let workers: Vec<_> = slices
         .into_iter()
         .filter(|s| !s.is_empty())
-        .map(|agents| {
-            tokio::spawn(icinga_worker(
-                client.clone(),
-                format!("{base}/v1/actions/process-check-result"),
-                agents,
-                args.clone(),
-                until,
-                counters.clone(),
-                first_error.clone(),
-            ))
-        })
+        .map(|agents| tokio::spawn(icinga_worker(shared.clone(), agents)))
         .collect();
     for worker in workers {
         worker.await.expect("worker");
@@ -811,7 +896,10 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn report(name: &str, run: &Run) {
-    let p = |q| run.percentile(q).map_or("-".to_owned(), |v| format!("{v:.1} ms"));
+    let p = |q| {
+        run.percentile(q)
+            .map_or("-".to_owned(), |v| format!("{v:.1} ms"))
+    };
     println!(
         "  {name:<8} {:>10.0} results/s  {:>8.0} req/s  errors {:>5}  latency p50 {} p99 {} (n={})  RSS {:.0} MiB  HWM {:.0} MiB",
         run.per_second(),
@@ -887,8 +975,18 @@ fn main() {
             .filter_map(|r| r.percentile(0.5))
             .collect(),
     );
-    let hwm = median(vedette_runs.iter().map(|r| r.hwm_kib as f64 / 1024.0).collect());
-    let rss = median(vedette_runs.iter().map(|r| r.rss_kib as f64 / 1024.0).collect());
+    let hwm = median(
+        vedette_runs
+            .iter()
+            .map(|r| r.hwm_kib as f64 / 1024.0)
+            .collect(),
+    );
+    let rss = median(
+        vedette_runs
+            .iter()
+            .map(|r| r.rss_kib as f64 / 1024.0)
+            .collect(),
+    );
     println!("median of {} rounds:", args.rounds);
     println!(
         "  vedette  {vedette_rate:.0} results/s, ingest→state p50 {p50:.1} ms p99 {p99:.1} ms, RSS {rss:.0} MiB (HWM {hwm:.0} MiB) with {} agents",
@@ -896,11 +994,19 @@ fn main() {
     );
     if peer {
         let icinga_rate = median(icinga_runs.iter().map(Run::per_second).collect());
-        let icinga_hwm = median(icinga_runs.iter().map(|r| r.hwm_kib as f64 / 1024.0).collect());
+        let icinga_hwm = median(
+            icinga_runs
+                .iter()
+                .map(|r| r.hwm_kib as f64 / 1024.0)
+                .collect(),
+        );
         println!(
             "  icinga2  {icinga_rate:.0} results/s, RSS HWM {icinga_hwm:.0} MiB with {} hosts × {} services",
             args.agents, args.checks
         );
-        println!("  ratio    vedette / icinga2 = {:.1}×", vedette_rate / icinga_rate);
+        println!(
+            "  ratio    vedette / icinga2 = {:.1}×",
+            vedette_rate / icinga_rate
+        );
     }
 }

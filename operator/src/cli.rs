@@ -180,8 +180,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Standalone(args) => {
+            // The summary on stdout is the interface; logs only say what goes wrong unless
+            // asked for (`--log-level info`).
+            let explicit = std::env::var_os("VEDETTE_LOG").is_some()
+                || std::env::args().any(|a| a.starts_with("--log-level"));
+            let filter = if explicit {
+                cli.log_level.as_str()
+            } else {
+                "warn"
+            };
             tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log_level))
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
                 .with_writer(std::io::stderr)
                 .init();
             let runtime = tokio::runtime::Runtime::new()?;

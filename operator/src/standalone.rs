@@ -376,7 +376,11 @@ pub fn summary(view: &StateView, time: &str) -> String {
     for check in &view.checks {
         *counts.entry(check.state.as_str()).or_default() += 1;
     }
-    let mut out = format!("[{time}] zone {}: {} checks", view.zone, view.checks.len());
+    let mut out = format!(
+        "[{time}] zone {}: {} check(s)",
+        view.zone,
+        view.checks.len()
+    );
     for state in order {
         let _ = write!(out, ", {} {state}", counts[state]);
     }
@@ -399,14 +403,19 @@ pub fn summary(view: &StateView, time: &str) -> String {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
+        let pending = check.state == "PENDING";
         let _ = writeln!(
             out,
             "  {:<8} {}{} {} {}",
             check.state,
-            if check.hard { "" } else { "(soft) " },
+            if check.hard || pending { "" } else { "(soft) " },
             check.host,
             check.check,
-            truncate(&output, 110)
+            if pending {
+                "(not run yet)".to_owned()
+            } else {
+                truncate(&output, 110)
+            }
         );
     }
     out
@@ -419,5 +428,23 @@ fn truncate(text: &str, max: usize) -> String {
         let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
         cut.push('…');
         cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_has_the_default_labels_unless_given() {
+        let m = machine("web-1", vec![("kubernetes.io/os".into(), "plan9".into())]);
+        assert_eq!(m.labels["kubernetes.io/os"], "plan9");
+        assert_eq!(m.labels["kubernetes.io/hostname"], "web-1");
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("äöü", 3), "äöü");
     }
 }

@@ -1,6 +1,7 @@
 //! Standalone mode end to end, with the real binary: a TCP check against a listener this test
 //! owns turns OK, then CRITICAL once the listener is gone, on the JSON state API and on
-//! /metrics; an invalid manifest stops it at start with a message naming the problem.
+//! /metrics, and OK again when the manifest is changed to point at a new listener; an invalid
+//! manifest stops it at start with a message naming the problem.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -126,7 +127,10 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let text = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -157,7 +161,8 @@ fn check_state(port: u16) -> Option<String> {
     }
     let view: serde_json::Value = serde_json::from_str(&body).ok()?;
     view["checks"].as_array()?.iter().find_map(|c| {
-        (c["host"] == HOST && c["check"] == CHECK).then(|| c["state"].as_str().unwrap_or("").to_owned())
+        (c["host"] == HOST && c["check"] == CHECK)
+            .then(|| c["state"].as_str().unwrap_or("").to_owned())
     })
 }
 
@@ -256,7 +261,41 @@ fn a_tcp_check_turns_ok_then_critical_on_state_and_metrics() {
     assert_eq!(status, 200);
     assert!(agent.contains("vedette_"), "agent metrics: {agent}");
 
-    // The summary on stdout names the failing check; SIGTERM stops it cleanly.
+    // The summary on stdout names the failing check.
+    let summary = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(
+            "a summary line for the CRITICAL check",
+            Duration::from_secs(10),
+            || {
+                let stdout = std::fs::read_to_string(dir.path().join("stdout")).ok()?;
+                stdout
+                    .lines()
+                    .any(|l| l.contains("CRITICAL ") && l.contains(HOST) && l.contains(CHECK))
+                    .then(|| "seen".to_owned())
+            },
+            "seen",
+        );
+    }));
+    assert!(summary.is_ok(), "{}", logs());
+
+    // A changed manifest is re-compiled: pointed at a new listener, the check is OK again.
+    let again = Target::start();
+    std::fs::write(
+        dir.path().join("manifests").join("local.yaml"),
+        manifests(again.port),
+    )
+    .expect("rewrite manifests");
+    let recompiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(
+            "check OK after the change",
+            Duration::from_secs(30),
+            || check_state(port),
+            "OK",
+        );
+    }));
+    assert!(recompiled.is_ok(), "{}", logs());
+
+    // SIGTERM stops it cleanly.
     let status = Command::new("kill")
         .args(["-TERM", &running.0.id().to_string()])
         .status()
@@ -267,17 +306,20 @@ fn a_tcp_check_turns_ok_then_critical_on_state_and_metrics() {
         if let Some(exit) = running.0.try_wait().expect("wait") {
             break exit;
         }
-        assert!(Instant::now() < deadline, "did not stop on SIGTERM\n{}", logs());
+        assert!(
+            Instant::now() < deadline,
+            "did not stop on SIGTERM\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "exit {exit:?}\n{}", logs());
     let stdout = std::fs::read_to_string(dir.path().join("stdout")).expect("stdout");
     assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("CRITICAL") && l.contains(HOST) && l.contains(CHECK)),
-        "no summary line for the check:\n{stdout}"
+        stdout.contains("re-compiled"),
+        "no re-compile reported:\n{stdout}"
     );
+    assert!(stdout.trim_end().ends_with("stopped"), "{stdout}");
 }
 
 #[test]
