@@ -381,8 +381,9 @@ async fn vedette_worker(shared: Shared, mut agents: Vec<SimAgent>, samples: mpsc
     } = shared;
     let mut next = 0;
     while Instant::now() < until {
+        let count = agents.len();
         let agent = &mut agents[next];
-        next = (next + 1) % agents.len();
+        next = (next + 1) % count;
         let mut entries = Vec::with_capacity(args.batch);
         let mut batch_samples = Vec::new();
         let floor = agent.sequence + 1;
@@ -522,6 +523,7 @@ async fn poller(
 }
 
 async fn run_vedette(args: &Args, dir: &Path) -> Run {
+    std::fs::create_dir_all(dir).expect("bench dir");
     let bundle_file = dir.join("bundle.json");
     std::fs::write(
         &bundle_file,
