@@ -3,16 +3,19 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export VEDETTE_CACHE ?= $(HOME)/.cache/vedette
 
-.PHONY: test deps fmt-check clippy unit e2e generate demo bench scale-bench clean-e2e
+.PHONY: test deps plugins fmt-check clippy unit e2e generate demo demo-cluster bench bench-peers scale-bench
 
 ## test: everything CI checks: formatting, lints, unit, integration and e2e tests
 test: deps fmt-check clippy unit e2e
 
 ## deps: install or build whatever the tests need (idempotent, cached)
-deps:
-	bash e2e/tools/install-packages.sh
+deps: plugins
 	bash e2e/tools/build-control-plane.sh >/dev/null
 	bash e2e/tools/build-helm.sh >/dev/null
+
+## plugins: the Debian packages of the real Nagios plugins (idempotent)
+plugins:
+	bash e2e/tools/install-packages.sh
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -32,14 +35,24 @@ e2e: deps
 generate:
 	$(CARGO) run -q -p vedette-crds --bin crdgen
 
-## demo: start a local control plane, apply crds/ and the samples, show them
-demo: deps
+## demo: standalone mode on config/samples: compile them for this machine, run a satellite
+## and this machine's agent in one process, print a summary every 5 s (no Kubernetes)
+DEMO_FLAGS ?=
+demo: plugins
+	$(CARGO) run -q -p vedette-operator -- standalone -f config/samples/ $(DEMO_FLAGS)
+
+## demo-cluster: start a local control plane, apply crds/ and the samples, show them
+demo-cluster: deps
 	$(CARGO) run -q -p vedette-e2e --bin vedette-demo
 
 ## scale-bench: the operator against NODES fake Nodes (kwok); prints numbers, see docs/benchmarks.md
 NODES ?= 2000
 scale-bench: deps
 	$(CARGO) run --release -p vedette-e2e --bin scale-bench -- --nodes $(NODES)
+
+## bench-peers: the peers benchmarks compare against (Icinga 2 from Debian; idempotent)
+bench-peers:
+	bash e2e/tools/install-bench-peers.sh
 
 ## bench: benchmarks that print numbers, each against its peer (see docs/benchmarks.md);
 ## `make bench BENCHES="exec_overhead spool_append"` runs some of them

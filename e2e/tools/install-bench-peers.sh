@@ -5,7 +5,7 @@
 # the system services these packages ship are stopped and disabled right after installation so
 # that they neither listen nor use CPU during a measurement.
 set -euo pipefail
-PACKAGES=(prometheus-blackbox-exporter icinga2-bin icinga2-common prometheus-node-exporter
+PACKAGES=(prometheus-blackbox-exporter icinga2-bin icinga2-common openssl prometheus-node-exporter
   monitoring-plugins-basic monitoring-plugins-common wrk hyperfine)
 missing=()
 for p in "${PACKAGES[@]}" "$@"; do

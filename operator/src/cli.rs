@@ -46,6 +46,64 @@ pub enum Command {
     },
     /// Run the operator: watch, compile, publish zones' objects and write status.
     Run(RunArgs),
+    /// Run the manifests on this machine alone, without Kubernetes: compile them with this
+    /// machine as the only machine, and run a satellite and this machine's agent in one
+    /// process. Prints a summary every few seconds; serves /v1/state and /metrics.
+    Standalone(StandaloneArgs),
+}
+
+/// Flags of `vedette-operator standalone`.
+#[derive(Args, Debug, Clone)]
+pub struct StandaloneArgs {
+    /// Files or directories of manifests (re-compiled when they change).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// This machine's name; the host name when not given.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// More labels of this machine, `key=value`; repeat for several. `kubernetes.io/os=linux`
+    /// and `kubernetes.io/hostname=<name>` are set unless given here.
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Address of the state API and /metrics (loopback only: there is no authentication).
+    #[arg(long, default_value = "127.0.0.1:9700")]
+    pub listen: std::net::SocketAddr,
+    /// Directory of the spools, the last good plan and the state snapshot
+    /// (default: $XDG_STATE_HOME/vedette/standalone, or ~/.local/state/vedette/standalone).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds between summaries on stdout.
+    #[arg(long, default_value_t = 5)]
+    pub summary_seconds: u64,
+    /// Seconds between looks at the manifest files for changes; 0: never re-compile.
+    #[arg(long, default_value_t = 2)]
+    pub watch_seconds: u64,
+}
+
+impl StandaloneArgs {
+    /// Standalone mode's configuration, with defaults filled in.
+    pub fn config(&self) -> crate::standalone::Config {
+        let name = self.host.clone().unwrap_or_else(host_name);
+        let data_dir = self.data_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|home| PathBuf::from(home).join(".local").join("state"))
+                })
+                .unwrap_or_else(std::env::temp_dir)
+                .join("vedette")
+                .join("standalone")
+        });
+        crate::standalone::Config {
+            paths: self.paths.clone(),
+            machine: crate::standalone::machine(&name, self.labels.clone()),
+            listen: self.listen,
+            data_dir,
+            summary_seconds: self.summary_seconds,
+            watch_seconds: self.watch_seconds,
+        }
+    }
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -132,6 +190,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(reconcile::run(args.config()))?;
             Ok(())
+        }
+        Command::Standalone(args) => {
+            // The summary on stdout is the interface; logs only say what goes wrong unless
+            // asked for (`--log-level info`).
+            let explicit = std::env::var_os("VEDETTE_LOG").is_some()
+                || std::env::args().any(|a| a.starts_with("--log-level"));
+            let filter = if explicit {
+                cli.log_level.as_str()
+            } else {
+                "warn"
+            };
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = tokio::runtime::Runtime::new()?;
+            let result = runtime.block_on(crate::standalone::run(args.config()));
+            // The spool's blocking writers must not hold the exit up.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            result
         }
         Command::Crds => {
             for (_, crd) in vedette_crds::generate::all() {

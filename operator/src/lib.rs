@@ -7,3 +7,4 @@ pub mod compile;
 pub mod manifests;
 pub mod masters;
 pub mod reconcile;
+pub mod standalone;

@@ -25,6 +25,8 @@ pub enum Object {
 pub struct Loaded {
     /// Objects that parsed.
     pub objects: Vec<Object>,
+    /// Where each object of `objects` came from (same index): `file: document N`.
+    pub origins: Vec<String>,
     /// One line per document that did not.
     pub problems: Vec<String>,
 }
@@ -106,7 +108,12 @@ pub fn load_text(source: &str, text: &str, loaded: &mut Loaded) {
             }
         };
         match parse_object(value) {
-            Ok(Some(object)) => loaded.objects.push(object),
+            Ok(Some(object)) => {
+                loaded.objects.push(object);
+                loaded
+                    .origins
+                    .push(format!("{source}: document {}", index + 1));
+            }
             Ok(None) => {}
             Err(error) => loaded
                 .problems
@@ -121,14 +128,47 @@ fn parse_object(value: serde_yaml::Value) -> Result<Option<Object>, String> {
         return Ok(None);
     }
     let kind = meta.kind.clone();
+    // serde_path_to_error names the field at fault (`spec.check.tcp.port: invalid type …`),
+    // which serde_yaml's own errors from a `Value` do not.
     let object = match kind.as_str() {
-        "MonitorZone" => serde_yaml::from_value(value).map(|o| Object::Zone(Box::new(o))),
-        "CheckTemplate" => serde_yaml::from_value(value).map(|o| Object::Template(Box::new(o))),
-        "RuleSet" => serde_yaml::from_value(value).map(|o| Object::RuleSet(Box::new(o))),
-        "BusinessProcess" => serde_yaml::from_value(value).map(|o| Object::Process(Box::new(o))),
+        "MonitorZone" => serde_path_to_error::deserialize(value).map(|o| Object::Zone(Box::new(o))),
+        "CheckTemplate" => {
+            serde_path_to_error::deserialize(value).map(|o| Object::Template(Box::new(o)))
+        }
+        "RuleSet" => serde_path_to_error::deserialize(value).map(|o| Object::RuleSet(Box::new(o))),
+        "BusinessProcess" => {
+            serde_path_to_error::deserialize(value).map(|o| Object::Process(Box::new(o)))
+        }
         other => return Err(format!("unknown Vedette kind {other:?}")),
     };
-    object.map(Some).map_err(|e| format!("{kind}: {e}"))
+    object.map(Some).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            format!("{kind}: {inner}")
+        } else {
+            format!("{kind}: field {path}: {inner}")
+        }
+    })
+}
+
+impl Object {
+    /// Kind, namespace (empty for zones) and name, as compile's diagnostics name them.
+    pub fn reference(&self) -> crate::compile::ObjectRef {
+        use crate::compile::ObjectRef;
+        fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+            meta.name.as_deref().unwrap_or_default()
+        }
+        fn namespace(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+            meta.namespace.as_deref().unwrap_or("default")
+        }
+        match self {
+            Object::Zone(o) => ObjectRef::zone(name(&o.metadata)),
+            Object::Template(o) => ObjectRef::template(namespace(&o.metadata), name(&o.metadata)),
+            Object::RuleSet(o) => ObjectRef::rule_set(namespace(&o.metadata), name(&o.metadata)),
+            Object::Process(o) => ObjectRef::process(namespace(&o.metadata), name(&o.metadata)),
+        }
+    }
 }
 
 /// The compile input for these objects and machines.

@@ -67,6 +67,8 @@ impl ReportSink for SpoolSink {
 struct Tracked {
     state: CheckState,
     perfdata: Vec<(String, String)>,
+    /// The check changed in a new plan: its next result is reported like a first one.
+    restarted: bool,
 }
 
 /// Records runs: metrics, current states, and spooled reports.
@@ -119,12 +121,14 @@ impl Reporter {
         // The first result of a check since start is reported too: upstream learns the state
         // of every check, not only of those that changed.
         let mut states = self.states.lock().expect("states lock");
-        let first = !states.contains_key(&planned.id);
+        let first = states.get(&planned.id).is_none_or(|t| t.restarted);
         let tracked = states.entry(planned.id.clone()).or_insert_with(|| Tracked {
             state: transition.state,
             perfdata: Vec::new(),
+            restarted: false,
         });
         tracked.state = transition.state;
+        tracked.restarted = false;
         for (label, _, uom) in outcome
             .perfdata
             .iter()
@@ -155,6 +159,15 @@ impl Reporter {
             self.spool(Priority::StateChange, &Report::StateChange(report));
         } else {
             self.spool(Priority::Result, &Report::Result(report));
+        }
+    }
+
+    /// Marks a check whose definition changed (a new state machine): its next result is
+    /// reported upstream even when the state is the same, since upstream may hold a state
+    /// the old definition produced.
+    fn restarted(&self, id: &CheckId) {
+        if let Some(tracked) = self.states.lock().expect("states lock").get_mut(id) {
+            tracked.restarted = true;
         }
     }
 
@@ -202,7 +215,10 @@ pub async fn run(
                 let key = crate::plan::content_hash(&check.planned);
                 let machine = match machines.remove(&check.planned.id) {
                     Some((old, machine)) if old == key => machine,
-                    _ => CheckStateMachine::new(check.planned.max_attempts),
+                    _ => {
+                        reporter.restarted(&check.planned.id);
+                        CheckStateMachine::new(check.planned.max_attempts)
+                    }
                 };
                 next.insert(check.planned.id.clone(), (key, machine));
             }

@@ -61,10 +61,22 @@ pub struct NodeConfig {
     pub plugin_dirs: Vec<PathBuf>,
 }
 
-/// Runs the node role until the process is stopped.
+/// Runs the node role until the process is stopped, serving `/metrics` on `config.listen`.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(metrics::registry(&metrics));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.listen))?;
+    info!(message = "Serving metrics.", address = %listener.local_addr()?);
+    tokio::spawn(crate::http::serve_metrics(listener, registry));
+    run_with_metrics(config, metrics).await
+}
+
+/// Runs the node role until the process is stopped, recording into `metrics` (serve them with
+/// [`crate::metrics::registry`] and [`crate::http::metrics_router`]); `config.listen` is not
+/// bound here.
+pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let spool = open_spool(&config)?;
     let hold = Duration::from_secs(config.plan_hold_seconds);
     let (mut keeper, plans, status) = PlanKeeper::open(&config.host, &config.state_dir, hold);
@@ -72,12 +84,6 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let sink = Arc::new(SpoolSink::new(spool.clone(), live_tx));
     let reporter = Arc::new(Reporter::new(&config.host, sink, metrics.clone()));
     let runner = Arc::new(runner(&config));
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.listen))?;
-    info!(message = "Serving metrics.", address = %listener.local_addr()?);
-    tokio::spawn(crate::http::serve_metrics(listener, registry));
 
     if let Some(path) = &config.plan_file {
         let plan = read_plan_file(path, &config.host)?;

@@ -28,7 +28,7 @@ pub trait BundleSource: Send {
 }
 
 /// Publishes `bundle` unless the same bundle is published already.
-fn publish_if_changed(publish: &BundleSender, bundle: ZoneBundle) {
+pub fn publish_if_changed(publish: &BundleSender, bundle: ZoneBundle) {
     let hash = content_hash(&bundle);
     let same = publish
         .borrow()

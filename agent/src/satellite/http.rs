@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | `GET /v1/plan?host=H` | `If-None-Match` (optional) | 200 [`Plan`](crate::plan::Plan) + `ETag`, 304, 404 unknown host, 503 no bundle yet |
 //! | `POST /v1/results` | [`Batch`](crate::report::Batch) JSON | 200 [`Ack`](crate::report::Ack); 400 malformed, 401, 403, 413 too large, 503 storage |
-//! | `GET /v1/state` | | [`StateView`] JSON |
+//! | `GET /v1/state[?host=H]` | | [`StateView`] JSON (of host `H` only when given) |
 //! | `GET /metrics` | | Prometheus text |
 //! | `GET /healthz`, `GET /readyz` | | 200 (`/readyz`: 503 until a bundle is loaded) |
 //!
@@ -247,11 +247,19 @@ pub struct CheckView {
 
 /// The current state view.
 pub fn state_view(api: &Api) -> StateView {
+    state_view_for(api, None)
+}
+
+/// The current state view, of one host only when `host` is given (`/v1/state?host=H`).
+pub fn state_view_for(api: &Api, host: Option<&str>) -> StateView {
     let now = unix_ms();
     let core = api.ingest.core();
-    let checks = core
-        .table
-        .checks()
+    let entries: Box<dyn Iterator<Item = _>> = match host {
+        Some(host) => Box::new(core.table.checks_of(host)),
+        None => Box::new(core.table.checks()),
+    };
+    let wanted = |agent: &String| host.is_none_or(|host| host == agent);
+    let checks = entries
         .map(|(key, entry)| CheckView {
             host: key.host.clone(),
             check: key.check.to_string(),
@@ -280,20 +288,29 @@ pub fn state_view(api: &Api) -> StateView {
         watermarks: core
             .agents
             .iter()
+            .filter(|(agent, _)| wanted(agent))
             .map(|(agent, w)| (agent.clone(), w.contiguous()))
             .collect(),
         stored_above: core
             .agents
             .iter()
+            .filter(|(agent, _)| wanted(agent))
             .map(|(agent, w)| (agent.clone(), w.stored_above()))
             .collect(),
-        agents: core.table.agents(now),
+        agents: match host {
+            Some(host) => core.table.agent(host, now).into_iter().collect(),
+            None => core.table.agents(now),
+        },
         checks,
     }
 }
 
-async fn state(State(api): State<Arc<Api>>) -> Response {
-    Json(state_view(&api)).into_response()
+async fn state(
+    State(api): State<Arc<Api>>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let host = query.get("host").map(String::as_str);
+    Json(state_view_for(&api, host)).into_response()
 }
 
 async fn metrics(State(api): State<Arc<Api>>) -> Response {

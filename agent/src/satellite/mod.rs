@@ -80,6 +80,25 @@ pub struct SatelliteConfig {
 
 /// Runs the satellite until the process is stopped.
 pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
+    let api = start(config.clone(), None).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.listen))?;
+    info!(message = "Serving the satellite API.", address = %listener.local_addr()?, zone = %config.zone);
+    axum::serve(listener, http::router(api))
+        .await
+        .context("the satellite API stopped")
+}
+
+/// Starts every task of the satellite and returns the state its HTTP API serves (mount it
+/// with [`http::router`]). `source` replaces the bundle source `config` names (standalone
+/// mode compiles bundles itself); with a `source` no Kubernetes client is created unless
+/// authentication needs one. `config.listen` is not bound here.
+pub async fn start(
+    config: SatelliteConfig,
+    source: Option<Box<dyn BundleSource>>,
+) -> anyhow::Result<Arc<http::Api>> {
+    let standalone = source.is_some() || config.bundle_file.is_some();
     let metrics = Arc::new(SatelliteMetrics::default());
     let spool = Spool::open(SpoolConfig::new(config.spool_dir.join("spool")))
         .with_context(|| format!("failed to open the spool in {}", config.spool_dir.display()))?;
@@ -92,7 +111,7 @@ pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
         live,
         metrics.clone(),
     )?);
-    let client = if config.bundle_file.is_none() || !config.insecure_no_auth {
+    let client = if !standalone || !config.insecure_no_auth {
         Some(
             kube::Client::try_default()
                 .await
@@ -102,21 +121,22 @@ pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
         None
     };
     let (bundles_tx, bundles) = watch::channel(None);
-    let source: Box<dyn BundleSource> = match (&config.bundle_file, &client) {
-        (Some(path), _) => Box::new(FileBundleSource {
+    let source: Box<dyn BundleSource> = match (source, &config.bundle_file, &client) {
+        (Some(source), _, _) => source,
+        (None, Some(path), _) => Box::new(FileBundleSource {
             path: path.clone(),
             poll: Duration::from_secs(1),
         }),
-        (None, Some(client)) => Box::new(KubeBundleSource {
+        (None, None, Some(client)) => Box::new(KubeBundleSource {
             client: client.clone(),
             namespace: config.namespace.clone(),
             zone: config.zone.clone(),
         }),
-        (None, None) => unreachable!("a client exists without a bundle file"),
+        (None, None, None) => unreachable!("a client exists without a bundle source"),
     };
     tokio::spawn(source.run(bundles_tx));
-    let membership: Box<dyn Membership> = match (&config.bundle_file, &client) {
-        (None, Some(client)) => Box::new(LeaseMembership {
+    let membership: Box<dyn Membership> = match (standalone, &client) {
+        (false, Some(client)) => Box::new(LeaseMembership {
             client: client.clone(),
             namespace: config.namespace.clone(),
             zone: config.zone.clone(),
@@ -180,7 +200,7 @@ pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
         )),
         (None, false) => unreachable!("a client exists when authentication is on"),
     };
-    let api = Arc::new(http::Api {
+    Ok(Arc::new(http::Api {
         zone: config.zone.clone(),
         replica: config.replica.clone(),
         plans,
@@ -189,14 +209,7 @@ pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
         registry: metrics.registry(),
         metrics,
         max_body_bytes: config.max_body_bytes,
-    });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.listen))?;
-    info!(message = "Serving the satellite API.", address = %listener.local_addr()?, zone = %config.zone);
-    axum::serve(listener, http::router(api))
-        .await
-        .context("the satellite API stopped")
+    }))
 }
 
 /// Serves each new bundle's plans and takes its checks into the state table.

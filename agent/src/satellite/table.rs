@@ -239,17 +239,45 @@ impl StateTable {
             .collect();
         hosts
             .into_iter()
-            .map(|host| AgentView {
-                host: host.clone(),
-                stale: self.is_stale(host, now_ms),
-                entry: self.agents.get(host).cloned().unwrap_or_default(),
-            })
+            .map(|host| self.agent_view(host, now_ms))
             .collect()
     }
 
     /// Every check's entry.
     pub fn checks(&self) -> impl Iterator<Item = (&CheckKey, &CheckEntry)> {
         self.checks.iter()
+    }
+
+    /// The checks of one machine or target, in order (a range, not a scan).
+    pub fn checks_of<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl Iterator<Item = (&'a CheckKey, &'a CheckEntry)> + 'a {
+        let from = CheckKey {
+            host: host.to_owned(),
+            check: CheckId {
+                namespace: String::new(),
+                rule_set: String::new(),
+                rule: String::new(),
+            },
+        };
+        self.checks
+            .range(from..)
+            .take_while(move |(key, _)| key.host == host)
+    }
+
+    /// One agent, planned or heard from; `None` when neither.
+    pub fn agent(&self, host: &str, now_ms: u64) -> Option<AgentView> {
+        (self.planned_machines.contains(host) || self.agents.contains_key(host))
+            .then(|| self.agent_view(host, now_ms))
+    }
+
+    fn agent_view(&self, host: &str, now_ms: u64) -> AgentView {
+        AgentView {
+            host: host.to_owned(),
+            stale: self.is_stale(host, now_ms),
+            entry: self.agents.get(host).cloned().unwrap_or_default(),
+        }
     }
 
     /// The state of one check.

@@ -164,3 +164,19 @@ fn the_table_survives_a_json_roundtrip() {
     let json = serde_json::to_string(&table).unwrap();
     assert_eq!(serde_json::from_str::<StateTable>(&json).unwrap(), table);
 }
+
+#[test]
+fn one_hosts_checks_and_agent_are_found_without_the_others() {
+    let mut table = StateTable::default();
+    table.set_bundle(&bundle());
+    let web1: Vec<_> = table
+        .checks_of("web-1")
+        .map(|(k, _)| k.check.rule.clone())
+        .collect();
+    assert_eq!(web1, ["a", "b"]);
+    assert_eq!(table.checks_of("web-2").count(), 1);
+    assert_eq!(table.checks_of("web-").count(), 0);
+    assert_eq!(table.checks_of("example.org").count(), 1);
+    assert_eq!(table.agent("web-2", 0).unwrap().host, "web-2");
+    assert!(table.agent("nobody", 0).is_none());
+}

@@ -1,0 +1,450 @@
+//! Standalone mode (F34, `vedette-operator standalone`): the same manifests on one machine,
+//! without a cluster, in one process.
+//!
+//! 1. **Compile** the manifest files with this machine as the only machine (the same pure
+//!    [`crate::compile::compile`] the reconciler uses).
+//! 2. Run the **satellite** role ([`vedette_agent::satellite::start`]) with a bundle source that
+//!    re-compiles when the files change, unauthenticated and therefore on loopback only.
+//! 3. Run the **node** role ([`vedette_agent::node::run_with_metrics`]) for this machine,
+//!    pointed at that satellite over HTTP like any agent.
+//!
+//! One listener serves the satellite's API (`/v1/state`, `/v1/plan`, `/v1/results`,
+//! `/metrics`) and the agent's own metrics under `/agent/metrics`. A summary of the state
+//! table goes to stdout every few seconds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use vedette_agent::node::NodeConfig;
+use vedette_agent::plan::ZoneBundle;
+use vedette_agent::satellite::SatelliteConfig;
+use vedette_agent::satellite::bundle_source::{BundleSender, BundleSource, publish_if_changed};
+use vedette_agent::satellite::http::{Api, StateView, state_view};
+
+use crate::compile::{Machine, Severity};
+use crate::manifests;
+
+/// Everything standalone mode needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Manifest files or directories.
+    pub paths: Vec<PathBuf>,
+    /// This machine, with its labels.
+    pub machine: Machine,
+    /// Address of the API and metrics; must be a loopback address (no authentication).
+    pub listen: SocketAddr,
+    /// Where the spools, the last good plan and the satellite's snapshot live.
+    pub data_dir: PathBuf,
+    /// Seconds between summaries on stdout.
+    pub summary_seconds: u64,
+    /// Seconds between looks at the manifest files (0: never re-compile).
+    pub watch_seconds: u64,
+}
+
+/// The machine standalone mode runs as: `name`, with `labels` over the defaults
+/// `kubernetes.io/os=linux` and `kubernetes.io/hostname=<name>`.
+pub fn machine(name: &str, labels: Vec<(String, String)>) -> Machine {
+    let mut all = BTreeMap::from([
+        ("kubernetes.io/os".to_owned(), "linux".to_owned()),
+        ("kubernetes.io/hostname".to_owned(), name.to_owned()),
+    ]);
+    all.extend(labels);
+    Machine {
+        name: name.to_owned(),
+        labels: all,
+    }
+}
+
+/// What compiling the manifest files gave for this machine.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The bundle of the zone that selects the machine.
+    pub bundle: ZoneBundle,
+    /// Every diagnostic, one line each, prefixed with the file and document of its object.
+    pub diagnostics: Vec<String>,
+    /// How many of them are errors.
+    pub errors: usize,
+}
+
+/// Loads and compiles `paths` for `machine`. Documents that do not parse, and a machine no
+/// zone selects, are errors naming the file, the document and the field.
+pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> anyhow::Result<Compiled> {
+    let loaded = manifests::load_paths(paths)?;
+    if !loaded.problems.is_empty() {
+        anyhow::bail!("invalid manifests:\n  {}", loaded.problems.join("\n  "));
+    }
+    let origins: BTreeMap<_, _> = loaded
+        .objects
+        .iter()
+        .map(|object| object.reference())
+        .zip(loaded.origins.iter().cloned())
+        .collect();
+    let output = crate::compile::compile(&manifests::input(loaded.objects, vec![machine.clone()]));
+    let diagnostics: Vec<String> = output
+        .diagnostics
+        .iter()
+        .map(|d| match origins.get(&d.object) {
+            Some(origin) => format!("{origin}: {d}"),
+            None => d.to_string(),
+        })
+        .collect();
+    let errors = output
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let Some(bundle) = output
+        .bundles
+        .into_values()
+        .find(|bundle| bundle.machines.contains_key(&machine.name))
+    else {
+        let labels: Vec<String> = machine
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        anyhow::bail!(
+            "no MonitorZone in {} selects machine {} (labels {}){}",
+            describe(paths),
+            machine.name,
+            labels.join(","),
+            if diagnostics.is_empty() {
+                String::new()
+            } else {
+                format!("\n  {}", diagnostics.join("\n  "))
+            }
+        );
+    };
+    Ok(Compiled {
+        bundle,
+        diagnostics,
+        errors,
+    })
+}
+
+fn describe(paths: &[PathBuf]) -> String {
+    let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    list.join(", ")
+}
+
+/// Runs standalone mode until Ctrl-C (or SIGTERM).
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.listen.ip().is_loopback(),
+        "standalone mode serves its API without authentication: --listen must be a loopback \
+         address, not {}",
+        config.listen
+    );
+    let compiled = compile_files(&config.paths, &config.machine)?;
+    for line in &compiled.diagnostics {
+        eprintln!("{line}");
+    }
+    anyhow::ensure!(
+        compiled.errors == 0,
+        "{} compile error(s) in {} (see above)",
+        compiled.errors,
+        describe(&config.paths)
+    );
+    let zone = compiled.bundle.zone.clone();
+    let checks = compiled
+        .bundle
+        .machines
+        .get(&config.machine.name)
+        .map_or(0, Vec::len);
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("failed to create {}", config.data_dir.display()))?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let source = ManifestSource {
+        paths: config.paths.clone(),
+        machine: config.machine.clone(),
+        first: compiled,
+        every: (config.watch_seconds > 0).then(|| Duration::from_secs(config.watch_seconds)),
+    };
+    let api = vedette_agent::satellite::start(
+        satellite_config(&zone, address, &config.data_dir),
+        Some(Box::new(source)),
+    )
+    .await?;
+    let agent_metrics = Arc::new(vedette_agent::metrics::Metrics::default());
+    let agent_registry = Arc::new(vedette_agent::metrics::registry(&agent_metrics));
+    let router = vedette_agent::satellite::http::router(api.clone()).nest(
+        "/agent",
+        vedette_agent::http::metrics_router(agent_registry),
+    );
+    let server = axum::serve(listener, router);
+    let node = vedette_agent::node::run_with_metrics(
+        node_config(&config.machine.name, address, &config.data_dir),
+        agent_metrics,
+    );
+
+    println!(
+        "Vedette standalone: machine {} in zone {zone}, {checks} checks from {}",
+        config.machine.name,
+        describe(&config.paths)
+    );
+    println!(
+        "  state  http://{address}/v1/state\n  metrics  http://{address}/metrics (satellite), \
+         http://{address}/agent/metrics (agent)\n  data  {}\nCtrl-C stops.",
+        config.data_dir.display()
+    );
+    let summaries = print_summaries(api.clone(), config.summary_seconds.max(1));
+    let outcome = tokio::select! {
+        result = server => result.context("the API stopped"),
+        result = node => result.context("the agent stopped"),
+        () = summaries => Ok(()),
+        result = stop_signal() => result,
+    };
+    if let Err(error) = api.ingest.snapshot().await {
+        eprintln!("failed to write the final snapshot: {error}");
+    }
+    print!("{}", summary(&state_view(&api), &now_hms()));
+    println!("stopped");
+    outcome
+}
+
+async fn stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn satellite_config(zone: &str, listen: SocketAddr, data_dir: &Path) -> SatelliteConfig {
+    SatelliteConfig {
+        zone: zone.to_owned(),
+        replica: "standalone".to_owned(),
+        namespace: String::new(),
+        listen,
+        masters: Vec::new(),
+        token_file: None,
+        spool_dir: data_dir.join("satellite"),
+        bundle_file: None,
+        insecure_no_auth: true,
+        max_body_bytes: vedette_agent::satellite::http::DEFAULT_MAX_BODY_BYTES,
+        summary_seconds: 30,
+        worst_problems: 10,
+        snapshot_seconds: 2,
+        lease_renew_seconds: 5,
+        lease_duration_seconds: 15,
+        concurrency: 64,
+        replay_per_second: 1000,
+    }
+}
+
+fn node_config(host: &str, satellite: SocketAddr, data_dir: &Path) -> NodeConfig {
+    NodeConfig {
+        host: host.to_owned(),
+        upstreams: vec![format!("http://{satellite}")],
+        plan_file: None,
+        spool_dir: data_dir.join("agent").join("spool"),
+        state_dir: data_dir.join("agent").join("state"),
+        token_file: None,
+        // Not bound: the agent's metrics are served under /agent on the shared listener.
+        listen: satellite,
+        concurrency: 64,
+        plan_poll_seconds: 2,
+        keepalive_seconds: 10,
+        plan_hold_seconds: 259_200,
+        replay_per_second: 1000,
+        spool_max_bytes: 256 * 1024 * 1024,
+        spool_max_age_seconds: 7 * 24 * 3600,
+        plugin_dirs: Vec::new(),
+    }
+}
+
+/// Bundles compiled from the manifest files, re-compiled when they change. A change that
+/// does not compile is reported and the last good bundle stays.
+struct ManifestSource {
+    paths: Vec<PathBuf>,
+    machine: Machine,
+    first: Compiled,
+    every: Option<Duration>,
+}
+
+impl BundleSource for ManifestSource {
+    fn run(self: Box<Self>, publish: BundleSender) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let zone = self.first.bundle.zone.clone();
+            let mut seen = fingerprint(&self.paths);
+            let mut last_report = self.first.diagnostics.clone();
+            publish_if_changed(&publish, self.first.bundle);
+            let Some(every) = self.every else {
+                publish.closed().await;
+                return;
+            };
+            while !publish.is_closed() {
+                tokio::time::sleep(every).await;
+                let now = fingerprint(&self.paths);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match compile_files(&self.paths, &self.machine) {
+                    Ok(compiled) if compiled.errors == 0 => {
+                        if compiled.diagnostics != last_report {
+                            for line in &compiled.diagnostics {
+                                eprintln!("{line}");
+                            }
+                            last_report = compiled.diagnostics.clone();
+                        }
+                        if compiled.bundle.zone != zone {
+                            eprintln!(
+                                "manifests changed: machine {} moved to zone {}; the zone \
+                                 name shown stays {zone} until a restart",
+                                self.machine.name, compiled.bundle.zone
+                            );
+                        }
+                        println!("manifests changed: re-compiled");
+                        publish_if_changed(&publish, compiled.bundle);
+                    }
+                    Ok(compiled) => {
+                        for line in &compiled.diagnostics {
+                            eprintln!("{line}");
+                        }
+                        eprintln!(
+                            "manifests changed but have {} compile error(s): keeping the last \
+                             good configuration",
+                            compiled.errors
+                        );
+                        last_report = compiled.diagnostics;
+                    }
+                    Err(error) => {
+                        eprintln!("{error:#}\nkeeping the last good configuration");
+                        last_report.clear();
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Names, sizes and modification times of the manifest files: changes when one does.
+fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut files = Vec::new();
+    for path in paths {
+        let entries: Vec<PathBuf> = if path.is_dir() {
+            std::fs::read_dir(path)
+                .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default()
+        } else {
+            vec![path.clone()]
+        };
+        for file in entries {
+            let meta = std::fs::metadata(&file).ok();
+            files.push((
+                file,
+                meta.as_ref().map_or(0, |m| m.len()),
+                meta.and_then(|m| m.modified().ok()),
+            ));
+        }
+    }
+    files.sort();
+    files
+}
+
+async fn print_summaries(api: Arc<Api>, every_seconds: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(every_seconds));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let text = summary(&state_view(&api), &now_hms());
+        print!("{text}");
+    }
+}
+
+fn now_hms() -> String {
+    jiff::Zoned::now().strftime("%H:%M:%S").to_string()
+}
+
+/// The summary printed every few seconds: counts by state on one line, then one line per
+/// check that is not OK.
+pub fn summary(view: &StateView, time: &str) -> String {
+    let order = ["OK", "WARNING", "CRITICAL", "UNKNOWN", "PENDING"];
+    let mut counts: BTreeMap<&str, usize> = order.iter().map(|s| (*s, 0)).collect();
+    for check in &view.checks {
+        *counts.entry(check.state.as_str()).or_default() += 1;
+    }
+    let mut out = format!(
+        "[{time}] zone {}: {} check(s)",
+        view.zone,
+        view.checks.len()
+    );
+    for state in order {
+        let _ = write!(out, ", {} {state}", counts[state]);
+    }
+    let stale = view.agents.iter().filter(|a| a.stale).count();
+    if stale > 0 {
+        let _ = write!(out, ", {stale} agent(s) stale");
+    }
+    out.push('\n');
+    let rank = |state: &str| match state {
+        "CRITICAL" => 0,
+        "UNKNOWN" => 1,
+        "WARNING" => 2,
+        _ => 3,
+    };
+    let mut problems: Vec<_> = view.checks.iter().filter(|c| c.state != "OK").collect();
+    problems.sort_by_key(|c| (rank(&c.state), &c.host, &c.check));
+    for check in problems {
+        let output: String = check
+            .output
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let pending = check.state == "PENDING";
+        let _ = writeln!(
+            out,
+            "  {:<8} {}{} {} {}",
+            check.state,
+            if check.hard || pending { "" } else { "(soft) " },
+            check.host,
+            check.check,
+            if pending {
+                "(not run yet)".to_owned()
+            } else {
+                truncate(&output, 110)
+            }
+        );
+    }
+    out
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_has_the_default_labels_unless_given() {
+        let m = machine("web-1", vec![("kubernetes.io/os".into(), "plan9".into())]);
+        assert_eq!(m.labels["kubernetes.io/os"], "plan9");
+        assert_eq!(m.labels["kubernetes.io/hostname"], "web-1");
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("äöü", 3), "äöü");
+    }
+}
