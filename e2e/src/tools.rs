@@ -28,6 +28,21 @@ pub fn tools_dir() -> anyhow::Result<PathBuf> {
     ))
 }
 
+/// A `helm` command bound to `plane`, with its cache, config and data inside the plane's
+/// temporary directory (nothing of the user's own helm setup is read or written).
+pub fn helm(plane: &crate::ControlPlane) -> anyhow::Result<Command> {
+    let mut command = Command::new(tools_dir()?.join("helm"));
+    command.arg("--kubeconfig").arg(plane.kubeconfig());
+    for (key, dir) in [
+        ("HELM_CACHE_HOME", "cache"),
+        ("HELM_CONFIG_HOME", "config"),
+        ("HELM_DATA_HOME", "data"),
+    ] {
+        command.env(key, plane.dir().join("helm").join(dir));
+    }
+    Ok(command)
+}
+
 /// The repository's root.
 pub fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -12,7 +12,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde::Deserialize;
 use vedette_crds::RuleSet;
 use vedette_e2e::operator::{self, Operator, bundle, checks_by_machine};
-use vedette_e2e::tools::{repository, run_ok, tools_dir};
+use vedette_e2e::tools::{helm, repository, run_ok};
 use vedette_e2e::{ControlPlane, manifests, wait};
 
 const NAMESPACE: &str = "vedette-system";
@@ -85,19 +85,6 @@ fn versions(plane: &ControlPlane) -> anyhow::Result<String> {
     ]))?;
     let owned = run_ok(plane.kubectl().args(["get", "configmaps,deployments,daemonsets,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets", "-n", NAMESPACE, "-l", "app.kubernetes.io/managed-by=vedette-operator", "-o", template]))?;
     Ok(format!("{vedette}{owned}"))
-}
-
-fn helm(plane: &ControlPlane) -> anyhow::Result<Command> {
-    let mut command = Command::new(tools_dir()?.join("helm"));
-    command.arg("--kubeconfig").arg(plane.kubeconfig());
-    for (key, dir) in [
-        ("HELM_CACHE_HOME", "cache"),
-        ("HELM_CONFIG_HOME", "config"),
-        ("HELM_DATA_HOME", "data"),
-    ] {
-        command.env(key, plane.dir().join("helm").join(dir));
-    }
-    Ok(command)
 }
 
 /// A kubeconfig with a token of the chart's ServiceAccount `vedette`.

@@ -2,22 +2,13 @@
 //! apiserver accepts, installs, upgrades without changing anything, uninstalls without leaving
 //! objects behind, rejects wrongly typed values, and its roles allow exactly what they should.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use vedette_e2e::tools::{repository, run_ok, tools_dir};
+use vedette_e2e::tools::{helm, repository, run_ok};
 use vedette_e2e::{ControlPlane, wait};
 
 const NAMESPACE: &str = "vedette-system";
-
-fn helm(plane: &ControlPlane) -> anyhow::Result<Command> {
-    let mut command = Command::new(tools_dir()?.join("helm"));
-    command.arg("--kubeconfig").arg(plane.kubeconfig());
-    command.env("HELM_CACHE_HOME", plane.dir().join("helm/cache"));
-    command.env("HELM_CONFIG_HOME", plane.dir().join("helm/config"));
-    command.env("HELM_DATA_HOME", plane.dir().join("helm/data"));
-    Ok(command)
-}
 
 fn chart() -> String {
     repository().join("charts/vedette").display().to_string()
