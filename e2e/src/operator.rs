@@ -17,7 +17,6 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, PostParams};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::control_plane::free_port;
 use crate::process::Managed;
@@ -166,18 +165,7 @@ impl Operator {
 
     /// GET `path` on its HTTP port; the status line and body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .context("no status line")?;
-        Ok((code, body.to_owned()))
+        crate::fleet::http_get(self.metrics_port, path).await
     }
 
     /// The value of one series of `/metrics` (the sum when several match), 0 when absent.
@@ -201,25 +189,12 @@ impl Operator {
                 let port = self.metrics_port;
                 async move {
                     alive?;
-                    let probe = Operator::probe(port, "/readyz").await;
-                    Ok(matches!(probe, Ok(200)).then_some(()))
+                    let probe = crate::fleet::http_get(port, "/readyz").await;
+                    Ok(matches!(probe, Ok((200, _))).then_some(()))
                 }
             },
         )
         .await
-    }
-
-    async fn probe(port: u16, path: &str) -> anyhow::Result<u16> {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .context("no status line")
     }
 }
 
