@@ -128,6 +128,7 @@ fn plan_checks(port: u16, dir: &std::path::Path) -> Vec<vedette_agent::plan::Pla
                         port: PortOrParameter::Int(port.into()),
                         send: None,
                         expect: None,
+                        close: Default::default(),
                     }),
                     ..Default::default()
                 },

@@ -26,7 +26,7 @@ use hyper_util::rt::TokioExecutor;
 use support::{Daemon, cpu_seconds, env_or, median, own_cpu_seconds};
 use vedette_agent::probe::Prober;
 use vedette_crds::CheckSpec;
-use vedette_crds::check::{HttpProbe, PortOrParameter, TcpProbe};
+use vedette_crds::check::{HttpProbe, PortOrParameter, TcpClose, TcpProbe};
 
 const BLACKBOX: &str = "/usr/bin/prometheus-blackbox-exporter";
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -110,6 +110,7 @@ fn main() {
             port: PortOrParameter::Int(tcp_port.into()),
             send: None,
             expect: None,
+            close: Default::default(),
         }),
         ..Default::default()
     };
@@ -124,8 +125,20 @@ fn main() {
         }),
         ..Default::default()
     };
+    // The same connection closed with a reset (`close: Reset`), against the same blackbox
+    // module: blackbox has no such setting and always closes gracefully.
+    let mut tcp_reset = tcp.clone();
+    if let Some(probe) = tcp_reset.tcp.as_mut() {
+        probe.close = TcpClose::Reset;
+    }
     let cases = [
         ("tcp", tcp, "tcp_connect", format!("127.0.0.1:{tcp_port}")),
+        (
+            "tcp, close: Reset",
+            tcp_reset,
+            "tcp_connect",
+            format!("127.0.0.1:{tcp_port}"),
+        ),
         (
             "http",
             http,

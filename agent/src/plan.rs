@@ -371,6 +371,7 @@ mod tests {
                     port: PortOrParameter::Int(80),
                     send: None,
                     expect: None,
+                    close: Default::default(),
                 }),
                 ..CheckSpec::default()
             },

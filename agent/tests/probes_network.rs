@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use vedette_agent::probe::{ProbeOutput, Prober};
 use vedette_crds::CheckSpec;
 use vedette_crds::check::{
-    DnsProbe, DnsRecordType, HttpProbe, PortOrParameter, TcpProbe, TlsProbe,
+    DnsProbe, DnsRecordType, HttpProbe, PortOrParameter, TcpClose, TcpProbe, TlsProbe,
 };
 use vedette_crds::template::CheckState;
 
@@ -31,6 +31,7 @@ fn tcp(port: u16) -> TcpProbe {
         port: PortOrParameter::Int(port.into()),
         send: None,
         expect: None,
+        close: Default::default(),
     }
 }
 
@@ -60,6 +61,35 @@ fn assert_critical(output: &ProbeOutput, reason: &str) {
         message.contains(reason),
         "expected {reason:?} in {message:?}"
     );
+}
+
+/// How the server saw the probe's connection end: `Ok(0)` for a close, an error for a reset.
+async fn server_sees_close(close: TcpClose) -> std::io::Result<usize> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buffer = [0; 64];
+        stream.read(&mut buffer).await
+    });
+    let output = Prober::new()
+        .run(
+            &CheckSpec {
+                tcp: Some(TcpProbe { close, ..tcp(port) }),
+                ..Default::default()
+            },
+            TIMEOUT,
+        )
+        .await;
+    assert_ok(&output);
+    server.await.unwrap()
+}
+
+#[tokio::test]
+async fn tcp_closes_gracefully_by_default_and_resets_when_asked() {
+    assert_eq!(server_sees_close(TcpClose::Graceful).await.unwrap(), 0);
+    let reset = server_sees_close(TcpClose::Reset).await.unwrap_err();
+    assert_eq!(reset.kind(), std::io::ErrorKind::ConnectionReset, "{reset}");
 }
 
 /// A port nothing listens on: bound, then closed.

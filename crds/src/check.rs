@@ -240,6 +240,28 @@ pub struct TcpProbe {
     /// Text the first bytes received must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<String>,
+    /// How the connection ends once the check is done.
+    #[serde(default, skip_serializing_if = "TcpClose::is_graceful")]
+    pub close: TcpClose,
+}
+
+/// How a TCP check closes its connection.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum TcpClose {
+    /// A normal close (FIN), as `check_tcp` does: the checking machine keeps the connection in
+    /// TIME_WAIT for a minute afterwards.
+    #[default]
+    Graceful,
+    /// A reset (`SO_LINGER` 0), as HAProxy closes its health checks: no TIME_WAIT and about
+    /// half the packets, for checks that probe many targets often; the server may log a reset.
+    Reset,
+}
+
+impl TcpClose {
+    /// Whether this is the default, graceful close.
+    pub fn is_graceful(&self) -> bool {
+        *self == TcpClose::Graceful
+    }
 }
 
 fn default_host() -> String {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vedette_crds::check::TcpProbe;
+use vedette_crds::check::{TcpClose, TcpProbe};
 use vedette_crds::template::CheckState;
 
 use super::{ProbeError, ProbeOutput, Result, seconds};
@@ -111,9 +111,22 @@ pub(crate) async fn probe(spec: &TcpProbe, timeout: Duration) -> Result<ProbeOut
             output = output.with_failure(CheckState::Critical, reason);
         }
     }
-    // Close politely so the server does not log a reset.
-    let _ = stream.shutdown().await;
+    close(stream, spec.close).await;
     Ok(output)
+}
+
+/// Ends the connection as the check asks: a graceful close so the server does not log a
+/// reset, or a reset that leaves no TIME_WAIT behind.
+async fn close(mut stream: TcpStream, how: TcpClose) {
+    match how {
+        TcpClose::Graceful => {
+            let _ = stream.shutdown().await;
+        }
+        TcpClose::Reset => {
+            // Dropping a socket with a zero linger sends RST and frees it at once.
+            let _ = stream.set_zero_linger();
+        }
+    }
 }
 
 /// Reads until `expect` appears, the peer closes, `MAX_EXPECT_BYTES` arrived, or the peer

@@ -28,6 +28,11 @@ pub enum SpoolCommand {
         /// Concurrent appending tasks.
         #[arg(long, default_value_t = 64)]
         tasks: usize,
+        /// Records each task submits before waiting for all of them to be durable: 1 is an
+        /// append-and-wait loop; a satellite acknowledging a batch, or an agent submitting
+        /// results without waiting, has many in flight.
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
         /// How long to append.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
@@ -65,6 +70,7 @@ pub fn run(command: SpoolCommand) -> anyhow::Result<()> {
         SpoolCommand::Bench {
             dir,
             tasks,
+            in_flight,
             seconds,
             payload_bytes,
         } => {
@@ -72,6 +78,7 @@ pub fn run(command: SpoolCommand) -> anyhow::Result<()> {
             let report = runtime.block_on(bench(
                 &scratch,
                 tasks,
+                in_flight,
                 Duration::from_secs(seconds),
                 payload_bytes,
             ));
@@ -184,6 +191,8 @@ pub struct BenchReport {
     pub dir: PathBuf,
     /// Concurrent tasks.
     pub tasks: usize,
+    /// Records each task had in flight.
+    pub in_flight: usize,
     /// Payload size.
     pub payload_bytes: usize,
     /// Appends confirmed durable.
@@ -205,8 +214,9 @@ impl std::fmt::Display for BenchReport {
         let seconds = self.elapsed.as_secs_f64();
         writeln!(
             f,
-            "spool append bench: {} tasks, {} B payloads, {:.1} s, dir {}",
+            "spool append bench: {} tasks × {} in flight, {} B payloads, {:.1} s, dir {}",
             self.tasks,
+            self.in_flight,
             self.payload_bytes,
             seconds,
             self.dir.display()
@@ -232,11 +242,13 @@ impl std::fmt::Display for BenchReport {
     }
 }
 
-/// Appends `payload_bytes` records from `tasks` concurrent tasks for `duration`, each task
-/// waiting for durability before its next append, in a fresh spool at `dir`.
+/// Appends `payload_bytes` records from `tasks` concurrent tasks for `duration` in a fresh
+/// spool at `dir`. Each task submits `in_flight` records, waits until all of them are durable,
+/// and starts again; a record's latency runs from its submission to its durability.
 pub async fn bench(
     dir: &Path,
     tasks: usize,
+    in_flight: usize,
     duration: Duration,
     payload_bytes: usize,
 ) -> anyhow::Result<BenchReport> {
@@ -253,10 +265,13 @@ pub async fn bench(
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let began = Instant::now();
-                spool
-                    .append(Priority::Result, vec![b'r'; payload_bytes])
-                    .await?;
-                latencies.push(began.elapsed());
+                let pending = (0..in_flight.max(1))
+                    .map(|_| spool.submit(Priority::Result, vec![b'r'; payload_bytes]))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for append in pending {
+                    append.durable().await?;
+                    latencies.push(began.elapsed());
+                }
             }
             anyhow::Ok(latencies)
         }));
@@ -277,6 +292,7 @@ pub async fn bench(
     Ok(BenchReport {
         dir: dir.to_path_buf(),
         tasks,
+        in_flight: in_flight.max(1),
         payload_bytes,
         appends: latencies.len() as u64,
         fsyncs: stats.fsyncs,

@@ -166,6 +166,7 @@ pub fn tcp_check(rule: &str, port: u16, interval_seconds: u32) -> PlannedCheck {
                 port: PortOrParameter::Int(i64::from(port)),
                 send: None,
                 expect: None,
+                close: Default::default(),
             }),
             ..CheckSpec::default()
         },

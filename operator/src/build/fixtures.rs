@@ -147,6 +147,7 @@ fn tcp(port: i64) -> CheckSpec {
             port: PortOrParameter::Int(port),
             send: None,
             expect: None,
+            close: Default::default(),
         }),
         ..CheckSpec::default()
     }
