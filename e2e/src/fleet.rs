@@ -44,34 +44,42 @@ pub enum SatelliteMode {
 /// A running `vedette-agent satellite`.
 pub struct Satellite {
     process: Managed,
-    port: u16,
-    replica: String,
+    launch: SatelliteLaunch,
+    starts: u32,
 }
 
-impl Satellite {
-    /// Starts replica `replica` of `zone`, its objects in `namespace`, forwarding to `masters`.
-    pub fn start(
-        plane: &ControlPlane,
-        namespace: &str,
-        zone: &str,
-        replica: &str,
-        masters: &[String],
-        mode: SatelliteMode,
-    ) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let dir = plane.dir().join(format!("satellite-{replica}"));
-        std::fs::create_dir_all(&dir)?;
+/// Everything a satellite is started with, so it can be started again on the same port and
+/// spool, as a restarted pod would be.
+struct SatelliteLaunch {
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+    namespace: String,
+    zone: String,
+    replica: String,
+    masters: Vec<String>,
+    mode: SatelliteMode,
+    port: u16,
+}
+
+impl SatelliteLaunch {
+    fn command(&self) -> anyhow::Result<Command> {
         let mut command = Command::new(binary()?);
         command
-            .env("KUBECONFIG", plane.kubeconfig())
-            .env("POD_NAMESPACE", namespace)
-            .env("POD_NAME", replica)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("POD_NAMESPACE", &self.namespace)
+            .env("POD_NAME", &self.replica)
             .env("NODE_NAME", "satellite-node")
             .env("VEDETTE_LOG", "info,kube=warn")
-            .args(["satellite", "--zone", zone, "--replica", replica])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "satellite",
+                "--zone",
+                &self.zone,
+                "--replica",
+                &self.replica,
+            ])
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--spool-dir")
-            .arg(dir.join("spool"))
+            .arg(self.dir.join("spool"))
             .args(["--summary-seconds", "2", "--snapshot-seconds", "1"])
             .args([
                 "--lease-renew-seconds",
@@ -79,10 +87,10 @@ impl Satellite {
                 "--lease-duration-seconds",
                 "3",
             ]);
-        for master in masters {
+        for master in &self.masters {
             command.args(["--masters", master]);
         }
-        match mode {
+        match &self.mode {
             SatelliteMode::KubeInsecure => {
                 command.arg("--insecure-no-auth");
             }
@@ -96,17 +104,62 @@ impl Satellite {
                     .arg(path);
             }
         }
-        let log = plane.dir().join(format!("satellite-{replica}.log"));
-        Ok(Self {
-            process: Managed::spawn(&format!("satellite {replica}"), command, &log)?,
-            port,
+        Ok(command)
+    }
+
+    fn spawn(&self, start: u32) -> anyhow::Result<Managed> {
+        let log = self
+            .dir
+            .with_file_name(format!("satellite-{}.{start}.log", self.replica));
+        Managed::spawn(
+            &format!("satellite {}", self.replica),
+            self.command()?,
+            &log,
+        )
+    }
+}
+
+impl Satellite {
+    /// Starts replica `replica` of `zone`, its objects in `namespace`, forwarding to `masters`.
+    pub fn start(
+        plane: &ControlPlane,
+        namespace: &str,
+        zone: &str,
+        replica: &str,
+        masters: &[String],
+        mode: SatelliteMode,
+    ) -> anyhow::Result<Self> {
+        let dir = plane.dir().join(format!("satellite-{replica}"));
+        std::fs::create_dir_all(&dir)?;
+        let launch = SatelliteLaunch {
+            kubeconfig: plane.kubeconfig().to_path_buf(),
+            dir,
+            namespace: namespace.to_owned(),
+            zone: zone.to_owned(),
             replica: replica.to_owned(),
+            masters: masters.to_vec(),
+            mode,
+            port: free_port()?,
+        };
+        Ok(Self {
+            process: launch.spawn(1)?,
+            launch,
+            starts: 1,
         })
+    }
+
+    /// Starts it again on the same port and spool (after [`Satellite::kill`]; a running
+    /// one is SIGKILLed first).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        self.starts += 1;
+        self.process = self.launch.spawn(self.starts)?;
+        Ok(())
     }
 
     /// Its base URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.launch.port)
     }
 
     /// Fails with the log when the process has exited.
@@ -121,19 +174,19 @@ impl Satellite {
 
     /// GET `path`: status and body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        http_get(self.port, path).await
+        http_get(self.launch.port, path).await
     }
 
     /// Waits until `/readyz` answers 200 (a bundle is loaded).
     pub async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let what = format!("satellite {} /readyz", self.replica);
+        let what = format!("satellite {} /readyz", self.launch.replica);
         wait::until(
             &what,
             Duration::from_secs(60),
             Duration::from_millis(200),
             || {
                 let alive = self.process.ensure_running();
-                let port = self.port;
+                let port = self.launch.port;
                 async move {
                     alive?;
                     Ok(matches!(http_get(port, "/readyz").await, Ok((200, _))).then_some(()))

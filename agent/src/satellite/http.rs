@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | `GET /v1/plan?host=H` | `If-None-Match` (optional) | 200 [`Plan`](crate::plan::Plan) + `ETag`, 304, 404 unknown host, 503 no bundle yet |
 //! | `POST /v1/results` | [`Batch`](crate::report::Batch) JSON | 200 [`Ack`](crate::report::Ack); 400 malformed, 401, 403, 413 too large, 503 storage |
-//! | `GET /v1/state[?host=H]` | | [`StateView`] JSON (of host `H` only when given) |
+//! | `GET /v1/state[?host=H]` | | [`StateView`] JSON (of host `H` only when given): states, agents, the last state changes |
 //! | `GET /metrics` | | Prometheus text |
 //! | `GET /healthz`, `GET /readyz` | | 200 (`/readyz`: 503 until a bundle is loaded) |
 //!
@@ -24,6 +24,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use vedette_crds::template::CheckState;
 
 use crate::node::engine::unix_ms;
 use crate::report::Batch;
@@ -223,6 +224,8 @@ pub struct StateView {
     pub agents: Vec<AgentView>,
     /// Every check.
     pub checks: Vec<CheckView>,
+    /// The last state changes received, in the order they arrived, oldest first.
+    pub recent_changes: Vec<ChangeView>,
 }
 
 /// One check on `/v1/state`.
@@ -245,6 +248,34 @@ pub struct CheckView {
     pub writer: Option<(String, u64)>,
 }
 
+/// One state change of the recent history on `/v1/state`.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeView {
+    /// Machine or target.
+    pub host: String,
+    /// `namespace/ruleSet/rule`.
+    pub check: String,
+    /// The new state.
+    pub state: String,
+    /// Hard state.
+    pub hard: bool,
+    /// When the run finished (sender's clock), Unix ms.
+    pub at_ms: u64,
+    /// Who reported it and with which sequence.
+    pub writer: (String, u64),
+    /// It arrived after a newer state of the check.
+    pub outdated: bool,
+}
+
+/// A state as the API spells it (`OK`, `CRITICAL`, …).
+fn state_name(state: CheckState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// The current state view.
 pub fn state_view(api: &Api) -> StateView {
     state_view_for(api, None)
@@ -263,12 +294,7 @@ pub fn state_view_for(api: &Api, host: Option<&str>) -> StateView {
         .map(|(key, entry)| CheckView {
             host: key.host.clone(),
             check: key.check.to_string(),
-            state: entry.state.map_or("PENDING".to_owned(), |s| {
-                serde_json::to_value(s)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            }),
+            state: entry.state.map_or("PENDING".to_owned(), state_name),
             hard: entry.hard,
             output: entry.output.clone(),
             at_ms: entry.at_ms,
@@ -302,6 +328,20 @@ pub fn state_view_for(api: &Api, host: Option<&str>) -> StateView {
             None => core.table.agents(now),
         },
         checks,
+        recent_changes: core
+            .table
+            .recent_changes()
+            .filter(|change| host.is_none_or(|host| host == change.host))
+            .map(|change| ChangeView {
+                host: change.host.clone(),
+                check: change.check.to_string(),
+                state: state_name(change.state),
+                hard: change.hard,
+                at_ms: change.at_ms,
+                writer: (change.writer.agent.clone(), change.writer.sequence),
+                outdated: change.outdated,
+            })
+            .collect(),
     }
 }
 

@@ -7,7 +7,7 @@
 //! moving between replicas), a later `at_ms`. A replayed old state change never overwrites
 //! a newer state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use vedette_crds::template::CheckState;
@@ -15,6 +15,9 @@ use vedette_crds::template::CheckState;
 use crate::forward::{Problem, RuleSetSummary, ZoneSummary};
 use crate::plan::{CheckId, ZoneBundle};
 use crate::report::{CheckReport, Keepalive, Report, StateCounts};
+
+/// State changes the table remembers, in the order they arrived (the newest last).
+pub const RECENT_CHANGES: usize = 256;
 
 /// Keepalives an agent may miss before it is stale.
 pub const MISSED_KEEPALIVES: u64 = 3;
@@ -86,6 +89,27 @@ pub struct AgentView {
     pub entry: AgentEntry,
 }
 
+/// A state change as it arrived: the zone's recent history, oldest first.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRecord {
+    /// The machine or remote target.
+    pub host: String,
+    /// The check.
+    pub check: CheckId,
+    /// The new state.
+    pub state: CheckState,
+    /// Whether it is hard.
+    pub hard: bool,
+    /// When the run finished (sender's clock), Unix ms.
+    pub at_ms: u64,
+    /// Who reported it and with which sequence.
+    pub writer: Writer,
+    /// It arrived after a newer state of the check (a replayed backlog overtaken by a live
+    /// send): history, not the current state.
+    pub outdated: bool,
+}
+
 /// Counts of what was applied, for `/v1/state` and the tests that check exactly-once.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -109,6 +133,8 @@ pub struct StateTable {
     planned_machines: BTreeSet<String>,
     default_interval_seconds: u64,
     applied: Applied,
+    #[serde(default)]
+    recent_changes: VecDeque<ChangeRecord>,
 }
 
 impl StateTable {
@@ -149,7 +175,8 @@ impl StateTable {
         match report {
             Report::StateChange(check) => {
                 self.applied.state_changes += 1;
-                self.apply_check(agent, sequence, check, false);
+                let newer = self.apply_check(agent, sequence, check, false);
+                self.remember(agent, sequence, check, !newer);
             }
             Report::Result(check) => {
                 self.applied.results += 1;
@@ -165,13 +192,49 @@ impl StateTable {
     /// Applies a report of the satellite's own remote checks.
     pub fn apply_own(&mut self, replica: &str, sequence: u64, report: &Report) {
         if let Report::StateChange(check) | Report::Result(check) = report {
-            self.applied.state_changes += u64::from(matches!(report, Report::StateChange(_)));
-            self.applied.results += u64::from(matches!(report, Report::Result(_)));
-            self.apply_check(replica, sequence, check, true);
+            let change = matches!(report, Report::StateChange(_));
+            self.applied.state_changes += u64::from(change);
+            self.applied.results += u64::from(!change);
+            let newer = self.apply_check(replica, sequence, check, true);
+            if change {
+                self.remember(replica, sequence, check, !newer);
+            }
         }
     }
 
-    fn apply_check(&mut self, agent: &str, sequence: u64, report: &CheckReport, remote: bool) {
+    /// Adds a state change to the recent history, forgetting the oldest beyond
+    /// [`RECENT_CHANGES`].
+    fn remember(&mut self, agent: &str, sequence: u64, report: &CheckReport, outdated: bool) {
+        if self.recent_changes.len() == RECENT_CHANGES {
+            self.recent_changes.pop_front();
+        }
+        self.recent_changes.push_back(ChangeRecord {
+            host: report.host.clone(),
+            check: report.check.clone(),
+            state: report.state,
+            hard: report.hard,
+            at_ms: report.at_ms,
+            writer: Writer {
+                agent: agent.to_owned(),
+                sequence,
+            },
+            outdated,
+        });
+    }
+
+    /// The most recent state changes in the order they arrived, oldest first.
+    pub fn recent_changes(&self) -> impl Iterator<Item = &ChangeRecord> {
+        self.recent_changes.iter()
+    }
+
+    /// Applies a check report; returns whether it was newer than the stored state.
+    fn apply_check(
+        &mut self,
+        agent: &str,
+        sequence: u64,
+        report: &CheckReport,
+        remote: bool,
+    ) -> bool {
         let entry = self
             .checks
             .entry(key(&report.host, &report.check))
@@ -190,7 +253,7 @@ impl StateTable {
         };
         if !newer {
             self.applied.outdated += 1;
-            return;
+            return false;
         }
         entry.state = Some(report.state);
         entry.hard = report.hard;
@@ -200,6 +263,7 @@ impl StateTable {
             agent: agent.to_owned(),
             sequence,
         });
+        true
     }
 
     fn apply_keepalive(&mut self, agent: &str, keepalive: &Keepalive, received_ms: u64) {

@@ -180,3 +180,58 @@ fn one_hosts_checks_and_agent_are_found_without_the_others() {
     assert_eq!(table.agent("web-2", 0).unwrap().host, "web-2");
     assert!(table.agent("nobody", 0).is_none());
 }
+
+#[test]
+fn state_changes_are_remembered_in_arrival_order_and_bounded() {
+    let mut table = StateTable::default();
+    table.apply(
+        "node-a",
+        1,
+        &change("node-a", "cpu", CheckState::Critical, 100),
+        0,
+    );
+    table.apply("node-a", 2, &keepalive("node-a", 10, false), 0);
+    // A live change overtakes the replay of an older one: both are history, the older one
+    // marked as outdated.
+    table.apply(
+        "node-a",
+        4,
+        &change("node-a", "cpu", CheckState::Ok, 300),
+        0,
+    );
+    table.apply(
+        "node-a",
+        3,
+        &change("node-a", "cpu", CheckState::Warning, 200),
+        0,
+    );
+    let seen: Vec<_> = table
+        .recent_changes()
+        .map(|c| (c.writer.sequence, c.state, c.outdated))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, CheckState::Critical, false),
+            (4, CheckState::Ok, false),
+            (3, CheckState::Warning, true),
+        ]
+    );
+
+    for sequence in 5..(5 + RECENT_CHANGES as u64) {
+        table.apply(
+            "node-a",
+            sequence,
+            &change("node-a", "cpu", CheckState::Ok, sequence * 100),
+            0,
+        );
+    }
+    let kept: Vec<u64> = table.recent_changes().map(|c| c.writer.sequence).collect();
+    assert_eq!(kept.len(), RECENT_CHANGES);
+    assert_eq!(kept.first(), Some(&5));
+    assert!(kept.windows(2).all(|w| w[0] < w[1]));
+
+    let restored: StateTable =
+        serde_json::from_str(&serde_json::to_string(&table).unwrap()).unwrap();
+    assert!(restored.recent_changes().eq(table.recent_changes()));
+}
