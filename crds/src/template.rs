@@ -79,17 +79,18 @@ pub struct CheckTemplateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub interval_seconds: Option<u32>,
-    /// Run the check on every N-th poll cycle of the zone (`MonitorZone`
-    /// `spec.agents.cycleSeconds`) instead of on its own interval: 1 runs it every cycle, 5 on
-    /// every fifth. Cycles start at Unix-time multiples of `cycleSeconds`, so every agent of a
-    /// zone counts the same cycles; each host runs the check in the cycles whose number modulo
-    /// N is a hash of host and check (N-cycle checks are spread over the N cycles), at a fixed
-    /// offset within the cycle. A cycle is skipped, not caught up, when the check is still
-    /// running or the agent was busy. While a non-OK state is soft, retries follow
+    /// Run the check on every N-th poll cycle of its zone (`MonitorZone`
+    /// `spec.agents.cycleSeconds`) instead of on its own interval: 1 runs it every cycle, 5
+    /// on every fifth. Cycles start at Unix-time multiples of `cycleSeconds`, so all agents of
+    /// a zone count the same cycles. Each host runs the check in the cycles whose number
+    /// modulo N is a hash of host and check, so N-cycle checks are spread over the N cycles,
+    /// at a fixed offset within the cycle. A cycle is skipped, not caught up, when the check
+    /// is still running or the agent was busy. While a non-OK state is soft, retries follow
     /// `retryIntervalSeconds` when it is given, the cycles otherwise. After an agent starts
-    /// or its plan changes, the check first runs in its next cycle. `timeoutSeconds` must be shorter than
-    /// N × `cycleSeconds` in every zone that runs it. Mutually exclusive with
-    /// `intervalSeconds`; a rule set's rule may override either.
+    /// or its plan changes, the check first runs in its next cycle. `timeoutSeconds` must be
+    /// shorter than N × `cycleSeconds` in every zone that runs it (compile reports it on the
+    /// rule set otherwise). Mutually exclusive with `intervalSeconds`; a rule set's rule may
+    /// override either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1440))]
     pub every_cycles: Option<u32>,
