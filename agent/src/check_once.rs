@@ -30,10 +30,15 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         );
         for check in &active.checks {
             let kind = check.planned.check.probe_kind().unwrap_or("?");
-            println!(
-                "  {} ({kind}, every {}s)",
-                check.planned.id, check.planned.interval_seconds
-            );
+            let every = match check.planned.every_cycles {
+                Some(1) => format!("every cycle of {}s", active.plan.settings.cycle_seconds),
+                Some(n) => format!(
+                    "every {n} cycles of {}s",
+                    active.plan.settings.cycle_seconds
+                ),
+                None => format!("every {}s", check.planned.interval_seconds),
+            };
+            println!("  {} ({kind}, {every})", check.planned.id);
         }
         return Ok(());
     }

@@ -55,8 +55,13 @@ pub struct PlannedCheck {
     pub condition: Option<String>,
     /// The state a false condition yields.
     pub condition_state: CheckState,
-    /// Seconds between runs while steady.
+    /// Seconds between runs while steady; for a check on cycles, `everyCycles` × the zone's
+    /// `cycleSeconds`.
     pub interval_seconds: u32,
+    /// Run on every N-th cycle of the zone (`AgentSettings::cycle_seconds`) instead of every
+    /// `interval_seconds` from a per-host offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_cycles: Option<u32>,
     /// Seconds between runs while a non-OK state is soft.
     pub retry_interval_seconds: u32,
     /// Non-OK results before the state is hard.
@@ -82,6 +87,14 @@ pub struct AgentSettings {
     pub spool_max_bytes: i64,
     /// Oldest spool entry kept, seconds.
     pub spool_max_age_seconds: i64,
+    /// Length of the zone's poll cycle, for checks that run every N cycles; cycles start at
+    /// Unix-time multiples of it.
+    #[serde(default = "default_cycle_seconds")]
+    pub cycle_seconds: u32,
+}
+
+fn default_cycle_seconds() -> u32 {
+    vedette_crds::zone::AgentSpec::default().cycle_seconds
 }
 
 impl Default for AgentSettings {
@@ -92,6 +105,7 @@ impl Default for AgentSettings {
             plan_hold_seconds: zone.plan_hold_seconds,
             spool_max_bytes: zone.spool_max_bytes,
             spool_max_age_seconds: zone.spool_max_age_seconds,
+            cycle_seconds: zone.cycle_seconds,
         }
     }
 }
@@ -204,7 +218,7 @@ impl Plan {
             if check.check.probe_kind().is_none() {
                 problems.push(PlanError::Probe(id.clone()));
             }
-            problems.extend(timing_problems(check));
+            problems.extend(timing_problems(check, self.settings.cycle_seconds));
             if let Some(field) = unresolved_parameter(check) {
                 problems.push(PlanError::Unresolved {
                     id,
@@ -234,7 +248,7 @@ pub fn content_hash<T: Serialize>(value: &T) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn timing_problems(check: &PlannedCheck) -> Vec<PlanError> {
+fn timing_problems(check: &PlannedCheck, cycle_seconds: u32) -> Vec<PlanError> {
     let id = check.id.to_string();
     let mut problems = Vec::new();
     let mut problem = |text: String| {
@@ -245,6 +259,16 @@ fn timing_problems(check: &PlannedCheck) -> Vec<PlanError> {
     };
     if check.interval_seconds == 0 || check.retry_interval_seconds == 0 {
         problem("intervals must be at least 1 second".to_owned());
+    }
+    if let Some(every) = check.every_cycles {
+        let period = u64::from(every) * u64::from(cycle_seconds);
+        if every == 0 || cycle_seconds == 0 || u64::from(check.interval_seconds) != period {
+            problem(format!(
+                "intervalSeconds {} must be everyCycles {every} × cycleSeconds {cycle_seconds}, \
+                 both at least 1",
+                check.interval_seconds
+            ));
+        }
     }
     if check.max_attempts == 0 {
         problem("maxAttempts must be at least 1".to_owned());
@@ -380,6 +404,7 @@ mod tests {
             condition: None,
             condition_state: CheckState::Critical,
             interval_seconds: 30,
+            every_cycles: None,
             retry_interval_seconds: 10,
             max_attempts: 3,
             timeout_seconds: 5,
@@ -437,6 +462,32 @@ mod tests {
                 .any(|t| t.contains("unresolved parameter in warning")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn a_check_on_cycles_must_say_its_period_as_its_interval() {
+        let mut plan = plan_for(&bundle(), "web-2").unwrap();
+        plan.settings.cycle_seconds = 20;
+        plan.checks[0].every_cycles = Some(3);
+        plan.checks[0].interval_seconds = 60;
+        assert!(plan.validate().is_ok());
+        plan.checks[0].interval_seconds = 30;
+        let text = plan.validate().unwrap_err()[0].to_string();
+        assert!(
+            text.contains("intervalSeconds 30 must be everyCycles 3 × cycleSeconds 20"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_plan_without_a_cycle_length_gets_the_default() {
+        let mut json = serde_json::to_value(plan_for(&bundle(), "web-1").unwrap()).unwrap();
+        json["settings"]
+            .as_object_mut()
+            .unwrap()
+            .remove("cycleSeconds");
+        let plan: Plan = serde_json::from_value(json).unwrap();
+        assert_eq!(plan.settings.cycle_seconds, 60);
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct RuleSetSpec {
 /// One instantiation of a CheckTemplate.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.intervalSeconds) || !has(self.everyCycles)",
+    "message": "intervalSeconds and everyCycles are mutually exclusive: a rule runs its check on its own interval or on its zone's cycles"
+}]))]
 pub struct Rule {
     /// Name of the check on each machine, unique within the rule set.
     #[schemars(
@@ -60,10 +64,19 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "crate::common::parameter_map_schema")]
     pub parameters: BTreeMap<String, ParameterValue>,
-    /// Overrides the template's `intervalSeconds` for this rule.
+    /// Overrides the template's schedule for this rule: the check runs every this many
+    /// seconds, even when the template says `everyCycles`. Mutually exclusive with
+    /// `everyCycles`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub interval_seconds: Option<u32>,
+    /// Overrides the template's schedule for this rule: the check runs on every N-th poll
+    /// cycle of the machine's zone (see the CheckTemplate's `everyCycles`), even when the
+    /// template says `intervalSeconds`. The template's `timeoutSeconds` must be shorter than
+    /// N × the zone's `cycleSeconds`. Mutually exclusive with `intervalSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1440))]
+    pub every_cycles: Option<u32>,
 }
 
 /// Checks counted by their current state.

@@ -23,7 +23,8 @@ pub const THRESHOLD_PATTERN: &str = r"^@?((~|[-+]?[0-9]+(\.[0-9]+)?|\$[A-Za-z_][
     shortname = "ct",
     category = "vedette",
     printcolumn = r#"{"name":"Probe","type":"string","jsonPath":".status.probe"}"#,
-    printcolumn = r#"{"name":"Interval","type":"integer","jsonPath":".spec.intervalSeconds"}"#,
+    printcolumn = r#"{"name":"Interval","type":"integer","jsonPath":".spec.intervalSeconds","description":"seconds between runs; empty means 60, or the check runs on cycles"}"#,
+    printcolumn = r#"{"name":"Every Cycles","type":"integer","jsonPath":".spec.everyCycles","description":"the check runs on every N-th cycle of its zone"}"#,
     printcolumn = r#"{"name":"Used By","type":"integer","jsonPath":".status.ruleSets","description":"rule sets that instantiate this template"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -31,7 +32,11 @@ pub const THRESHOLD_PATTERN: &str = r"^@?((~|[-+]?[0-9]+(\.[0-9]+)?|\$[A-Za-z_][
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "self.timeoutSeconds < self.intervalSeconds",
+        "rule": "!has(self.intervalSeconds) || !has(self.everyCycles)",
+        "message": "intervalSeconds and everyCycles are mutually exclusive: a check runs on its own interval or on its zone's cycles"
+    },
+    {
+        "rule": "has(self.everyCycles) || self.timeoutSeconds < (has(self.intervalSeconds) ? self.intervalSeconds : 60)",
         "message": "timeoutSeconds must be shorter than intervalSeconds"
     },
     {
@@ -67,11 +72,30 @@ pub struct CheckTemplateSpec {
     /// The state a false `condition` yields; CRITICAL by default.
     #[serde(default = "critical_state")]
     pub condition_state: CheckState,
-    /// Seconds between runs while the state is steady.
-    #[serde(default = "default_interval_seconds")]
+    /// Seconds between runs while the state is steady; 60 when neither this nor `everyCycles`
+    /// is given. Each host runs the check at its own fixed offset within the interval (a hash
+    /// of host and check), so many hosts do not run it at once. Mutually exclusive with
+    /// `everyCycles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
-    pub interval_seconds: u32,
-    /// Seconds between runs while a non-OK state is still soft; `intervalSeconds` by default.
+    pub interval_seconds: Option<u32>,
+    /// Run the check on every N-th poll cycle of its zone (`MonitorZone`
+    /// `spec.agents.cycleSeconds`) instead of on its own interval: 1 runs it every cycle, 5
+    /// on every fifth. Cycles start at Unix-time multiples of `cycleSeconds`, so all agents of
+    /// a zone count the same cycles. Each host runs the check in the cycles whose number
+    /// modulo N is a hash of host and check, so N-cycle checks are spread over the N cycles,
+    /// at a fixed offset within the cycle. A cycle is skipped, not caught up, when the check
+    /// is still running or the agent was busy. While a non-OK state is soft, retries follow
+    /// `retryIntervalSeconds` when it is given, the cycles otherwise. After an agent starts
+    /// or its plan changes, the check first runs in its next cycle. `timeoutSeconds` must be
+    /// shorter than N × `cycleSeconds` in every zone that runs it (compile reports it on the
+    /// rule set otherwise). Mutually exclusive with `intervalSeconds`; a rule set's rule may
+    /// override either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1440))]
+    pub every_cycles: Option<u32>,
+    /// Seconds between runs while a non-OK state is still soft; the regular schedule (the
+    /// interval, or the cycles) by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub retry_interval_seconds: Option<u32>,
@@ -114,9 +138,8 @@ fn critical_state() -> CheckState {
     CheckState::Critical
 }
 
-fn default_interval_seconds() -> u32 {
-    60
-}
+/// Seconds between runs of a check that gives neither `intervalSeconds` nor `everyCycles`.
+pub const DEFAULT_INTERVAL_SECONDS: u32 = 60;
 
 fn default_max_attempts() -> u32 {
     3

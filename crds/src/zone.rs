@@ -141,6 +141,13 @@ pub struct AgentSpec {
     #[serde(default = "default_keepalive_interval_seconds")]
     #[schemars(range(min = 1, max = 300))]
     pub keepalive_interval_seconds: i64,
+    /// Length of the zone's poll cycle in seconds, for checks that run on every N-th cycle
+    /// (`everyCycles`) rather than on their own interval; 60 by default. Cycles start at
+    /// Unix-time multiples of it (for 60: on every whole minute), so all agents and
+    /// satellites of the zone share them; their clocks should be synchronised (NTP).
+    #[serde(default = "default_cycle_seconds")]
+    #[schemars(range(min = 5, max = 3600))]
+    pub cycle_seconds: u32,
 }
 
 impl Default for AgentSpec {
@@ -153,6 +160,7 @@ impl Default for AgentSpec {
             spool_max_age_seconds: default_spool_max_age_seconds(),
             plan_hold_seconds: default_plan_hold_seconds(),
             keepalive_interval_seconds: default_keepalive_interval_seconds(),
+            cycle_seconds: default_cycle_seconds(),
         }
     }
 }
@@ -175,6 +183,10 @@ fn default_plan_hold_seconds() -> i64 {
 
 fn default_keepalive_interval_seconds() -> i64 {
     10
+}
+
+fn default_cycle_seconds() -> u32 {
+    60
 }
 
 /// What the masters observed about a zone.

@@ -148,11 +148,32 @@ fn parameters_are_substituted_with_their_types() {
     assert_eq!(disk_var.check.disk.as_ref().unwrap().mount_point, "/var");
     assert_eq!(disk_var.warning.as_deref(), Some("75"));
     assert_eq!(disk_var.critical.as_deref(), Some("90"));
+    assert_eq!(
+        (disk_var.every_cycles, disk_var.interval_seconds),
+        (Some(5), 300),
+        "every fifth cycle of 60 s"
+    );
+    assert_eq!(disk_var.retry_interval_seconds, 60);
     assert_eq!(check("memory").warning.as_deref(), Some("92"));
     let sftp = check("vendor-sftp");
     assert_eq!(sftp.template, "shop/nagios-tcp");
     assert_eq!(sftp.labels["team"], "market-data");
     assert_eq!(sftp.check.exec.as_ref().unwrap().args[3], "22");
+}
+
+#[test]
+fn a_check_on_cycles_runs_at_each_zones_own_pace() {
+    let output = compiled();
+    let disk_root = |zone: &str| {
+        let bundle = &output.bundles[zone];
+        let check = bundle.checks.iter().find(|c| c.id.rule == "disk-root");
+        (
+            bundle.settings.cycle_seconds,
+            check.unwrap().interval_seconds,
+        )
+    };
+    assert_eq!(disk_root("core"), (60, 300));
+    assert_eq!(disk_root("dmz"), (30, 150));
 }
 
 #[test]

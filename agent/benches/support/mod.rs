@@ -360,6 +360,7 @@ pub fn planned(
         condition: None,
         condition_state: CheckState::Critical,
         interval_seconds,
+        every_cycles: None,
         retry_interval_seconds: interval_seconds,
         max_attempts: 1,
         timeout_seconds: 1,

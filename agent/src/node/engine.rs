@@ -15,9 +15,9 @@ use crate::metrics::{CheckLabels, Metrics};
 use crate::plan::CheckId;
 use crate::report::{CheckReport, Report, StateCounts};
 use crate::runner::{CheckRunner, CompiledCheck, Outcome};
-use crate::schedule::{Schedule, jitter_ms};
+use crate::schedule::{CycleSlot, Schedule, jitter_ms};
 use crate::spool::{Priority, Spool};
-use crate::state::{CheckStateMachine, StateType, Transition};
+use crate::state::{CheckStateMachine, NextInterval, StateType, Transition};
 
 use super::plan_keeper::ActivePlan;
 
@@ -241,6 +241,27 @@ pub async fn run(
     }
 }
 
+/// Where each check of a plan runs on the zone's cycles; `None` for a check on its own
+/// interval.
+fn cycle_slots(host: &str, plan: &ActivePlan) -> Vec<Option<CycleSlot>> {
+    let cycle_ms = u64::from(plan.plan.settings.cycle_seconds) * 1000;
+    plan.checks
+        .iter()
+        .map(|c| {
+            let every = c.planned.every_cycles?;
+            let id = c.planned.id.to_string();
+            Some(CycleSlot::new(host, &id, cycle_ms, u64::from(every)))
+        })
+        .collect()
+}
+
+/// Whether a check on cycles waits for its next cycle: always while steady, and while soft
+/// unless it has a retry interval of its own (compile makes the retry interval equal to the
+/// regular one when the template gives none).
+fn stays_on_cycles(next: NextInterval, check: &crate::plan::PlannedCheck) -> bool {
+    next == NextInterval::Regular || check.retry_interval_seconds == check.interval_seconds
+}
+
 /// Runs one plan until the plan changes (`Ok`) or the channel closes (`Err`).
 async fn run_plan(
     host: &str,
@@ -253,7 +274,14 @@ async fn run_plan(
 ) -> Result<(), watch::error::RecvError> {
     let start = Instant::now();
     let elapsed_ms = move || start.elapsed().as_millis() as u64;
-    let mut schedule = Schedule::new(plan.checks.iter().map(|c| {
+    // Unix time at the schedule's 0, read anew each time so clock corrections apply.
+    let unix_offset_ms = move || unix_ms().saturating_sub(elapsed_ms());
+    let cycles = cycle_slots(host, plan);
+    let offset = unix_offset_ms();
+    let mut schedule = Schedule::new(plan.checks.iter().zip(&cycles).map(|(c, cycle)| {
+        if let Some(cycle) = cycle {
+            return cycle.next_due_ms(0, offset);
+        }
         let interval_ms = u64::from(c.planned.interval_seconds) * 1000;
         jitter_ms(host, &c.planned.id.to_string(), interval_ms.min(60_000))
     }));
@@ -279,11 +307,19 @@ async fn run_plan(
                 let (_, machine) = machines.get_mut(&check.planned.id).expect("every planned check has a state machine");
                 let transition = machine.observe(outcome.state);
                 reporter.record(check, &outcome, &transition, unix_ms());
-                let seconds = transition.next_interval.seconds(
-                    check.planned.interval_seconds,
-                    Some(check.planned.retry_interval_seconds),
-                );
-                schedule.finished(index, elapsed_ms(), u64::from(seconds) * 1000);
+                let planned = &check.planned;
+                match &cycles[index] {
+                    Some(cycle) if stays_on_cycles(transition.next_interval, planned) => {
+                        schedule.finished_on_cycle(index, elapsed_ms(), unix_offset_ms(), cycle);
+                    }
+                    _ => {
+                        let seconds = transition.next_interval.seconds(
+                            planned.interval_seconds,
+                            Some(planned.retry_interval_seconds),
+                        );
+                        schedule.finished(index, elapsed_ms(), u64::from(seconds) * 1000);
+                    }
+                }
             }
             () = tokio::time::sleep(wait), if running.len() < concurrency => {}
         }

@@ -175,6 +175,7 @@ pub fn tcp_check(rule: &str, port: u16, interval_seconds: u32) -> PlannedCheck {
         condition: None,
         condition_state: CheckState::Critical,
         interval_seconds,
+        every_cycles: None,
         retry_interval_seconds: 1,
         max_attempts: 1,
         timeout_seconds: 1,

@@ -118,6 +118,7 @@ fn check(namespace: &str, rule_set: &str, rule: &str, spec: CheckSpec) -> Planne
         condition: None,
         condition_state: CheckState::Critical,
         interval_seconds: 60,
+        every_cycles: None,
         retry_interval_seconds: 15,
         max_attempts: 3,
         timeout_seconds: 10,

@@ -3,6 +3,7 @@
 //! out. No I/O, no clock, no client: the same input (in any order) gives the same bytes.
 
 pub mod bundle;
+pub mod cycles;
 pub mod diagnostic;
 pub mod duration;
 pub mod params;
@@ -186,7 +187,7 @@ pub fn compile(input: &Input) -> Output {
             .get(zone)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let bundle = bundle::assemble(zone, spec, members, &compiled, &remote);
+        let bundle = bundle::assemble(zone, spec, members, &compiled, &remote, &mut diagnostics);
         output
             .zones
             .insert((*zone).to_owned(), zone_summary(&bundle));

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use vedette_agent::plan::{CheckId, PlannedCheck};
 use vedette_crds::common::MachineSelector;
 use vedette_crds::ruleset::{Rule, RuleSetSpec};
+use vedette_crds::template::{CheckTemplateSpec, DEFAULT_INTERVAL_SECONDS};
 
 use super::Machine;
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};
@@ -180,14 +181,18 @@ fn compile_rule(
         rule_set: rule_set.to_owned(),
         rule: rule.name.clone(),
     };
-    let check = planned(
-        id,
-        &template,
-        instance,
-        rule.interval_seconds,
-        spec.labels.clone(),
-    );
-    if check.timeout_seconds >= check.interval_seconds {
+    if rule.interval_seconds.is_some() && rule.every_cycles.is_some() {
+        let message = "intervalSeconds and everyCycles are mutually exclusive: a rule runs its \
+                       check on its own interval or on its zone's cycles";
+        return Err(vec![(Reason::InvalidTiming, message.to_owned())]);
+    }
+    let cadence = Cadence {
+        interval_seconds: rule.interval_seconds,
+        every_cycles: rule.every_cycles,
+    };
+    let check = planned(id, &template, instance, cadence, spec.labels.clone());
+    // A check on cycles is measured against each zone's cycles (`cycles::in_zone`).
+    if check.every_cycles.is_none() && check.timeout_seconds >= check.interval_seconds {
         let message = format!(
             "intervalSeconds {} must be longer than the template's timeoutSeconds {}",
             check.interval_seconds, check.timeout_seconds
@@ -216,17 +221,47 @@ pub fn find_template<'t>(
     }
 }
 
-/// A planned check from an instance; `interval_seconds` overrides the template's, and the
-/// retry interval defaults to the interval.
+/// How often a check runs, as a rule may override its template's: either field replaces the
+/// template's whole schedule (interval or cycles); neither keeps it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cadence {
+    /// Run every this many seconds.
+    pub interval_seconds: Option<u32>,
+    /// Run on every this many cycles of the zone.
+    pub every_cycles: Option<u32>,
+}
+
+impl Cadence {
+    /// The override applied to a template: `(interval_seconds, every_cycles)`, exactly one set.
+    fn resolve(self, spec: &CheckTemplateSpec) -> (Option<u32>, Option<u32>) {
+        match (self.interval_seconds, self.every_cycles) {
+            (Some(seconds), _) => (Some(seconds), None),
+            (None, Some(every)) => (None, Some(every)),
+            (None, None) => match spec.every_cycles {
+                Some(every) => (None, Some(every)),
+                None => (
+                    Some(spec.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS)),
+                    None,
+                ),
+            },
+        }
+    }
+}
+
+/// A planned check from an instance, on the template's schedule unless `cadence` overrides
+/// it. The retry interval defaults to the interval. A check on cycles does not know its
+/// zone yet: its interval (and its retry interval, unless the template gives one) is 0 until
+/// `cycles::in_zone` gives it the zone's period.
 pub fn planned(
     id: CheckId,
     template: &Template<'_>,
     instance: Instance,
-    interval_seconds: Option<u32>,
+    cadence: Cadence,
     labels: BTreeMap<String, String>,
 ) -> PlannedCheck {
     let spec = template.spec;
-    let interval_seconds = interval_seconds.unwrap_or(spec.interval_seconds);
+    let (interval_seconds, every_cycles) = cadence.resolve(spec);
+    let interval_seconds = interval_seconds.unwrap_or(0);
     PlannedCheck {
         id,
         template: template.key(),
@@ -237,6 +272,7 @@ pub fn planned(
         condition: instance.condition,
         condition_state: spec.condition_state,
         interval_seconds,
+        every_cycles,
         retry_interval_seconds: spec.retry_interval_seconds.unwrap_or(interval_seconds),
         max_attempts: spec.max_attempts,
         timeout_seconds: spec.timeout_seconds,

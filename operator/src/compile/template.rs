@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use vedette_agent::plan::parameter_names;
 use vedette_crds::check::PortOrParameter;
-use vedette_crds::template::{CheckTemplateSpec, ParameterType};
+use vedette_crds::template::{CheckTemplateSpec, DEFAULT_INTERVAL_SECONDS, ParameterType};
 use vedette_crds::{CheckSpec, ParameterValue};
 
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};
@@ -189,10 +189,24 @@ fn type_name(type_: ParameterType) -> &'static str {
     }
 }
 
+/// The timeout against the intervals the template itself fixes; a check on cycles is
+/// measured against each zone's cycle length when its bundle is assembled.
 fn validate_timing(spec: &CheckTemplateSpec, object: &ObjectRef, diagnostics: &mut Diagnostics) {
+    if spec.interval_seconds.is_some() && spec.every_cycles.is_some() {
+        diagnostics.error(
+            object,
+            Reason::InvalidTiming,
+            "intervalSeconds and everyCycles are mutually exclusive: a check runs on its own \
+             interval or on its zone's cycles",
+        );
+    }
     let timeout = spec.timeout_seconds;
+    let interval = match spec.every_cycles {
+        Some(_) => None,
+        None => Some(spec.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS)),
+    };
     let intervals = [
-        ("intervalSeconds", Some(spec.interval_seconds)),
+        ("intervalSeconds", interval),
         ("retryIntervalSeconds", spec.retry_interval_seconds),
     ];
     for (field, interval) in intervals {

@@ -231,7 +231,7 @@ fn remote_check(
                 id,
                 &template,
                 instance,
-                None,
+                super::rules::Cadence::default(),
                 Default::default(),
             ))
         }
@@ -247,6 +247,7 @@ fn remote_check(
                 condition: None,
                 condition_state: CheckState::Critical,
                 interval_seconds: INLINE_INTERVAL_SECONDS,
+                every_cycles: None,
                 retry_interval_seconds: INLINE_INTERVAL_SECONDS,
                 max_attempts: INLINE_MAX_ATTEMPTS,
                 timeout_seconds: INLINE_TIMEOUT_SECONDS,
