@@ -1,11 +1,16 @@
 //! Sends spooled reports upstream (F9, F11). Live entries go out at once; a backlog left by an
 //! outage (or found in the spool at start) is replayed oldest first at a bounded rate, beside
-//! the live ones, so replay never delays live sends. Entries leave the spool only when the
+//! the live ones, so replay never delays live sends. A send loop reads the spool from its own
+//! [`Cursor`] (what its upstream acknowledged); entries leave the spool only when every
 //! upstream acknowledged them; `(agent, sequence)` makes resends harmless.
 //!
-//! Both roles use it: the node sends its [`Report`](crate::report::Report)s to satellites,
-//! a satellite sends its [`Forwarded`](crate::forward::Forwarded) entries to the masters.
+//! Both roles use it: the node sends its [`Report`](crate::report::Report)s to one satellite
+//! at a time (standbys on failure: [`Cursors::single`]), a satellite sends its
+//! [`Forwarded`](crate::forward::Forwarded) entries to every master ([`fan_out`]).
 //! The spool's payloads are JSON of the report type `R`.
+
+pub mod cursors;
+pub mod fan_out;
 
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
@@ -14,17 +19,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::backoff::Backoff;
-use crate::metrics::{SendLabels, SendResult};
 use crate::report::{Batch, Envelope};
 use crate::spool::{Record, Spool, TokenBucket};
 use crate::transport::Transport;
+
+pub use cursors::{Cursor, Cursors};
 
 /// A durable spool entry the sender should send now: sequence and payload.
 pub type LiveEntry = (u64, Vec<u8>);
@@ -62,6 +68,21 @@ const MAX_BATCH: usize = 500;
 /// Most payload bytes read from the spool for one batch.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
+/// What one send loop counts. Clones share their values: take them from labelled families
+/// (per upstream on a satellite); a loop's own defaults count for nobody.
+#[derive(Debug, Clone, Default)]
+pub struct SendMetrics {
+    /// Batches acknowledged.
+    pub sent: Counter,
+    /// Batches that failed.
+    pub failed: Counter,
+    /// Sequences the cursor skipped because they left the spool before being sent (dropped by
+    /// retention while the upstream was away).
+    pub skipped: Counter,
+    /// Spooled entries the upstream has not acknowledged.
+    pub backlog: Gauge,
+}
+
 /// Sender settings.
 #[derive(Debug, Clone)]
 pub struct SenderConfig<R> {
@@ -69,99 +90,92 @@ pub struct SenderConfig<R> {
     pub agent: String,
     /// Backlog entries replayed per second at most.
     pub replay_per_second: u32,
-    /// Up to where acknowledged entries may leave the spool.
-    pub gate: AckGate,
-    /// Batches sent, by result.
-    pub sends: Family<SendLabels, Counter>,
+    /// What the loop counts.
+    pub metrics: SendMetrics,
     /// The report type the spool holds.
     pub report: PhantomData<fn() -> R>,
 }
 
 impl<R> SenderConfig<R> {
-    /// Settings with an open gate.
-    pub fn new(agent: &str, replay_per_second: u32, sends: Family<SendLabels, Counter>) -> Self {
+    /// Settings for sending as `agent`.
+    pub fn new(agent: &str, replay_per_second: u32, metrics: SendMetrics) -> Self {
         Self {
             agent: agent.to_owned(),
             replay_per_second,
-            gate: AckGate::open(),
-            sends,
+            metrics,
             report: PhantomData,
         }
     }
 }
 
-/// Sends until the live channel closes and the spool is drained (or forever while running).
+/// Where a send loop is: which entries it delivered and which it must still replay.
+struct Progress {
+    /// Spooled entries below this are backlog (replayed at the bounded rate); entries from it
+    /// on arrive on the live channel.
+    backlog_end: u64,
+    /// Entries the upstream stored but has not acknowledged yet (above a gap).
+    delivered: BTreeSet<u64>,
+    /// A live entry that arrived while the loop was idle.
+    carried: Option<LiveEntry>,
+}
+
+/// Sends what `cursor` has not been acknowledged until the live channel closes (or forever
+/// while running).
 pub async fn run<R: Serialize + DeserializeOwned>(
     config: SenderConfig<R>,
-    spool: Spool,
+    cursor: Cursor,
     mut transport: Transport,
     mut live: mpsc::Receiver<LiveEntry>,
 ) {
+    let spool = cursor.spool().clone();
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut replay = TokenBucket::new(
         config.replay_per_second,
         config.replay_per_second,
         Instant::now(),
     );
+    let metrics = &config.metrics;
     // Everything already spooled at start is backlog.
-    let mut backlog_end = spool.stats().last_sequence + 1;
-    // Live entries the upstream stored but has not acknowledged yet (above a backlog gap).
-    let mut delivered_above_ack: BTreeSet<u64> = BTreeSet::new();
-    // Highest sequence the upstream acknowledged (the gate may keep it in the spool).
-    let mut upstream_acked = spool.stats().acked_through;
+    let mut progress = Progress {
+        backlog_end: spool.stats().last_sequence + 1,
+        delivered: BTreeSet::new(),
+        carried: None,
+    };
     loop {
-        apply_ack(&spool, upstream_acked, &config.gate);
-        let mut live_entries = Vec::new();
-        while live_entries.len() < MAX_BATCH {
-            match live.try_recv() {
-                Ok(entry) => live_entries.push(entry),
-                Err(_) => break,
-            }
-        }
-        let backlog = read_backlog(
-            &spool,
-            &mut replay,
-            backlog_end,
-            upstream_acked,
-            &delivered_above_ack,
-        );
+        metrics.skipped.inc_by(cursor.skip_gone());
+        cursor.release();
+        let acked = cursor.position();
+        metrics.backlog.set(spool.count_after(acked) as i64);
+        let live_entries = take_live(&mut live, &mut progress, acked);
+        let backlog = read_backlog(&spool, &mut replay, &progress, acked);
         if live_entries.is_empty() && backlog.is_empty() {
-            let idle = if upstream_acked + 1 < backlog_end {
+            let idle = if acked + 1 < progress.backlog_end {
                 100
             } else {
                 1000
             };
             tokio::select! {
                 entry = live.recv() => match entry {
-                    Some(entry) => { live_entries.push(entry); }
+                    Some(entry) => progress.carried = Some(entry),
                     None => return,
                 },
                 () = tokio::time::sleep(Duration::from_millis(idle)) => {}
             }
-            if live_entries.is_empty() {
-                continue;
-            }
+            continue;
         }
         let live_sequences: Vec<u64> = live_entries.iter().map(|(s, _)| *s).collect();
         let batch = Batch {
             agent: config.agent.clone(),
-            floor: floor(&spool).max(upstream_acked + 1),
+            floor: acked + 1,
             entries: envelopes::<R>(live_entries, backlog),
         };
         match transport.send(&batch).await {
             Ok(ack) => {
-                config
-                    .sends
-                    .get_or_create(&SendLabels {
-                        result: SendResult::Ok,
-                    })
-                    .inc();
+                metrics.sent.inc();
                 backoff.reset();
                 let up_to = ack.up_to.min(spool.stats().last_sequence);
-                delivered_above_ack.extend(live_sequences);
-                delivered_above_ack = delivered_above_ack.split_off(&(up_to + 1));
-                upstream_acked = upstream_acked.max(up_to);
-                apply_ack(&spool, upstream_acked, &config.gate);
+                progress.acknowledged(batch.entries.iter().map(|e| e.sequence), up_to);
+                cursor.advance(up_to);
                 debug!(
                     message = "Batch acknowledged.",
                     entries = batch.entries.len(),
@@ -169,59 +183,83 @@ pub async fn run<R: Serialize + DeserializeOwned>(
                 );
             }
             Err(error) => {
-                config
-                    .sends
-                    .get_or_create(&SendLabels {
-                        result: SendResult::Failed,
-                    })
-                    .inc();
+                metrics.failed.inc();
                 if let Some(last) = live_sequences.iter().max() {
-                    backlog_end = backlog_end.max(last + 1);
+                    progress.backlog_end = progress.backlog_end.max(last + 1);
                 }
+                // The upstream may come back without what it stored (a restarted master).
+                progress.forget_delivered();
                 let delay = backoff.next_delay();
-                warn!(message = "Failed to send batch.", %error, retry_in_ms = delay.as_millis() as u64);
+                warn!(message = "Failed to send batch.", %error, upstream = %transport.current_upstream(), retry_in_ms = delay.as_millis() as u64);
                 tokio::time::sleep(delay).await;
             }
         }
     }
 }
 
-/// Deletes what the upstream acknowledged, as far as the gate allows.
-fn apply_ack(spool: &Spool, upstream_acked: u64, gate: &AckGate) {
-    let up_to = upstream_acked.min(gate.limit());
-    if up_to > spool.stats().acked_through
-        && let Err(error) = spool.ack(up_to)
-    {
-        warn!(message = "Failed to acknowledge spool entries.", %error, up_to);
+impl Progress {
+    /// The upstream stored `sent` and acknowledged everything up to `up_to`.
+    fn acknowledged(&mut self, sent: impl Iterator<Item = u64>, up_to: u64) {
+        self.delivered.extend(sent);
+        self.delivered = self.delivered.split_off(&(up_to + 1));
+        if self.delivered.first() == Some(&(up_to + 1)) {
+            // It was stored, yet not acknowledged: the upstream lost it (it restarted).
+            self.forget_delivered();
+        }
+    }
+
+    /// Sends everything delivered but unacknowledged again, from the spool.
+    fn forget_delivered(&mut self) {
+        if let Some(last) = self.delivered.last() {
+            self.backlog_end = self.backlog_end.max(last + 1);
+        }
+        self.delivered.clear();
     }
 }
 
-/// Oldest spooled entries below `backlog_end` the upstream does not have yet, as many as
+/// Live entries waiting on the channel that the upstream does not have yet. Entries below the
+/// oldest of them that never came (the channel overflowed) become backlog.
+fn take_live(
+    live: &mut mpsc::Receiver<LiveEntry>,
+    progress: &mut Progress,
+    acked: u64,
+) -> Vec<LiveEntry> {
+    let mut entries: Vec<LiveEntry> = progress.carried.take().into_iter().collect();
+    while entries.len() < MAX_BATCH {
+        match live.try_recv() {
+            Ok(entry) => entries.push(entry),
+            Err(_) => break,
+        }
+    }
+    entries.retain(|(sequence, _)| *sequence > acked && !progress.delivered.contains(sequence));
+    if let Some(oldest) = entries.iter().map(|(sequence, _)| *sequence).min() {
+        progress.backlog_end = progress.backlog_end.max(oldest);
+    }
+    entries
+}
+
+/// Oldest spooled entries below the backlog's end the upstream does not have yet, as many as
 /// the replay rate allows.
 fn read_backlog(
     spool: &Spool,
     replay: &mut TokenBucket,
-    backlog_end: u64,
-    upstream_acked: u64,
-    delivered: &BTreeSet<u64>,
+    progress: &Progress,
+    acked: u64,
 ) -> Vec<Record> {
-    if upstream_acked + 1 >= backlog_end {
+    if acked + 1 >= progress.backlog_end {
         return Vec::new();
     }
     let allowed = replay.take_up_to(MAX_BATCH as u32, Instant::now()) as usize;
     if allowed == 0 {
         return Vec::new();
     }
-    // Entries the upstream has but the gate keeps in the spool come first; skip past them.
-    let held_back = upstream_acked.saturating_sub(spool.stats().acked_through) as usize;
-    let held_back = held_back.min(4 * MAX_BATCH);
-    match spool.peek(allowed + held_back, MAX_BATCH_BYTES) {
+    // Entries the upstream already stored may come first; read past them.
+    let delivered = progress.delivered.len().min(4 * MAX_BATCH);
+    match spool.peek_after(acked, allowed + delivered, MAX_BATCH_BYTES) {
         Ok(records) => records
             .into_iter()
             .filter(|r| {
-                r.sequence > upstream_acked
-                    && r.sequence < backlog_end
-                    && !delivered.contains(&r.sequence)
+                r.sequence < progress.backlog_end && !progress.delivered.contains(&r.sequence)
             })
             .take(allowed)
             .collect(),
@@ -229,14 +267,6 @@ fn read_backlog(
             warn!(message = "Failed to read the spool.", %error);
             Vec::new()
         }
-    }
-}
-
-/// The oldest sequence the agent still holds.
-fn floor(spool: &Spool) -> u64 {
-    match spool.peek(1, usize::MAX) {
-        Ok(records) if !records.is_empty() => records[0].sequence,
-        _ => spool.stats().last_sequence + 1,
     }
 }
 
