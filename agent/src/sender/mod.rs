@@ -287,3 +287,49 @@ fn envelopes<R: DeserializeOwned>(live: Vec<LiveEntry>, backlog: Vec<Record>) ->
     let mut seen = BTreeSet::new();
     parsed.filter(|e| seen.insert(e.sequence)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(backlog_end: u64, delivered: &[u64]) -> Progress {
+        Progress {
+            backlog_end,
+            delivered: delivered.iter().copied().collect(),
+            carried: None,
+        }
+    }
+
+    #[test]
+    fn entries_stored_above_a_gap_wait_for_it_and_are_not_sent_again() {
+        let mut p = progress(5, &[]);
+        p.acknowledged([7, 8].into_iter(), 4);
+        assert_eq!(p.delivered, [7, 8].into());
+        p.acknowledged([5, 6].into_iter(), 8);
+        assert!(p.delivered.is_empty());
+        assert_eq!(p.backlog_end, 5);
+    }
+
+    #[test]
+    fn an_upstream_that_lost_what_it_stored_gets_it_again() {
+        // 5 and 6 were stored, then the upstream restarted and acknowledges only up to 4.
+        let mut p = progress(5, &[5, 6]);
+        p.acknowledged([9].into_iter(), 4);
+        assert!(p.delivered.is_empty());
+        assert_eq!(p.backlog_end, 10);
+    }
+
+    #[test]
+    fn live_entries_skip_what_the_upstream_has_and_a_lost_stretch_becomes_backlog() {
+        let (sender, mut live) = mpsc::channel(8);
+        for sequence in [3, 9, 10, 12] {
+            sender.try_send((sequence, Vec::new())).unwrap();
+        }
+        // 4..=8 never came (the queue overflowed); 10 was delivered already.
+        let mut p = progress(4, &[10]);
+        let entries = take_live(&mut live, &mut p, 3);
+        let sequences: Vec<u64> = entries.iter().map(|(s, _)| *s).collect();
+        assert_eq!(sequences, [9, 12]);
+        assert_eq!(p.backlog_end, 9);
+    }
+}
