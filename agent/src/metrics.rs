@@ -125,6 +125,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The sender's counters: batches by result (the node sends to one upstream at a time).
+    pub fn send_metrics(&self) -> crate::sender::SendMetrics {
+        let sends = |result| self.sends.get_or_create(&SendLabels { result }).clone();
+        crate::sender::SendMetrics {
+            sent: sends(SendResult::Ok),
+            failed: sends(SendResult::Failed),
+            ..Default::default()
+        }
+    }
+
     /// Registers every family under the `vedette` prefix.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("vedette");

@@ -22,7 +22,7 @@ use crate::runner::CheckRunner;
 use crate::spool::{Priority, Spool, SpoolConfig};
 use crate::transport::{Transport, Upstreams};
 
-use crate::sender::{self, SenderConfig};
+use crate::sender::{self, AckGate, Cursors, SenderConfig};
 use engine::{Reporter, SpoolSink, unix_ms};
 use plan_keeper::{ActivePlan, PlanKeeper, PlanStatus};
 
@@ -101,14 +101,12 @@ pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> anyh
         let sender_config: SenderConfig<Report> = SenderConfig::new(
             &config.host,
             config.replay_per_second,
-            metrics.sends.clone(),
+            metrics.send_metrics(),
         );
-        tokio::spawn(sender::run(
-            sender_config,
-            spool.clone(),
-            transport,
-            live_rx,
-        ));
+        let cursor = Cursors::single(spool.clone(), AckGate::open())
+            .each()
+            .remove(0);
+        tokio::spawn(sender::run(sender_config, cursor, transport, live_rx));
     } else {
         // Standalone: keep the keeper (and its channel) alive; nothing is sent.
         tokio::spawn(async move {

@@ -10,8 +10,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::forward::Forwarded;
-use crate::metrics::{SendLabels, state_number};
+use crate::metrics::{SendResult, state_number};
 use crate::report::Report;
+use crate::sender::SendMetrics;
 
 use super::table::StateTable;
 
@@ -55,6 +56,22 @@ pub struct EntryLabels {
     pub r#type: EntryType,
 }
 
+/// A master (bounded: the configured list).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// The master's URL as configured.
+    pub upstream: String,
+}
+
+/// Labels of batches sent to a master.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamSendLabels {
+    /// The master's URL as configured.
+    pub upstream: String,
+    /// Outcome.
+    pub result: SendResult,
+}
+
 /// Labels of refused batches and requests.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusedLabels {
@@ -78,8 +95,12 @@ pub struct SatelliteMetrics {
     pub refused: Family<RefusedLabels, Counter>,
     /// Seconds from an entry's creation on the agent to its storage here.
     pub ingest_latency_seconds: Histogram,
-    /// Batches sent to the masters, by result.
-    pub sends: Family<SendLabels, Counter>,
+    /// Batches sent to each master, by result.
+    pub sends: Family<UpstreamSendLabels, Counter>,
+    /// Entries a master's cursor skipped: dropped by retention before that master got them.
+    pub upstream_skipped: Family<UpstreamLabels, Counter>,
+    /// Spooled entries a master has not acknowledged yet.
+    pub upstream_backlog: Family<UpstreamLabels, Gauge>,
     /// Remote checks this replica runs.
     pub remote_checks_owned: Gauge,
     /// Live satellite replicas of the zone.
@@ -100,6 +121,8 @@ impl Default for SatelliteMetrics {
             refused: Family::default(),
             ingest_latency_seconds: Histogram::new(buckets),
             sends: Family::default(),
+            upstream_skipped: Family::default(),
+            upstream_backlog: Family::default(),
             remote_checks_owned: Gauge::default(),
             replicas: Gauge::default(),
             bundle_loaded: Gauge::default(),
@@ -149,8 +172,18 @@ impl SatelliteMetrics {
         );
         r.register(
             "satellite_upstream_sends",
-            "Batches sent to the masters",
+            "Batches sent to each master",
             self.sends.clone(),
+        );
+        r.register(
+            "satellite_upstream_skipped_entries",
+            "Entries dropped by spool retention before a master got them",
+            self.upstream_skipped.clone(),
+        );
+        r.register(
+            "satellite_upstream_backlog_entries",
+            "Spooled entries a master has not acknowledged yet",
+            self.upstream_backlog.clone(),
         );
         r.register(
             "satellite_remote_checks_owned",
@@ -168,6 +201,26 @@ impl SatelliteMetrics {
             self.bundle_loaded.clone(),
         );
         registry
+    }
+
+    /// The send loop's metrics for the master at `upstream`.
+    pub fn upstream(&self, upstream: &str) -> SendMetrics {
+        let sends = |result| {
+            let labels = UpstreamSendLabels {
+                upstream: upstream.to_owned(),
+                result,
+            };
+            self.sends.get_or_create(&labels).clone()
+        };
+        let labels = UpstreamLabels {
+            upstream: upstream.to_owned(),
+        };
+        SendMetrics {
+            sent: sends(SendResult::Ok),
+            failed: sends(SendResult::Failed),
+            skipped: self.upstream_skipped.get_or_create(&labels).clone(),
+            backlog: self.upstream_backlog.get_or_create(&labels).clone(),
+        }
     }
 
     /// Counts a newly stored entry and its latency.

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 use crate::forward::Forwarded;
 use crate::node::engine::unix_ms;
-use crate::sender::{self, SenderConfig};
+use crate::sender::{AckGate, Cursors, LiveEntry, fan_out};
 use crate::spool::{Spool, SpoolConfig};
 use crate::transport::{SATELLITE_PATH, Transport, Upstreams};
 
@@ -95,9 +95,10 @@ pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
 /// mode compiles bundles itself); with a `source` no Kubernetes client is created unless
 /// authentication needs one. `config.listen` is not bound here.
 pub async fn start(
-    config: SatelliteConfig,
+    mut config: SatelliteConfig,
     source: Option<Box<dyn BundleSource>>,
 ) -> anyhow::Result<Arc<http::Api>> {
+    config.masters = master_urls(&config.masters);
     let standalone = source.is_some() || config.bundle_file.is_some();
     let metrics = Arc::new(SatelliteMetrics::default());
     let spool = Spool::open(SpoolConfig::new(config.spool_dir.join("spool")))
@@ -168,19 +169,7 @@ pub async fn start(
     if config.masters.is_empty() {
         info!(message = "No masters configured: nothing is forwarded.");
     } else {
-        let transport = Transport::new(
-            Upstreams::new(config.masters.clone()),
-            config.token_file.clone(),
-            Duration::from_secs(10),
-        )
-        .with_results_path(SATELLITE_PATH);
-        let mut sender_config: SenderConfig<Forwarded> = SenderConfig::new(
-            &config.replica,
-            config.replay_per_second,
-            metrics.sends.clone(),
-        );
-        sender_config.gate = ingest.gate();
-        tokio::spawn(sender::run(sender_config, spool, transport, live_rx));
+        forward_to_masters(&config, spool, ingest.gate(), &metrics, live_rx)?;
         tokio::spawn(summaries(
             ingest.clone(),
             plans.clone(),
@@ -210,6 +199,56 @@ pub async fn start(
         metrics,
         max_body_bytes: config.max_body_bytes,
     }))
+}
+
+/// Sends every spooled entry to each master, with a cursor per master in the spool directory;
+/// an entry leaves the spool once every master has it and a snapshot covers it (`gate`).
+fn forward_to_masters(
+    config: &SatelliteConfig,
+    spool: Spool,
+    gate: AckGate,
+    metrics: &SatelliteMetrics,
+    live: mpsc::Receiver<LiveEntry>,
+) -> anyhow::Result<()> {
+    let masters = &config.masters;
+    let cursors = Cursors::open(spool, gate, masters).with_context(|| {
+        format!(
+            "failed to open the masters' cursors in {}",
+            config.spool_dir.display()
+        )
+    })?;
+    let upstreams = masters
+        .iter()
+        .map(|url| fan_out::Upstream {
+            transport: Transport::new(
+                Upstreams::new(vec![url.clone()]),
+                config.token_file.clone(),
+                Duration::from_secs(10),
+            )
+            .with_results_path(SATELLITE_PATH),
+            metrics: metrics.upstream(url),
+        })
+        .collect();
+    info!(message = "Forwarding to every master.", masters = ?masters);
+    fan_out::spawn::<Forwarded>(
+        &config.replica,
+        config.replay_per_second,
+        &cursors,
+        upstreams,
+        live,
+    );
+    Ok(())
+}
+
+/// The masters' URLs as cursors name them: no trailing `/`, each once, in the given order.
+pub fn master_urls(masters: &[String]) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for url in masters.iter().map(|u| u.trim().trim_end_matches('/')) {
+        if !url.is_empty() && !urls.iter().any(|u| u == url) {
+            urls.push(url.to_owned());
+        }
+    }
+    urls
 }
 
 /// Serves each new bundle's plans and takes its checks into the state table.
@@ -284,5 +323,22 @@ async fn summaries(
                 warn!(message = "Failed to spool a summary.", %error);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::master_urls;
+
+    #[test]
+    fn master_urls_are_trimmed_and_listed_once() {
+        let given = [
+            "http://m-0:8080/",
+            " http://m-1:8080",
+            "",
+            "http://m-0:8080",
+        ];
+        let given: Vec<String> = given.iter().map(|u| (*u).to_owned()).collect();
+        assert_eq!(master_urls(&given), ["http://m-0:8080", "http://m-1:8080"]);
     }
 }

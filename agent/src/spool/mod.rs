@@ -10,10 +10,16 @@
 //! * **Recovery** on [`Spool::open`] checks every frame's CRC, cuts torn tails, skips damaged
 //!   regions it can resynchronise past, and continues the sequence numbers.
 //!
-//! Layout of the directory: `lock`, `position` (acknowledged and dropped watermarks), and one
-//! directory of segments per priority (`result/`, `keepalive/`, `state_change/`).
+//! * **Readers** that each need every entry (a satellite's masters) keep their own cursor with
+//!   [`Spool::peek_after`] and [`cursors::CursorStore`]; the spool itself only knows what all
+//!   of them acknowledged ([`Spool::ack`]).
+//!
+//! Layout of the directory: `lock`, `position` (acknowledged and dropped watermarks), one
+//! directory of segments per priority (`result/`, `keepalive/`, `state_change/`), and
+//! `cursors/` (one file per reader, when there are readers with their own cursor).
 
 pub mod command;
+pub mod cursors;
 mod error;
 mod frame;
 mod position;
@@ -253,7 +259,30 @@ impl Spool {
     /// The oldest waiting records in sequence order, without removing them: at most
     /// `max_records`, and at most `max_bytes` of payload unless the first record alone is larger.
     pub fn peek(&self, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
-        self.state().peek(max_records, max_bytes)
+        self.state().peek_after(0, max_records, max_bytes)
+    }
+
+    /// Like [`Spool::peek`], from the first waiting record above sequence `after` (a reader's
+    /// cursor: everything up to it was delivered).
+    pub fn peek_after(
+        &self,
+        after: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>> {
+        self.state().peek_after(after, max_records, max_bytes)
+    }
+
+    /// The lowest waiting sequence above `after`, or the next sequence to be used when none
+    /// waits: a reader at cursor `after` may skip to just below it, because everything in
+    /// between is gone (acknowledged, dropped by retention, or lost to a failed commit).
+    pub fn next_live_after(&self, after: u64) -> u64 {
+        self.state().next_live_after(after)
+    }
+
+    /// How many waiting records have a sequence above `after` (a reader's backlog).
+    pub fn count_after(&self, after: u64) -> u64 {
+        self.state().count_live_after(after)
     }
 
     /// Records that the upstream has every sequence number up to and including `up_to`:
@@ -329,6 +358,45 @@ mod tests {
             stats.commits < 50 && stats.fsyncs == stats.commits,
             "{stats:?}"
         );
+    }
+
+    #[test]
+    fn peeks_from_a_cursor_past_acknowledged_and_dropped_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        let now = now_ms();
+        // Keepalives stamped at the epoch are past the age limit.
+        let appends = [
+            (Priority::Result, now),
+            (Priority::Keepalive, 0),
+            (Priority::StateChange, now),
+            (Priority::Keepalive, 0),
+            (Priority::Result, now),
+        ];
+        for (priority, at) in appends {
+            spool
+                .submit_at(priority, at, vec![1; 4])
+                .unwrap()
+                .wait()
+                .unwrap();
+        }
+        spool.enforce_retention().unwrap();
+        let sequences = |after, max| -> Vec<u64> {
+            let records = spool.peek_after(after, max, usize::MAX).unwrap();
+            records.iter().map(|r| r.sequence).collect()
+        };
+        assert_eq!(sequences(0, 10), [1, 3, 5]);
+        assert_eq!(sequences(1, 10), [3, 5]);
+        assert_eq!(sequences(2, 1), [3]);
+        assert_eq!(sequences(5, 10), Vec::<u64>::new());
+        assert_eq!(
+            [0, 1, 3, 5].map(|after| spool.next_live_after(after)),
+            [1, 3, 5, 6]
+        );
+        spool.ack(3).unwrap();
+        assert_eq!(sequences(0, 10), [5]);
+        assert_eq!(spool.next_live_after(0), 5);
+        assert_eq!([0, 4, 5].map(|after| spool.count_after(after)), [1, 1, 0]);
     }
 
     #[test]

@@ -57,16 +57,7 @@ impl Position {
 
     /// Atomically replaces the position file in `dir`.
     pub fn store(&self, dir: &Path) -> Result<()> {
-        let temp = dir.join(TEMP_NAME);
-        let mut file =
-            File::create(&temp).map_err(|e| Error::io("create position file", &temp, e))?;
-        file.write_all(&self.encode())
-            .map_err(|e| Error::io("write position file", &temp, e))?;
-        file.sync_all()
-            .map_err(|e| Error::io("fsync position file", &temp, e))?;
-        let path = dir.join(FILE_NAME);
-        fs::rename(&temp, &path).map_err(|e| Error::io("rename position file", &path, e))?;
-        sync_dir(dir)
+        replace_file(dir, FILE_NAME, TEMP_NAME, &self.encode())
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -102,6 +93,19 @@ impl Position {
             dropped: [word(4), word(5), word(6)],
         })
     }
+}
+
+/// Atomically replaces `dir/name` with `bytes`: write `dir/temp_name`, fsync it, rename it
+/// over `name`, fsync the directory. A reader sees the old or the new content, never a mix.
+pub fn replace_file(dir: &Path, name: &str, temp_name: &str, bytes: &[u8]) -> Result<()> {
+    let temp = dir.join(temp_name);
+    let mut file = File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("write", &temp, e))?;
+    file.sync_all().map_err(|e| Error::io("fsync", &temp, e))?;
+    let path = dir.join(name);
+    fs::rename(&temp, &path).map_err(|e| Error::io("rename", &path, e))?;
+    sync_dir(dir)
 }
 
 /// Makes a directory's entries (created, renamed, removed files) durable.

@@ -237,10 +237,19 @@ impl State {
         self.live_bytes > self.limits.max_bytes
     }
 
-    /// The oldest live entries, in sequence order, without removing them: at most
-    /// `max_records`, and at most `max_bytes` of payload unless the first entry alone is larger.
-    pub fn peek(&self, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
-        let mut cursors = [0usize; 3];
+    /// The oldest live entries above sequence `after`, in sequence order, without removing
+    /// them: at most `max_records`, and at most `max_bytes` of payload unless the first entry
+    /// alone is larger.
+    pub fn peek_after(
+        &self,
+        after: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>> {
+        let mut cursors = self
+            .streams
+            .each_ref()
+            .map(|stream| stream.live.partition_point(|entry| entry.sequence <= after));
         let mut records = Vec::new();
         let mut bytes = 0usize;
         while records.len() < max_records {
@@ -262,6 +271,31 @@ impl State {
             cursors[index] += 1;
         }
         Ok(records)
+    }
+
+    /// The lowest live sequence above `after`, or the next sequence to be used when there is
+    /// none: every sequence between `after` and it is gone (acknowledged, dropped by
+    /// retention, or lost to a failed commit).
+    pub fn next_live_after(&self, after: u64) -> u64 {
+        self.streams
+            .iter()
+            .filter_map(|stream| {
+                let index = stream.live.partition_point(|entry| entry.sequence <= after);
+                stream.live.get(index).map(|entry| entry.sequence)
+            })
+            .min()
+            .unwrap_or(self.last_sequence + 1)
+    }
+
+    /// How many live entries have a sequence above `after`.
+    pub fn count_live_after(&self, after: u64) -> u64 {
+        self.streams
+            .iter()
+            .map(|stream| {
+                let index = stream.live.partition_point(|entry| entry.sequence <= after);
+                (stream.live.len() - index) as u64
+            })
+            .sum()
     }
 
     fn read(&self, stream: &Stream, entry: &IndexEntry) -> Result<Record> {

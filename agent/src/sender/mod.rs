@@ -1,0 +1,335 @@
+//! Sends spooled reports upstream (F9, F11). Live entries go out at once; a backlog left by an
+//! outage (or found in the spool at start) is replayed oldest first at a bounded rate, beside
+//! the live ones, so replay never delays live sends. A send loop reads the spool from its own
+//! [`Cursor`] (what its upstream acknowledged); entries leave the spool only when every
+//! upstream acknowledged them; `(agent, sequence)` makes resends harmless.
+//!
+//! Both roles use it: the node sends its [`Report`](crate::report::Report)s to one satellite
+//! at a time (standbys on failure: [`Cursors::single`]), a satellite sends its
+//! [`Forwarded`](crate::forward::Forwarded) entries to every master ([`fan_out`]).
+//! The spool's payloads are JSON of the report type `R`.
+
+pub mod cursors;
+pub mod fan_out;
+
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::backoff::Backoff;
+use crate::report::{Batch, Envelope};
+use crate::spool::{Record, Spool, TokenBucket};
+use crate::transport::Transport;
+
+pub use cursors::{Cursor, Cursors};
+
+/// A durable spool entry the sender should send now: sequence and payload.
+pub type LiveEntry = (u64, Vec<u8>);
+
+/// The highest spool sequence the sender may delete once the upstream acknowledged it.
+/// A satellite holds entries back until its snapshot covers them (so that its dedup
+/// watermarks survive a crash); an agent's gate is always open.
+#[derive(Debug, Clone)]
+pub struct AckGate(Arc<AtomicU64>);
+
+impl AckGate {
+    /// A gate that never holds anything back.
+    pub fn open() -> Self {
+        Self(Arc::new(AtomicU64::new(u64::MAX)))
+    }
+
+    /// A gate letting nothing through yet.
+    pub fn closed() -> Self {
+        Self(Arc::new(AtomicU64::new(0)))
+    }
+
+    /// Lets entries up to `sequence` be deleted.
+    pub fn allow(&self, sequence: u64) {
+        self.0.fetch_max(sequence, Ordering::SeqCst);
+    }
+
+    /// Up to where entries may be deleted.
+    pub fn limit(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Most entries in one batch.
+const MAX_BATCH: usize = 500;
+/// Most payload bytes read from the spool for one batch.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// What one send loop counts. Clones share their values: take them from labelled families
+/// (per upstream on a satellite); a loop's own defaults count for nobody.
+#[derive(Debug, Clone, Default)]
+pub struct SendMetrics {
+    /// Batches acknowledged.
+    pub sent: Counter,
+    /// Batches that failed.
+    pub failed: Counter,
+    /// Sequences the cursor skipped because they left the spool before being sent (dropped by
+    /// retention while the upstream was away).
+    pub skipped: Counter,
+    /// Spooled entries the upstream has not acknowledged.
+    pub backlog: Gauge,
+}
+
+/// Sender settings.
+#[derive(Debug, Clone)]
+pub struct SenderConfig<R> {
+    /// The agent id sent with every batch.
+    pub agent: String,
+    /// Backlog entries replayed per second at most.
+    pub replay_per_second: u32,
+    /// What the loop counts.
+    pub metrics: SendMetrics,
+    /// The report type the spool holds.
+    pub report: PhantomData<fn() -> R>,
+}
+
+impl<R> SenderConfig<R> {
+    /// Settings for sending as `agent`.
+    pub fn new(agent: &str, replay_per_second: u32, metrics: SendMetrics) -> Self {
+        Self {
+            agent: agent.to_owned(),
+            replay_per_second,
+            metrics,
+            report: PhantomData,
+        }
+    }
+}
+
+/// Where a send loop is: which entries it delivered and which it must still replay.
+struct Progress {
+    /// Spooled entries below this are backlog (replayed at the bounded rate); entries from it
+    /// on arrive on the live channel.
+    backlog_end: u64,
+    /// Entries the upstream stored but has not acknowledged yet (above a gap).
+    delivered: BTreeSet<u64>,
+    /// A live entry that arrived while the loop was idle.
+    carried: Option<LiveEntry>,
+}
+
+/// Sends what `cursor` has not been acknowledged until the live channel closes (or forever
+/// while running).
+pub async fn run<R: Serialize + DeserializeOwned>(
+    config: SenderConfig<R>,
+    cursor: Cursor,
+    mut transport: Transport,
+    mut live: mpsc::Receiver<LiveEntry>,
+) {
+    let spool = cursor.spool().clone();
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    let mut replay = TokenBucket::new(
+        config.replay_per_second,
+        config.replay_per_second,
+        Instant::now(),
+    );
+    let metrics = &config.metrics;
+    // Everything already spooled at start is backlog.
+    let mut progress = Progress {
+        backlog_end: spool.stats().last_sequence + 1,
+        delivered: BTreeSet::new(),
+        carried: None,
+    };
+    loop {
+        metrics.skipped.inc_by(cursor.skip_gone());
+        cursor.release();
+        let acked = cursor.position();
+        metrics.backlog.set(spool.count_after(acked) as i64);
+        let live_entries = take_live(&mut live, &mut progress, acked);
+        let backlog = read_backlog(&spool, &mut replay, &progress, acked);
+        if live_entries.is_empty() && backlog.is_empty() {
+            let idle = if acked + 1 < progress.backlog_end {
+                100
+            } else {
+                1000
+            };
+            tokio::select! {
+                entry = live.recv() => match entry {
+                    Some(entry) => progress.carried = Some(entry),
+                    None => return,
+                },
+                () = tokio::time::sleep(Duration::from_millis(idle)) => {}
+            }
+            continue;
+        }
+        let live_sequences: Vec<u64> = live_entries.iter().map(|(s, _)| *s).collect();
+        let batch = Batch {
+            agent: config.agent.clone(),
+            floor: acked + 1,
+            entries: envelopes::<R>(live_entries, backlog),
+        };
+        match transport.send(&batch).await {
+            Ok(ack) => {
+                metrics.sent.inc();
+                backoff.reset();
+                let up_to = ack.up_to.min(spool.stats().last_sequence);
+                progress.acknowledged(batch.entries.iter().map(|e| e.sequence), up_to);
+                cursor.advance(up_to);
+                debug!(
+                    message = "Batch acknowledged.",
+                    entries = batch.entries.len(),
+                    up_to
+                );
+            }
+            Err(error) => {
+                metrics.failed.inc();
+                if let Some(last) = live_sequences.iter().max() {
+                    progress.backlog_end = progress.backlog_end.max(last + 1);
+                }
+                // The upstream may come back without what it stored (a restarted master).
+                progress.forget_delivered();
+                let delay = backoff.next_delay();
+                warn!(message = "Failed to send batch.", %error, upstream = %transport.current_upstream(), retry_in_ms = delay.as_millis() as u64);
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+impl Progress {
+    /// The upstream stored `sent` and acknowledged everything up to `up_to`.
+    fn acknowledged(&mut self, sent: impl Iterator<Item = u64>, up_to: u64) {
+        self.delivered.extend(sent);
+        self.delivered = self.delivered.split_off(&(up_to + 1));
+        if self.delivered.first() == Some(&(up_to + 1)) {
+            // It was stored, yet not acknowledged: the upstream lost it (it restarted).
+            self.forget_delivered();
+        }
+    }
+
+    /// Sends everything delivered but unacknowledged again, from the spool.
+    fn forget_delivered(&mut self) {
+        if let Some(last) = self.delivered.last() {
+            self.backlog_end = self.backlog_end.max(last + 1);
+        }
+        self.delivered.clear();
+    }
+}
+
+/// Live entries waiting on the channel that the upstream does not have yet. Entries below the
+/// oldest of them that never came (the channel overflowed) become backlog.
+fn take_live(
+    live: &mut mpsc::Receiver<LiveEntry>,
+    progress: &mut Progress,
+    acked: u64,
+) -> Vec<LiveEntry> {
+    let mut entries: Vec<LiveEntry> = progress.carried.take().into_iter().collect();
+    while entries.len() < MAX_BATCH {
+        match live.try_recv() {
+            Ok(entry) => entries.push(entry),
+            Err(_) => break,
+        }
+    }
+    entries.retain(|(sequence, _)| *sequence > acked && !progress.delivered.contains(sequence));
+    if let Some(oldest) = entries.iter().map(|(sequence, _)| *sequence).min() {
+        progress.backlog_end = progress.backlog_end.max(oldest);
+    }
+    entries
+}
+
+/// Oldest spooled entries below the backlog's end the upstream does not have yet, as many as
+/// the replay rate allows.
+fn read_backlog(
+    spool: &Spool,
+    replay: &mut TokenBucket,
+    progress: &Progress,
+    acked: u64,
+) -> Vec<Record> {
+    if acked + 1 >= progress.backlog_end {
+        return Vec::new();
+    }
+    let allowed = replay.take_up_to(MAX_BATCH as u32, Instant::now()) as usize;
+    if allowed == 0 {
+        return Vec::new();
+    }
+    // Entries the upstream already stored may come first; read past them.
+    let delivered = progress.delivered.len().min(4 * MAX_BATCH);
+    match spool.peek_after(acked, allowed + delivered, MAX_BATCH_BYTES) {
+        Ok(records) => records
+            .into_iter()
+            .filter(|r| {
+                r.sequence < progress.backlog_end && !progress.delivered.contains(&r.sequence)
+            })
+            .take(allowed)
+            .collect(),
+        Err(error) => {
+            warn!(message = "Failed to read the spool.", %error);
+            Vec::new()
+        }
+    }
+}
+
+fn envelopes<R: DeserializeOwned>(live: Vec<LiveEntry>, backlog: Vec<Record>) -> Vec<Envelope<R>> {
+    let parsed = backlog
+        .into_iter()
+        .map(|r| (r.sequence, r.payload))
+        .chain(live)
+        .filter_map(
+            |(sequence, payload)| match serde_json::from_slice::<R>(&payload) {
+                Ok(report) => Some(Envelope { sequence, report }),
+                Err(error) => {
+                    warn!(message = "Skipping an unreadable spool entry.", %error, sequence);
+                    None
+                }
+            },
+        );
+    let mut seen = BTreeSet::new();
+    parsed.filter(|e| seen.insert(e.sequence)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(backlog_end: u64, delivered: &[u64]) -> Progress {
+        Progress {
+            backlog_end,
+            delivered: delivered.iter().copied().collect(),
+            carried: None,
+        }
+    }
+
+    #[test]
+    fn entries_stored_above_a_gap_wait_for_it_and_are_not_sent_again() {
+        let mut p = progress(5, &[]);
+        p.acknowledged([7, 8].into_iter(), 4);
+        assert_eq!(p.delivered, [7, 8].into());
+        p.acknowledged([5, 6].into_iter(), 8);
+        assert!(p.delivered.is_empty());
+        assert_eq!(p.backlog_end, 5);
+    }
+
+    #[test]
+    fn an_upstream_that_lost_what_it_stored_gets_it_again() {
+        // 5 and 6 were stored, then the upstream restarted and acknowledges only up to 4.
+        let mut p = progress(5, &[5, 6]);
+        p.acknowledged([9].into_iter(), 4);
+        assert!(p.delivered.is_empty());
+        assert_eq!(p.backlog_end, 10);
+    }
+
+    #[test]
+    fn live_entries_skip_what_the_upstream_has_and_a_lost_stretch_becomes_backlog() {
+        let (sender, mut live) = mpsc::channel(8);
+        for sequence in [3, 9, 10, 12] {
+            sender.try_send((sequence, Vec::new())).unwrap();
+        }
+        // 4..=8 never came (the queue overflowed); 10 was delivered already.
+        let mut p = progress(4, &[10]);
+        let entries = take_live(&mut live, &mut p, 3);
+        let sequences: Vec<u64> = entries.iter().map(|(s, _)| *s).collect();
+        assert_eq!(sequences, [9, 12]);
+        assert_eq!(p.backlog_end, 9);
+    }
+}
