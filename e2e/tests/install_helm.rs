@@ -41,7 +41,7 @@ fn can_i(
 fn release_versions(plane: &ControlPlane) -> anyhow::Result<String> {
     run_ok(plane.kubectl().args([
         "get",
-        "deployment,service,serviceaccount,role,rolebinding,clusterrole,clusterrolebinding",
+        "statefulset,service,serviceaccount,role,rolebinding,clusterrole,clusterrolebinding",
         "-A",
         "-l",
         "app.kubernetes.io/instance=vedette",
@@ -81,7 +81,7 @@ async fn the_chart_lints_and_renders_manifests_the_apiserver_accepts() -> anyhow
     );
     let accepted = String::from_utf8_lossy(&output.stdout);
     for object in [
-        "deployment.apps/vedette-operator",
+        "statefulset.apps/vedette-operator",
         "clusterrole.rbac.authorization.k8s.io/vedette-view",
         "customresourcedefinition.apiextensions.k8s.io/rulesets.vedette.dev",
     ] {
@@ -90,6 +90,16 @@ async fn the_chart_lints_and_renders_manifests_the_apiserver_accepts() -> anyhow
             "{object} missing from: {accepted}"
         );
     }
+    // Satellites are told every master by its own stable name, one per replica.
+    let masters = "--masters-url=http://vedette-operator-0.vedette-masters.vedette-system.svc:8080,http://vedette-operator-1.vedette-masters.vedette-system.svc:8080";
+    assert!(
+        rendered.contains(masters),
+        "the operator is not given one master URL per replica: {rendered}"
+    );
+    assert!(
+        rendered.contains("clusterIP: None"),
+        "the masters Service is not headless"
+    );
     // values.schema.json rejects wrong types.
     let wrong = helm(&plane)?
         .args([
@@ -125,7 +135,7 @@ async fn the_chart_installs_upgrades_without_change_and_uninstalls_cleanly() -> 
     ]))?;
     let installed = release_versions(&plane)?;
     for object in [
-        "Deployment/vedette-operator",
+        "StatefulSet/vedette-operator",
         "ClusterRole/vedette-operator",
         "Role/vedette-operator",
         "ClusterRole/vedette-edit",

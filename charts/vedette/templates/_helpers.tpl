@@ -38,3 +38,13 @@ app.kubernetes.io/name: vedette
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end -}}
+
+{{/* Every master's URL, comma-separated: one per operator replica, by its stable name. */}}
+{{- define "vedette.mastersUrls" -}}
+{{- $root := . -}}
+{{- $urls := list -}}
+{{- range $i := until (int .Values.operator.replicas) -}}
+{{- $urls = append $urls (printf "http://%s-operator-%d.%s-masters.%s.svc:%v" (include "vedette.fullname" $root) $i (include "vedette.fullname" $root) $root.Release.Namespace $root.Values.operator.port) -}}
+{{- end -}}
+{{- join "," $urls -}}
+{{- end -}}
