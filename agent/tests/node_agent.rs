@@ -186,3 +186,85 @@ async fn a_bad_plan_file_is_refused_with_the_reason() {
         "{stderr}"
     );
 }
+
+/// Finish times (Unix ms) of every run of `rule` the upstream received.
+fn runs_of(entries: &[Envelope], rule: &str) -> Vec<u64> {
+    let mut runs: Vec<u64> = entries
+        .iter()
+        .filter_map(|e| match &e.report {
+            Report::Result(r) | Report::StateChange(r) if r.check.rule == rule => Some(r.at_ms),
+            _ => None,
+        })
+        .collect();
+    runs.sort_unstable();
+    runs.dedup();
+    runs
+}
+
+/// Asserts that any two of `runs` (Unix ms) are a whole number of `cycles` × `cycle_ms`
+/// apart, give or take the run's own duration and timer slack.
+fn assert_on_cycles(runs: &[u64], cycles: u64, cycle_ms: u64) {
+    let period = cycles * cycle_ms;
+    for &at in &runs[1..] {
+        let off = (at - runs[0]) % period;
+        assert!(
+            off.min(period - off) < 150,
+            "runs not a whole number of {cycles} cycles apart: {runs:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_on_cycles_run_in_their_own_wall_clock_cycles() {
+    const CYCLE_MS: u64 = 2_000;
+    let port = closed_port();
+    let mut plan = tcp_plan("node-a", port, 2);
+    plan.settings.cycle_seconds = 2;
+    let mut every_cycle = common::tcp_check("every-cycle", port, 2);
+    every_cycle.every_cycles = Some(1);
+    let mut third_cycle = common::tcp_check("third-cycle", port, 6);
+    third_cycle.every_cycles = Some(3);
+    for check in [&mut every_cycle, &mut third_cycle] {
+        check.spool_every_result = true;
+        // Every run is a hard CRITICAL, so no retry takes the check off its cycles.
+        check.retry_interval_seconds = check.interval_seconds;
+    }
+    plan.checks = vec![every_cycle, third_cycle];
+    let upstream = Upstream::start().await;
+    upstream.set_plan(&plan);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Two agents' lives, started at different moments: cycles are the wall clock's, so the
+    // checks keep the same place in them, where a schedule counted from the agent's start
+    // would shift with it.
+    let mut seen = 0;
+    for life in 0..2 {
+        let mut agent = Agent::start("node-a", &[upstream.url()], dir.path());
+        seen = eventually(
+            "two more runs of the check on every third cycle",
+            Duration::from_secs(40),
+            || {
+                let runs = runs_of(&upstream.entries(), "third-cycle");
+                (runs.len() >= seen + 2).then_some(runs.len())
+            },
+        )
+        .await;
+        agent.kill();
+        tokio::time::sleep(Duration::from_millis(700 + 300 * life)).await;
+    }
+    let every = runs_of(&upstream.entries(), "every-cycle");
+    let third = runs_of(&upstream.entries(), "third-cycle");
+    assert!(
+        every.len() >= 6,
+        "every-cycle ran {} times: {every:?}",
+        every.len()
+    );
+    assert_on_cycles(&every, 1, CYCLE_MS);
+    assert_on_cycles(&third, 3, CYCLE_MS);
+    // Within one life, no cycle is skipped.
+    let consecutive = every
+        .windows(2)
+        .filter(|p| p[1] - p[0] < CYCLE_MS + 150)
+        .count();
+    assert!(consecutive >= 4, "{every:?}");
+}

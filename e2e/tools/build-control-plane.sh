@@ -30,6 +30,11 @@ fi
 
 command -v go >/dev/null || { log "go is required to build the control plane"; exit 1; }
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
+# A build cache of its own, removed afterwards: the binaries are what is cached, and Go's
+# build cache for Kubernetes would keep gigabytes of disk for nothing.
+GOCACHE="$(mktemp -d "$CACHE/go-build.XXXXXX")"
+export GOCACHE
+trap 'rm -rf "$GOCACHE"' EXIT
 
 build_kubernetes() {
   local work minor

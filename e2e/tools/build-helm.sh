@@ -10,6 +10,14 @@ mkdir -p "$BIN" "$CACHE/tools"
 exec 9>"$CACHE/tools/.build.lock"
 flock 9
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local GOBIN="$BIN"
+if [ -x "$BIN/helm" ] && [ -x "$BIN/kwok" ]; then
+  echo "$BIN"
+  exit 0
+fi
+# A build cache of its own, removed afterwards: only the binaries are worth keeping.
+GOCACHE="$(mktemp -d "$CACHE/go-build.XXXXXX")"
+export GOCACHE
+trap 'rm -rf "$GOCACHE"' EXIT
 if [ ! -x "$BIN/helm" ]; then
   echo "build-helm: building helm $HELM_VERSION" >&2
   go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
