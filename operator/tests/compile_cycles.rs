@@ -156,6 +156,9 @@ fn a_timeout_that_does_not_fit_a_zones_period_leaves_the_check_out_of_that_zone_
     assert_eq!(checks_of(&output, "edge", "m2"), ["infra/base/disk"]);
     let plan = plan_for(&output.bundles["edge"], "m2").unwrap();
     assert_eq!(plan.validate(), Ok(()));
+    // The rule set's status counts what runs: two checks on m1, one on m2.
+    let summary = &output.rule_sets["infra/base"];
+    assert_eq!((summary.machines, summary.rules, summary.checks), (2, 2, 3));
 }
 
 #[test]

@@ -59,7 +59,8 @@ pub struct RuleSetSummary {
     pub machines: u32,
     /// Rules that compiled (and are emitted).
     pub rules: u32,
-    /// Checks in all: compiled rules × selected machines that belong to a zone.
+    /// Checks in all: per zone, its selected machines × the compiled rules that fit the
+    /// zone's cycle.
     pub checks: u32,
 }
 
@@ -193,12 +194,16 @@ pub fn compile(input: &Input) -> Output {
             .insert((*zone).to_owned(), zone_summary(&bundle));
         output.bundles.insert((*zone).to_owned(), bundle);
     }
+    let cycle_seconds: BTreeMap<&str, u32> = zone_specs
+        .iter()
+        .map(|(zone, spec)| (*zone, spec.agents.cycle_seconds))
+        .collect();
     output.rule_sets = compiled
         .iter()
         .map(|rs| {
             (
                 format!("{}/{}", rs.namespace, rs.name),
-                rule_set_summary(rs),
+                rule_set_summary(rs, &cycle_seconds),
             )
         })
         .collect();
@@ -296,12 +301,31 @@ fn validated_templates<'a>(
         .collect()
 }
 
-fn rule_set_summary(rule_set: &CompiledRuleSet<'_>) -> RuleSetSummary {
-    let zoned: usize = rule_set.machines_by_zone.values().map(Vec::len).sum();
+/// Counts what a rule set puts into bundles: per zone, its machines there × its checks that
+/// fit that zone's cycle (a check on cycles whose timeout does not fit is left out).
+fn rule_set_summary(
+    rule_set: &CompiledRuleSet<'_>,
+    cycle_seconds: &BTreeMap<&str, u32>,
+) -> RuleSetSummary {
+    let checks: usize = rule_set
+        .machines_by_zone
+        .iter()
+        .map(|(zone, machines)| {
+            let fitting = match cycle_seconds.get(zone) {
+                Some(&cycle) => rule_set
+                    .checks
+                    .iter()
+                    .filter(|check| cycles::in_zone(check, cycle).is_ok())
+                    .count(),
+                None => rule_set.checks.len(),
+            };
+            fitting * machines.len()
+        })
+        .sum();
     RuleSetSummary {
         machines: rule_set.machines.len() as u32,
         rules: rule_set.checks.len() as u32,
-        checks: (rule_set.checks.len() * zoned) as u32,
+        checks: checks as u32,
     }
 }
 
