@@ -167,6 +167,98 @@ async fn an_outage_is_survived_with_failover_and_an_ordered_replay() {
     assert_eq!(unique.len(), sequences.len(), "no entry stored twice");
 }
 
+/// When a report was made, Unix ms (keepalives included).
+fn made_at(envelope: &Envelope) -> u64 {
+    match &envelope.report {
+        Report::StateChange(r) | Report::Result(r) => r.at_ms,
+        Report::Keepalive(k) => k.at_ms,
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_the_backlog_is_replayed_at_its_rate_beside_live_sends() {
+    const REPLAY_PER_SECOND: usize = 20;
+    /// Most backlog entries the first 3 s after the outage may carry: a full token bucket
+    /// (one second's worth), 3 s of the rate, and slack for timer granularity.
+    const REPLAY_BOUND: usize = REPLAY_PER_SECOND * 4 + 40;
+    let port = closed_port();
+    let mut plan = tcp_plan("node-r", port, 2);
+    // 50 checks every 2 s, every result spooled: an 8 s outage leaves a backlog of ~200.
+    plan.checks = (0..50)
+        .map(|i| {
+            let mut check = common::tcp_check(&format!("c{i}"), port, 2);
+            check.retry_interval_seconds = 2;
+            check.spool_every_result = true;
+            check
+        })
+        .collect();
+    let upstream = Upstream::start().await;
+    upstream.set_plan(&plan);
+    let dir = tempfile::tempdir().unwrap();
+    let _agent = Agent::start_with(
+        "node-r",
+        &[upstream.url()],
+        dir.path(),
+        &["--replay-per-second", &REPLAY_PER_SECOND.to_string()],
+    );
+    eventually("results upstream", WAIT, || {
+        (upstream.entries().len() > 50).then_some(())
+    })
+    .await;
+
+    upstream.set_failing(true);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let back = unix_ms();
+    let before = upstream.entries().len();
+    upstream.set_failing(false);
+    // The agent's backoff decides when it tries again; count from its first send that lands.
+    eventually(
+        "the first send after the outage",
+        Duration::from_secs(40),
+        || (upstream.entries().len() > before).then_some(()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let received = upstream.entries();
+    let replayed = received[before..]
+        .iter()
+        .filter(|e| made_at(e) < back)
+        .count();
+    let live = received[before..].len() - replayed;
+    assert!(
+        replayed <= REPLAY_BOUND,
+        "{replayed} backlog entries in the first 3 s after the outage: a burst, not a replay"
+    );
+    assert!(
+        live >= 20,
+        "only {live} live entries in 3 s: the replay held live sends back"
+    );
+
+    // In the end everything arrives: no sequence is missing once the replay is through.
+    let all = eventually("the whole backlog", Duration::from_secs(60), || {
+        let entries = upstream.entries();
+        let sequences: std::collections::BTreeSet<u64> =
+            entries.iter().map(|e| e.sequence).collect();
+        let (first, last) = (*sequences.first()?, *sequences.last()?);
+        let complete = sequences.len() as u64 == last - first + 1;
+        let replayed = entries.iter().any(|e| made_at(e) > back + 10_000);
+        (complete && replayed).then_some(entries)
+    })
+    .await;
+    let backlog = all.iter().filter(|e| made_at(e) < back).count() - before;
+    assert!(
+        backlog > REPLAY_BOUND,
+        "the outage left only {backlog} entries: too few to tell a replay from a burst"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_plan_file_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

@@ -192,6 +192,7 @@ pub async fn run<R: Serialize + DeserializeOwned>(
                 let delay = backoff.next_delay();
                 warn!(message = "Failed to send batch.", %error, upstream = %transport.current_upstream(), retry_in_ms = delay.as_millis() as u64);
                 tokio::time::sleep(delay).await;
+                progress.demote_waiting(&mut live);
             }
         }
     }
@@ -205,6 +206,20 @@ impl Progress {
         if self.delivered.first() == Some(&(up_to + 1)) {
             // It was stored, yet not acknowledged: the upstream lost it (it restarted).
             self.forget_delivered();
+        }
+    }
+
+    /// Turns the live entries that queued up while the upstream failed into backlog: they are
+    /// in the spool, and after an outage they are replayed at the bounded rate, not sent in
+    /// one burst; only what arrives once the upstream answers again is live.
+    fn demote_waiting(&mut self, live: &mut mpsc::Receiver<LiveEntry>) {
+        let waiting = self
+            .carried
+            .take()
+            .into_iter()
+            .chain(std::iter::from_fn(|| live.try_recv().ok()));
+        if let Some(newest) = waiting.map(|(sequence, _)| sequence).max() {
+            self.backlog_end = self.backlog_end.max(newest + 1);
         }
     }
 
@@ -317,6 +332,23 @@ mod tests {
         p.acknowledged([9].into_iter(), 4);
         assert!(p.delivered.is_empty());
         assert_eq!(p.backlog_end, 10);
+    }
+
+    #[test]
+    fn entries_queued_during_an_outage_become_backlog() {
+        let (sender, mut live) = mpsc::channel(8);
+        for sequence in [6, 7, 8] {
+            sender.try_send((sequence, Vec::new())).unwrap();
+        }
+        let mut p = progress(5, &[]);
+        p.carried = Some((5, Vec::new()));
+        p.demote_waiting(&mut live);
+        assert_eq!(p.backlog_end, 9);
+        assert!(p.carried.is_none());
+        assert!(live.try_recv().is_err(), "the queue is drained");
+        // Nothing waiting: nothing changes.
+        p.demote_waiting(&mut live);
+        assert_eq!(p.backlog_end, 9);
     }
 
     #[test]

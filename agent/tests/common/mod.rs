@@ -201,6 +201,11 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(host: &str, upstreams: &[String], dir: &Path) -> Self {
+        Self::start_with(host, upstreams, dir, &[])
+    }
+
+    /// Starts it with `extra` flags for `node` added.
+    pub fn start_with(host: &str, upstreams: &[String], dir: &Path, extra: &[&str]) -> Self {
         let metrics_port = closed_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_vedette-agent"));
         command
@@ -227,6 +232,7 @@ impl Agent {
         for upstream in upstreams {
             command.args(["--upstream", upstream]);
         }
+        command.args(extra);
         let child = command.spawn().expect("start vedette-agent");
         Self {
             child,
