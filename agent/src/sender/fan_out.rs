@@ -1,8 +1,9 @@
 //! One spool, several upstreams that each need every entry (a satellite's masters): one send
 //! loop per upstream, each with its own [`Cursor`], backoff and replay rate, and a task that
-//! hands every live entry to each loop at once. An upstream that is down only fills its own
-//! queue; what overflows is replayed from the spool once it is back, and it holds entries in
-//! the spool (within retention) until it has them.
+//! hands every live entry to each loop at once. An upstream that is down slows nobody else:
+//! what queues up for it while it fails becomes its backlog, replayed from the spool at the
+//! replay rate once it is back, and it holds entries in the spool (within retention) until it
+//! has them.
 
 use std::sync::Arc;
 
