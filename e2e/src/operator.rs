@@ -330,3 +330,17 @@ pub fn checks_by_machine(
         })
         .collect()
 }
+
+/// Who holds the operator's Lease (`vedette-operator` in `namespace`); `None` while nobody does.
+pub async fn lease_holder(
+    client: &kube::Client,
+    namespace: &str,
+) -> anyhow::Result<Option<String>> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), namespace);
+    Ok(leases
+        .get_opt("vedette-operator")
+        .await?
+        .and_then(|l| l.spec?.holder_identity)
+        .filter(|h| !h.is_empty()))
+}

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::Api;
 use serde_json::json;
 use vedette_e2e::operator::{self, Operator, bundle, checks_by_machine};
 use vedette_e2e::{ControlPlane, wait};
@@ -40,14 +38,6 @@ spec:
     )
 }
 
-async fn holder(leases: &Api<Lease>) -> anyhow::Result<Option<String>> {
-    Ok(leases
-        .get_opt("vedette-operator")
-        .await?
-        .and_then(|l| l.spec?.holder_identity)
-        .filter(|h| !h.is_empty()))
-}
-
 async fn port_published(client: &kube::Client, port: u16) -> anyhow::Result<Option<()>> {
     let (bundle, _) = bundle(client, NAMESPACE, "delta").await?;
     let expected = [(
@@ -74,8 +64,10 @@ async fn operator_failover_on_kill() -> anyhow::Result<()> {
     for replica in &mut replicas {
         replica.wait_ready().await?;
     }
-    let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
-    let first = wait::until("a Lease holder", WAIT, EVERY, || holder(&leases)).await?;
+    let first = wait::until("a Lease holder", WAIT, EVERY, || {
+        operator::lease_holder(&client, NAMESPACE)
+    })
+    .await?;
     wait::until("bundle with port 80", WAIT, EVERY, || {
         port_published(&client, 80)
     })
@@ -101,7 +93,11 @@ async fn operator_failover_on_kill() -> anyhow::Result<()> {
         "the survivor holds the Lease",
         Duration::from_secs(60),
         EVERY,
-        || async { Ok(holder(&leases).await?.filter(|h| *h == survivor_name)) },
+        || async {
+            Ok(operator::lease_holder(&client, NAMESPACE)
+                .await?
+                .filter(|h| *h == survivor_name))
+        },
     )
     .await?;
     wait::until("bundle with port 81", WAIT, EVERY, || {

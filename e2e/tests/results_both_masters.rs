@@ -7,10 +7,9 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::Value;
 use vedette_e2e::fleet::{self, NodeAgent, Satellite, SatelliteMode};
-use vedette_e2e::operator::Operator;
+use vedette_e2e::operator::{self, Operator};
 use vedette_e2e::wait;
 
 const NAMESPACE: &str = "res-masters";
@@ -42,14 +41,6 @@ async fn all_show(masters: &[&Operator], state: &str) -> anyhow::Result<()> {
         .await?;
     }
     Ok(())
-}
-
-async fn holder(leases: &kube::Api<Lease>) -> anyhow::Result<Option<String>> {
-    Ok(leases
-        .get_opt("vedette-operator")
-        .await?
-        .and_then(|l| l.spec?.holder_identity)
-        .filter(|h| !h.is_empty()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,8 +79,10 @@ async fn both_masters_receive_every_state_change() -> anyhow::Result<()> {
     .await?;
 
     // Kill whichever holds the Lease; the other has everything and takes over.
-    let leases: kube::Api<Lease> = kube::Api::namespaced(client.clone(), NAMESPACE);
-    let leader = wait::until("a Lease holder", WAIT, EVERY, || holder(&leases)).await?;
+    let leader = wait::until("a Lease holder", WAIT, EVERY, || {
+        operator::lease_holder(&client, NAMESPACE)
+    })
+    .await?;
     let (killed, survivor) = if leader == second.identity() {
         (&mut second, &mut scenario.operator)
     } else {
@@ -104,7 +97,11 @@ async fn both_masters_receive_every_state_change() -> anyhow::Result<()> {
         "the survivor holds the Lease",
         Duration::from_secs(60),
         EVERY,
-        || async { Ok(holder(&leases).await?.filter(|h| *h == survivor_name)) },
+        || async {
+            Ok(operator::lease_holder(&client, NAMESPACE)
+                .await?
+                .filter(|h| *h == survivor_name))
+        },
     )
     .await?;
     fleet::rule_set_status(&client, APP, "web", WAIT, |s| {
