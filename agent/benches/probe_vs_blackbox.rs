@@ -8,8 +8,13 @@
 //! `/proc/<pid>/stat`, the load generator's (this process) is shown separately. The servers
 //! run in a child process. Each round measures agent then blackbox for `BENCH_SECONDS`.
 //!
+//! TCP is measured three ways: one target (every connect to the same port, so at these rates
+//! the kernel's search for a port not held in TIME_WAIT dominates both sides), `BENCH_TARGETS`
+//! targets (the same probes spread over that many listening ports, the shape of an agent
+//! checking many services), and one target with `close: Reset`.
+//!
 //! `cargo bench -p vedette-agent --bench probe_vs_blackbox` (env: `BENCH_SECONDS`, default 5;
-//! `BENCH_ROUNDS`, default 3; `BENCH_CONCURRENCY`, default 64).
+//! `BENCH_ROUNDS`, default 3; `BENCH_CONCURRENCY`, default 64; `BENCH_TARGETS`, default 64).
 
 mod support;
 
@@ -72,15 +77,18 @@ impl Sample {
 }
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("serve") {
-        return support::serve();
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("serve") {
+        let listeners = args.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+        return support::serve(listeners);
     }
     let seconds: f64 = env_or("BENCH_SECONDS", 5.0);
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 64);
+    let targets: usize = env_or("BENCH_TARGETS", 64).max(1);
     let window = Duration::from_secs_f64(seconds);
 
-    let (_servers, tcp_port, http_port) = support::start_servers();
+    let (_servers, tcp_ports, http_port) = support::start_servers(targets);
     let scratch = tempfile::tempdir().expect("scratch dir");
     let config = scratch.path().join("blackbox.yml");
     std::fs::write(&config, BLACKBOX_CONFIG).expect("write blackbox config");
@@ -102,18 +110,19 @@ fn main() {
     println!("probe_vs_blackbox: built-in probes vs {BLACKBOX}");
     println!("machine: {}", support::machine());
     println!(
-        "inputs: {seconds} s per measurement, {concurrency} in flight, {rounds} rounds (agent, then blackbox, alternating); medians"
+        "inputs: {seconds} s per measurement, {concurrency} in flight, {rounds} rounds (agent, then blackbox, alternating), {targets} TCP targets in the spread case; medians"
     );
-    let tcp = CheckSpec {
+    let tcp_to = |port: u16, close: TcpClose| CheckSpec {
         tcp: Some(TcpProbe {
             host: "127.0.0.1".into(),
-            port: PortOrParameter::Int(tcp_port.into()),
+            port: PortOrParameter::Int(port.into()),
             send: None,
             expect: None,
-            close: Default::default(),
+            close,
         }),
         ..Default::default()
     };
+    let tcp_port = tcp_ports[0];
     let http = CheckSpec {
         http: Some(HttpProbe {
             url: format!("http://127.0.0.1:{http_port}/"),
@@ -125,37 +134,63 @@ fn main() {
         }),
         ..Default::default()
     };
-    // The same connection closed with a reset (`close: Reset`), against the same blackbox
-    // module: blackbox has no such setting and always closes gracefully.
-    let mut tcp_reset = tcp.clone();
-    if let Some(probe) = tcp_reset.tcp.as_mut() {
-        probe.close = TcpClose::Reset;
-    }
+    // The close with a reset (`close: Reset`) runs against the same blackbox module:
+    // blackbox has no such setting and always closes gracefully.
     let cases = [
-        ("tcp", tcp, "tcp_connect", format!("127.0.0.1:{tcp_port}")),
-        (
-            "tcp, close: Reset",
-            tcp_reset,
-            "tcp_connect",
-            format!("127.0.0.1:{tcp_port}"),
-        ),
-        (
-            "http",
-            http,
-            "http_2xx",
-            format!("http://127.0.0.1:{http_port}/"),
-        ),
+        Case {
+            name: "tcp, 1 target".into(),
+            specs: vec![tcp_to(tcp_port, TcpClose::Graceful)],
+            module: "tcp_connect",
+            targets: vec![format!("127.0.0.1:{tcp_port}")],
+        },
+        Case {
+            name: format!("tcp, {targets} targets"),
+            specs: tcp_ports
+                .iter()
+                .map(|&port| tcp_to(port, TcpClose::Graceful))
+                .collect(),
+            module: "tcp_connect",
+            targets: tcp_ports
+                .iter()
+                .map(|port| format!("127.0.0.1:{port}"))
+                .collect(),
+        },
+        Case {
+            name: "tcp, 1 target, close: Reset".into(),
+            specs: vec![tcp_to(tcp_port, TcpClose::Reset)],
+            module: "tcp_connect",
+            targets: vec![format!("127.0.0.1:{tcp_port}")],
+        },
+        Case {
+            name: "http".into(),
+            specs: vec![http],
+            module: "http_2xx",
+            targets: vec![format!("http://127.0.0.1:{http_port}/")],
+        },
     ];
     let prober = Arc::new(Prober::new());
     let client: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    for (name, spec, module, target) in &cases {
-        let uri = format!("http://127.0.0.1:{blackbox_port}/probe?module={module}&target={target}");
+    for Case {
+        name,
+        specs,
+        module,
+        targets,
+    } in &cases
+    {
+        let uris: Vec<hyper::Uri> = targets
+            .iter()
+            .map(|target| {
+                format!("http://127.0.0.1:{blackbox_port}/probe?module={module}&target={target}")
+                    .parse()
+                    .expect("probe uri")
+            })
+            .collect();
         // Warm-up of both sides (connection pools, blackbox's goroutines).
-        runtime.block_on(agent(&prober, spec, concurrency, Duration::from_secs(1)));
+        runtime.block_on(agent(&prober, specs, concurrency, Duration::from_secs(1)));
         runtime.block_on(peer(
             &client,
-            &uri,
+            &uris,
             blackbox.pid(),
             concurrency,
             Duration::from_secs(1),
@@ -163,8 +198,8 @@ fn main() {
         let mut agent_samples = Vec::new();
         let mut peer_samples = Vec::new();
         for round in 1..=rounds {
-            let a = runtime.block_on(agent(&prober, spec, concurrency, window));
-            let p = runtime.block_on(peer(&client, &uri, blackbox.pid(), concurrency, window));
+            let a = runtime.block_on(agent(&prober, specs, concurrency, window));
+            let p = runtime.block_on(peer(&client, &uris, blackbox.pid(), concurrency, window));
             blackbox.assert_running();
             println!(
                 "{name:>4} round {round}: agent {:>7.0} probes/s {:>6.1} µs CPU/probe ({:.0} % in the kernel, {} failed) | blackbox {:>7.0} probes/s {:>6.1} µs CPU/probe ({} failed), load generator {:>6.1} µs CPU/probe",
@@ -205,6 +240,15 @@ fn main() {
     }
 }
 
+/// One way of probing, the same on both sides: the agent cycles through `specs`, blackbox
+/// through `targets`.
+struct Case {
+    name: String,
+    specs: Vec<CheckSpec>,
+    module: &'static str,
+    targets: Vec<String>,
+}
+
 /// The share of system time in this process's CPU time since `user`, `system`.
 fn kernel_share(user: f64, system: f64) -> f64 {
     let (user_now, system_now) = support::own_user_system_seconds();
@@ -212,10 +256,11 @@ fn kernel_share(user: f64, system: f64) -> f64 {
     system / (user + system).max(f64::MIN_POSITIVE)
 }
 
-/// Runs the built-in probe with `concurrency` in flight for `window`.
+/// Runs the built-in probes with `concurrency` in flight for `window`, each task cycling
+/// through `specs` from its own starting point.
 async fn agent(
     prober: &Arc<Prober>,
-    spec: &CheckSpec,
+    specs: &[CheckSpec],
     concurrency: usize,
     window: Duration,
 ) -> Sample {
@@ -226,12 +271,18 @@ async fn agent(
     let started = Instant::now();
     let deadline = started + window;
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (prober, spec, done, failures) =
-            (prober.clone(), spec.clone(), done.clone(), failures.clone());
+    for task in 0..concurrency {
+        let (prober, specs, done, failures) = (
+            prober.clone(),
+            specs.to_vec(),
+            done.clone(),
+            failures.clone(),
+        );
         tasks.spawn(async move {
+            let mut next = task;
             while Instant::now() < deadline {
-                let output = prober.run(&spec, TIMEOUT).await;
+                let output = prober.run(&specs[next % specs.len()], TIMEOUT).await;
+                next += 1;
                 if output.failure.is_some() {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
@@ -251,10 +302,11 @@ async fn agent(
     }
 }
 
-/// Drives blackbox_exporter's `/probe` with `concurrency` requests in flight for `window`.
+/// Drives blackbox_exporter's `/probe` with `concurrency` requests in flight for `window`,
+/// each task cycling through `uris` from its own starting point.
 async fn peer(
     client: &Client<HttpConnector, Empty<Bytes>>,
-    uri: &str,
+    uris: &[hyper::Uri],
     pid: u32,
     concurrency: usize,
     window: Duration,
@@ -265,14 +317,20 @@ async fn peer(
     let own_cpu = own_cpu_seconds();
     let started = Instant::now();
     let deadline = started + window;
-    let uri: hyper::Uri = uri.parse().expect("probe uri");
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (client, uri, done, failures) =
-            (client.clone(), uri.clone(), done.clone(), failures.clone());
+    for task in 0..concurrency {
+        let (client, uris, done, failures) = (
+            client.clone(),
+            uris.to_vec(),
+            done.clone(),
+            failures.clone(),
+        );
         tasks.spawn(async move {
+            let mut next = task;
             while Instant::now() < deadline {
-                let ok = match client.get(uri.clone()).await {
+                let uri = uris[next % uris.len()].clone();
+                next += 1;
+                let ok = match client.get(uri).await {
                     Ok(response) => match response.into_body().collect().await {
                         Ok(body) => body.to_bytes().windows(15).any(|w| w == b"probe_success 1"),
                         Err(_) => false,

@@ -265,10 +265,10 @@ async fn until_closed(mut stream: tokio::net::TcpStream) {
     while let Ok(1..) = stream.read(&mut buffer).await {}
 }
 
-/// Runs, in the calling (child) process, the servers probes are pointed at: a TCP listener
-/// that accepts and waits for the client to close, and a keep-alive HTTP/1.1 server answering `ok`; prints
-/// `TCP_PORT HTTP_PORT` on stdout once both listen.
-pub fn serve() {
+/// Runs, in the calling (child) process, the servers probes are pointed at: `tcp_listeners`
+/// TCP listeners that accept and wait for the client to close, and a keep-alive HTTP/1.1
+/// server answering `ok`; prints `HTTP_PORT TCP_PORT…` on stdout once all listen.
+pub fn serve(tcp_listeners: usize) {
     use bytes::Bytes;
     use http_body_util::Full;
     use hyper::Response;
@@ -281,20 +281,21 @@ pub fn serve() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let tcp = listen_deep();
         let http = listen_deep();
-        println!(
-            "{} {}",
-            tcp.local_addr().expect("addr").port(),
-            http.local_addr().expect("addr").port()
-        );
-        tokio::spawn(async move {
-            loop {
-                if let Ok((stream, _)) = tcp.accept().await {
-                    tokio::spawn(until_closed(stream));
+        let mut ports = vec![http.local_addr().expect("addr").port()];
+        for _ in 0..tcp_listeners.max(1) {
+            let tcp = listen_deep();
+            ports.push(tcp.local_addr().expect("addr").port());
+            tokio::spawn(async move {
+                loop {
+                    if let Ok((stream, _)) = tcp.accept().await {
+                        tokio::spawn(until_closed(stream));
+                    }
                 }
-            }
-        });
+            });
+        }
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        println!("{}", ports.join(" "));
         loop {
             let Ok((stream, _)) = http.accept().await else {
                 continue;
@@ -321,11 +322,15 @@ fn listen_deep() -> tokio::net::TcpListener {
     socket.listen(65_535).expect("listen")
 }
 
-/// Starts this benchmark binary again with `serve` and returns it with its two ports.
-pub fn start_servers() -> (Daemon, u16, u16) {
+/// Starts this benchmark binary again with `serve TCP_LISTENERS` and returns it with the
+/// ports of its TCP listeners and of its HTTP server.
+pub fn start_servers(tcp_listeners: usize) -> (Daemon, Vec<u16>, u16) {
     use std::io::{BufRead, BufReader};
     let mut command = Command::new(std::env::current_exe().expect("own path"));
-    command.arg("serve").stdout(std::process::Stdio::piped());
+    command
+        .arg("serve")
+        .arg(tcp_listeners.to_string())
+        .stdout(std::process::Stdio::piped());
     let mut daemon = Daemon::start("servers", command);
     let mut line = String::new();
     BufReader::new(daemon.child.stdout.take().expect("piped"))
@@ -335,7 +340,7 @@ pub fn start_servers() -> (Daemon, u16, u16) {
         .split_whitespace()
         .map(|p| p.parse().expect("port"))
         .collect();
-    (daemon, ports[0], ports[1])
+    (daemon, ports[1..].to_vec(), ports[0])
 }
 
 /// A planned check named `rule` in rule set `bench` running `check` every `interval_seconds`.
