@@ -10,7 +10,9 @@
 //!
 //! `cargo bench -p vedette-agent --bench exec_overhead` (env: `BENCH_RUNS` = N, default 1000;
 //! `BENCH_CONCURRENCY` = comma-separated C values, default `1,4`; `BENCH_ROUNDS`, default 5;
-//! `BENCH_SIDE` = `runner` or `bare` to run one side only, e.g. under `strace -c`).
+//! `BENCH_SIDE` = `runner` or `bare` to run one side only, e.g. under `strace -c`;
+//! `BENCH_PLUGIN=check_dummy` runs `check_dummy 0 ok` instead, which takes the TCP listener in
+//! this process out of the CPU figures).
 
 mod support;
 
@@ -23,6 +25,7 @@ use vedette_agent::nagios::exec::{ExecRequest, PluginRunner};
 use vedette_crds::template::CheckState;
 
 const CHECK_TCP: &str = "/usr/lib/nagios/plugins/check_tcp";
+const CHECK_DUMMY: &str = "/usr/lib/nagios/plugins/check_dummy";
 
 fn main() {
     let runs: usize = env_or("BENCH_RUNS", 1000);
@@ -36,16 +39,23 @@ fn main() {
 
     let listener = support::AcceptCounter::start();
     let port = listener.port;
-    let argv: Vec<String> = ["-H", "127.0.0.1", "-p", &port.to_string()]
-        .map(String::from)
-        .to_vec();
+    let (plugin, argv): (&str, Vec<String>) =
+        if std::env::var("BENCH_PLUGIN").as_deref() == Ok("check_dummy") {
+            (CHECK_DUMMY, vec!["0".into(), "ok".into()])
+        } else {
+            let port = port.to_string();
+            (
+                CHECK_TCP,
+                ["-H", "127.0.0.1", "-p", &port].map(String::from).to_vec(),
+            )
+        };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    println!("exec_overhead: {CHECK_TCP} -H 127.0.0.1 -p {port}");
+    println!("exec_overhead: {plugin} {}", argv.join(" "));
     println!("machine: {}", support::machine());
     println!(
         "inputs: runs per measurement N={runs}; rounds={rounds} (runner, then bare, alternating); medians"
@@ -72,12 +82,12 @@ fn main() {
             // Alternate so that drift on a shared machine hits both sides alike.
             if side != "bare" {
                 let cpu = own_cpu_seconds();
-                runner_times.push(runtime.block_on(runner_batch(&argv, runs, concurrency)));
+                runner_times.push(runtime.block_on(runner_batch(plugin, &argv, runs, concurrency)));
                 runner_cpu.push((own_cpu_seconds() - cpu) * 1e6 / runs as f64);
             }
             if side != "runner" {
                 let cpu = own_cpu_seconds();
-                bare_times.push(bare_batch(&argv, runs, concurrency));
+                bare_times.push(bare_batch(plugin, &argv, runs, concurrency));
                 bare_cpu.push((own_cpu_seconds() - cpu) * 1e6 / runs as f64);
             }
         }
@@ -106,9 +116,9 @@ fn main() {
     }
 }
 
-async fn runner_batch(argv: &[String], runs: usize, concurrency: usize) -> Duration {
+async fn runner_batch(plugin: &str, argv: &[String], runs: usize, concurrency: usize) -> Duration {
     let runner = Arc::new(PluginRunner::default());
-    let request = Arc::new(ExecRequest::new(CHECK_TCP, argv.to_vec()));
+    let request = Arc::new(ExecRequest::new(plugin, argv.to_vec()));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..concurrency {
@@ -127,21 +137,21 @@ async fn runner_batch(argv: &[String], runs: usize, concurrency: usize) -> Durat
     started.elapsed()
 }
 
-fn bare_batch(argv: &[String], runs: usize, concurrency: usize) -> Duration {
+fn bare_batch(plugin: &str, argv: &[String], runs: usize, concurrency: usize) -> Duration {
     let started = Instant::now();
     std::thread::scope(|scope| {
         for worker in 0..concurrency {
             let share = runs / concurrency + usize::from(worker < runs % concurrency);
             scope.spawn(move || {
                 for _ in 0..share {
-                    let status = Command::new(CHECK_TCP)
+                    let status = Command::new(plugin)
                         .args(argv)
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .spawn()
-                        .expect("spawn check_tcp")
+                        .expect("spawn the plugin")
                         .wait()
-                        .expect("wait for check_tcp");
+                        .expect("wait for the plugin");
                     assert!(status.success());
                 }
             });

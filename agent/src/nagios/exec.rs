@@ -239,7 +239,9 @@ impl PluginRunner {
         let mut status = None;
         let mut timed_out = false;
         let mut duration = Duration::ZERO;
-        let mut drain_until = deadline;
+        // One timer for the whole run: first the deadline, then the end of the drain grace.
+        let timer = tokio::time::sleep_until(deadline);
+        tokio::pin!(timer);
         let mut eof = false;
         let mut chunk = vec![0; 8192];
         while !(eof && status.is_some()) {
@@ -254,15 +256,17 @@ impl PluginRunner {
                     // releases a pipe held open by a background grandchild.
                     group.kill();
                     status = Some(exited);
-                    drain_until = Instant::now() + DRAIN_GRACE;
+                    timer.as_mut().reset(Instant::now() + DRAIN_GRACE);
                 }
-                () = tokio::time::sleep_until(deadline), if status.is_none() && !timed_out => {
+                () = &mut timer, if status.is_some() || !timed_out => {
+                    if status.is_some() {
+                        break;
+                    }
                     timed_out = true;
                     group.kill();
                     // Also by pid, in case the plugin moved itself out of its group.
                     let _ = child.start_kill();
                 }
-                () = tokio::time::sleep_until(drain_until), if status.is_some() => break,
             }
         }
         group.disarm();
