@@ -1,6 +1,7 @@
 //! Plugin execution overhead: N runs of the real `check_tcp` against a loopback listener through
 //! `PluginRunner` (own process group, timeout, captured and parsed output) with concurrency C,
-//! side by side with a bare `std::process::Command` spawn + wait of the same argv on C threads.
+//! side by side with a bare `std::process::Command` spawn + wait of the same argv, in the same
+//! environment (`LC_ALL=C`, as the runner sets it), on C threads.
 //! Prints numbers; never fails on them.
 //!
 //! Two overheads are shown: wall time per execution (latency at C = 1, which on a shared
@@ -12,7 +13,8 @@
 //! `BENCH_CONCURRENCY` = comma-separated C values, default `1,4`; `BENCH_ROUNDS`, default 5;
 //! `BENCH_SIDE` = `runner` or `bare` to run one side only, e.g. under `strace -c`;
 //! `BENCH_PLUGIN=check_dummy` runs `check_dummy 0 ok` instead, which takes the TCP listener in
-//! this process out of the CPU figures).
+//! this process out of the CPU figures; `BENCH_RUNTIME=current` runs the runner on a
+//! current-thread runtime instead of the node role's 2 workers).
 
 mod support;
 
@@ -50,11 +52,18 @@ fn main() {
             )
         };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = if std::env::var("BENCH_RUNTIME").as_deref() == Ok("current") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    };
     println!("exec_overhead: {plugin} {}", argv.join(" "));
     println!("machine: {}", support::machine());
     println!(
@@ -144,8 +153,12 @@ fn bare_batch(plugin: &str, argv: &[String], runs: usize, concurrency: usize) ->
             let share = runs / concurrency + usize::from(worker < runs % concurrency);
             scope.spawn(move || {
                 for _ in 0..share {
+                    // The same environment as the runner gives plugins: `LC_ALL=C` spares
+                    // the plugin its locale loading, which would otherwise count against the
+                    // bare side.
                     let status = Command::new(plugin)
                         .args(argv)
+                        .env("LC_ALL", "C")
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .spawn()

@@ -232,8 +232,7 @@ impl PluginRunner {
         drop(command);
         let mut child = spawned.map_err(|source| spawn_error(program, source))?;
         let group = ProcessGroup::new(child.id());
-        let mut output =
-            pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).map_err(ExecError::Pipe)?;
+        let mut output = output_receiver(reader)?;
         let mut capture = Capture::new(self.max_output_bytes);
         let deadline = started + request.timeout;
         let mut status = None;
@@ -354,6 +353,14 @@ fn seconds(duration: Duration) -> String {
     let text = format!("{:.3}", duration.as_secs_f64());
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}s")
+}
+
+/// The read end of the output pipe as a non-blocking tokio receiver, with one `ioctl` instead
+/// of the checks and flag round trip of `Receiver::from_owned_fd` (the pipe is ours).
+fn output_receiver(reader: io::PipeReader) -> Result<pipe::Receiver, ExecError> {
+    let reader = OwnedFd::from(reader);
+    rustix::io::ioctl_fionbio(&reader, true).map_err(|errno| ExecError::Pipe(errno.into()))?;
+    pipe::Receiver::from_owned_fd_unchecked(reader).map_err(ExecError::Pipe)
 }
 
 fn spawn_error(program: &Path, source: io::Error) -> ExecError {
