@@ -184,7 +184,9 @@ impl PlanKeeper {
 
     /// One fetch from the upstream, then the hold check.
     pub async fn poll(&mut self, transport: &mut Transport, now_ms: u64) {
-        match transport.fetch_plan(&self.host, self.etag.as_deref()).await {
+        // Without a plan to run there is nothing a "not modified" could confirm.
+        let etag = self.publish.borrow().as_ref().and(self.etag.as_deref());
+        match transport.fetch_plan(&self.host, etag).await {
             Ok(PlanFetch::NotModified) => self.set_status(|s| {
                 s.held = false;
                 s.reason.clear();
@@ -231,6 +233,9 @@ impl PlanKeeper {
                     s.reason
                 );
             });
+            // The upstream's next answer must be the plan itself: with the old ETag it would
+            // answer "not modified" and nothing would run until the plan changed.
+            self.etag = None;
             self.publish.send_replace(None);
         }
     }

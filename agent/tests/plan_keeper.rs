@@ -1,0 +1,83 @@
+//! The plan keeper against a real HTTP upstream: a plan is taken, held while the upstream is
+//! down, dropped when the hold runs out, and taken again when the upstream answers — even
+//! though the plan itself did not change (so the upstream would answer "not modified" to the
+//! old ETag).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Upstream, tcp_plan};
+use vedette_agent::node::plan_keeper::PlanKeeper;
+use vedette_agent::transport::{Transport, Upstreams};
+
+const HOLD: Duration = Duration::from_secs(60);
+const HOST: &str = "node-a";
+
+fn transport(upstream: &Upstream) -> Transport {
+    Transport::new(
+        Upstreams::new(vec![upstream.url()]),
+        None,
+        Duration::from_secs(2),
+    )
+}
+
+#[tokio::test]
+async fn an_expired_plan_comes_back_when_the_upstream_answers_with_the_same_plan() {
+    let upstream = Upstream::start().await;
+    upstream.set_plan(&tcp_plan(HOST, 9, 10));
+    let state = tempfile::tempdir().unwrap();
+    let (mut keeper, plans, status) = PlanKeeper::open(HOST, state.path(), HOLD);
+    let mut transport = transport(&upstream);
+
+    keeper.poll(&mut transport, 1_000).await;
+    let taken = plans.borrow().clone().expect("plan taken");
+    assert!(!status.lock().unwrap().held);
+
+    upstream.set_failing(true);
+    keeper.poll(&mut transport, 31_000).await;
+    assert!(plans.borrow().is_some(), "held within the hold");
+    assert!(status.lock().unwrap().held);
+    keeper.poll(&mut transport, 62_000).await;
+    assert!(plans.borrow().is_none(), "dropped after the hold");
+    let reason = status.lock().unwrap().reason.clone();
+    assert!(reason.contains("held plan expired after 60s"), "{reason}");
+
+    upstream.set_failing(false);
+    keeper.poll(&mut transport, 63_000).await;
+    let again = plans.borrow().clone().expect("plan taken again");
+    assert_eq!(again.hash, taken.hash);
+    let status = status.lock().unwrap().clone();
+    assert!(!status.held, "{status:?}");
+    assert_eq!(status.hash, taken.hash);
+}
+
+#[tokio::test]
+async fn a_stored_plan_runs_at_start_and_is_confirmed_with_its_etag() {
+    let upstream = Upstream::start().await;
+    upstream.set_plan(&tcp_plan(HOST, 9, 10));
+    let state = tempfile::tempdir().unwrap();
+    let hash = {
+        let (mut keeper, plans, _) = PlanKeeper::open(HOST, state.path(), HOLD);
+        keeper.poll(&mut transport(&upstream), 1_000).await;
+        let hash = plans.borrow().as_ref().expect("plan taken").hash.clone();
+        hash
+    };
+
+    // A new life with the upstream down: the stored plan runs, held, until the hold ends.
+    upstream.set_failing(true);
+    let (mut keeper, plans, status) = PlanKeeper::open(HOST, state.path(), HOLD);
+    assert_eq!(plans.borrow().as_ref().expect("stored plan").hash, hash);
+    assert!(status.lock().unwrap().held);
+    let mut transport = transport(&upstream);
+    keeper.poll(&mut transport, 50_000).await;
+    assert!(plans.borrow().is_some());
+
+    // The upstream answers "not modified" to the stored ETag: confirmed, no longer held.
+    upstream.set_failing(false);
+    keeper.poll(&mut transport, 55_000).await;
+    assert_eq!(plans.borrow().as_ref().expect("plan").hash, hash);
+    let status = status.lock().unwrap().clone();
+    assert!(!status.held, "{status:?}");
+    assert_eq!(status.confirmed_at_ms, 55_000);
+}
