@@ -110,7 +110,7 @@ impl CheckRunner {
                 perfdata,
                 duration: result.duration,
             };
-            return apply_condition(check, value, outcome);
+            return apply_condition(check, value, apply_thresholds(check, value, outcome));
         }
         let started = Instant::now();
         let probe = self.prober.run(&planned.check, timeout).await;
@@ -151,6 +151,29 @@ impl CheckRunner {
             },
         )
     }
+}
+
+/// Thresholds on a plugin's value (its first performance datum): the plugin decides its own
+/// state, the thresholds can only make it worse. A plugin without a numeric datum for them is
+/// UNKNOWN unless its own state is worse already.
+fn apply_thresholds(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> Outcome {
+    if check.warning.is_none() && check.critical.is_none() {
+        return outcome;
+    }
+    let state = worse(
+        outcome.state,
+        evaluate(value, check.warning.as_ref(), check.critical.as_ref()),
+    );
+    if state != outcome.state {
+        let reason = if value.is_nan() {
+            "no performance data to compare with the thresholds".to_owned()
+        } else {
+            format!("value {value} is {} by the thresholds", state_name(state))
+        };
+        outcome.output = format!("{} ({reason})", outcome.output);
+        outcome.state = state;
+    }
+    outcome
 }
 
 /// A false condition turns the state into `conditionState` (never better than it was);

@@ -56,7 +56,9 @@ pub struct CheckTemplateSpec {
     pub parameters: Vec<ParameterSpec>,
     /// The probe or plugin this check runs.
     pub check: CheckSpec,
-    /// Range (Nagios syntax) outside of which the value is WARNING, e.g. `80` or `@0:10`.
+    /// Range (Nagios syntax) outside of which the value is WARNING, e.g. `80` or `@0:10`. A
+    /// plugin's value is its first performance datum; thresholds can only make the state the
+    /// plugin gave worse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64), regex(pattern = THRESHOLD_PATTERN))]
     pub warning: Option<String>,
