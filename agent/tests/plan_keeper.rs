@@ -57,12 +57,10 @@ async fn a_stored_plan_runs_at_start_and_is_confirmed_with_its_etag() {
     let upstream = Upstream::start().await;
     upstream.set_plan(&tcp_plan(HOST, 9, 10));
     let state = tempfile::tempdir().unwrap();
-    let hash = {
-        let (mut keeper, plans, _) = PlanKeeper::open(HOST, state.path(), HOLD);
-        keeper.poll(&mut transport(&upstream), 1_000).await;
-        let hash = plans.borrow().as_ref().expect("plan taken").hash.clone();
-        hash
-    };
+    let (mut first_life, plans, _) = PlanKeeper::open(HOST, state.path(), HOLD);
+    first_life.poll(&mut transport(&upstream), 1_000).await;
+    let hash = plans.borrow().as_ref().expect("plan taken").hash.clone();
+    drop((first_life, plans));
 
     // A new life with the upstream down: the stored plan runs, held, until the hold ends.
     upstream.set_failing(true);

@@ -262,6 +262,45 @@ fn stays_on_cycles(next: NextInterval, check: &crate::plan::PlannedCheck) -> boo
     next == NextInterval::Regular || check.retry_interval_seconds == check.interval_seconds
 }
 
+/// The check a finished task ran and its outcome; a task that panicked gives UNKNOWN with the
+/// panic's message, so that the check is reported and scheduled again instead of stalling.
+fn finished_run(
+    joined: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
+    running_checks: &mut HashMap<tokio::task::Id, usize>,
+    check_name: impl Fn(usize) -> String,
+) -> Option<(usize, Outcome)> {
+    match joined {
+        Ok((task, outcome)) => Some((running_checks.remove(&task)?, outcome)),
+        Err(error) => {
+            let index = running_checks.remove(&error.id())?;
+            let reason = match error.try_into_panic() {
+                Ok(payload) => panic_message(payload.as_ref()),
+                Err(error) => error.to_string(),
+            };
+            let check = check_name(index);
+            tracing::error!(message = "A check's run failed inside the agent.", %check, %reason);
+            Some((
+                index,
+                Outcome {
+                    state: CheckState::Unknown,
+                    output: format!("the agent failed running this check: {reason}"),
+                    long_output: String::new(),
+                    perfdata: Vec::new(),
+                    duration: Duration::ZERO,
+                },
+            ))
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_owned())
+}
+
 /// Runs one plan until the plan changes (`Ok`) or the channel closes (`Err`).
 async fn run_plan(
     host: &str,
@@ -285,14 +324,17 @@ async fn run_plan(
         let interval_ms = u64::from(c.planned.interval_seconds) * 1000;
         jitter_ms(host, &c.planned.id.to_string(), interval_ms.min(60_000))
     }));
-    let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
+    let mut running: JoinSet<Outcome> = JoinSet::new();
+    // Which check each running task is, so that a task that panics is still accounted for.
+    let mut running_checks: HashMap<tokio::task::Id, usize> = HashMap::new();
     debug!(message = "Scheduling plan.", hash = %plan.hash, checks = plan.checks.len());
     loop {
         for index in schedule.take_due(elapsed_ms(), concurrency.saturating_sub(running.len())) {
             let check = plan.checks[index].clone();
             debug!(message = "Running check.", check = %check.planned.id);
             let runner = runner.clone();
-            running.spawn(async move { (index, runner.run(&check).await) });
+            let task = running.spawn(async move { runner.run(&check).await });
+            running_checks.insert(task.id(), index);
         }
         let wait = schedule
             .next_due_ms()
@@ -301,8 +343,12 @@ async fn run_plan(
             });
         tokio::select! {
             changed = plans.changed() => return changed,
-            Some(joined) = running.join_next() => {
-                let Ok((index, outcome)) = joined else { continue };
+            Some(joined) = running.join_next_with_id() => {
+                let Some((index, outcome)) = finished_run(joined, &mut running_checks, |index| {
+                    plan.checks[index].planned.id.to_string()
+                }) else {
+                    continue;
+                };
                 let check = &plan.checks[index];
                 let (_, machine) = machines.get_mut(&check.planned.id).expect("every planned check has a state machine");
                 let transition = machine.observe(outcome.state);
@@ -323,5 +369,52 @@ async fn run_plan(
             }
             () = tokio::time::sleep(wait), if running.len() < concurrency => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_run_is_unknown_with_the_panic_message() {
+        let mut running: JoinSet<Outcome> = JoinSet::new();
+        let mut running_checks = HashMap::new();
+        let task = running.spawn(async { panic!("probe table corrupt") });
+        running_checks.insert(task.id(), 7);
+        let joined = running.join_next_with_id().await.expect("one task");
+        let (index, outcome) =
+            finished_run(joined, &mut running_checks, |_| "shop/web/tcp".into()).expect("known");
+        assert_eq!(index, 7);
+        assert_eq!(outcome.state, CheckState::Unknown);
+        assert_eq!(
+            outcome.output,
+            "the agent failed running this check: probe table corrupt"
+        );
+        assert!(running_checks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_finished_run_is_matched_to_its_check() {
+        let mut running: JoinSet<Outcome> = JoinSet::new();
+        let mut running_checks = HashMap::new();
+        for index in [3, 5] {
+            let task = running.spawn(async move {
+                Outcome {
+                    state: CheckState::Ok,
+                    output: format!("check {index}"),
+                    long_output: String::new(),
+                    perfdata: Vec::new(),
+                    duration: Duration::ZERO,
+                }
+            });
+            running_checks.insert(task.id(), index);
+        }
+        while let Some(joined) = running.join_next_with_id().await {
+            let (index, outcome) =
+                finished_run(joined, &mut running_checks, |_| String::new()).expect("known");
+            assert_eq!(outcome.output, format!("check {index}"));
+        }
+        assert!(running_checks.is_empty());
     }
 }
