@@ -1,7 +1,7 @@
 //! The plan keeper against a real HTTP upstream: a plan is taken, held while the upstream is
 //! down, dropped when the hold runs out, and taken again when the upstream answers — even
 //! though the plan itself did not change (so the upstream would answer "not modified" to the
-//! old ETag).
+//! old ETag) — and held for as long as the plan's zone says.
 
 mod common;
 
@@ -22,10 +22,17 @@ fn transport(upstream: &Upstream) -> Transport {
     )
 }
 
+/// A plan whose zone holds it for `hold`.
+fn plan_held_for(hold: Duration) -> vedette_agent::plan::Plan {
+    let mut plan = tcp_plan(HOST, 9, 10);
+    plan.settings.plan_hold_seconds = hold.as_secs() as i64;
+    plan
+}
+
 #[tokio::test]
 async fn an_expired_plan_comes_back_when_the_upstream_answers_with_the_same_plan() {
     let upstream = Upstream::start().await;
-    upstream.set_plan(&tcp_plan(HOST, 9, 10));
+    upstream.set_plan(&plan_held_for(HOLD));
     let state = tempfile::tempdir().unwrap();
     let (mut keeper, plans, status) = PlanKeeper::open(HOST, state.path(), HOLD);
     let mut transport = transport(&upstream);
@@ -55,7 +62,7 @@ async fn an_expired_plan_comes_back_when_the_upstream_answers_with_the_same_plan
 #[tokio::test]
 async fn a_stored_plan_runs_at_start_and_is_confirmed_with_its_etag() {
     let upstream = Upstream::start().await;
-    upstream.set_plan(&tcp_plan(HOST, 9, 10));
+    upstream.set_plan(&plan_held_for(HOLD));
     let state = tempfile::tempdir().unwrap();
     let (mut first_life, plans, _) = PlanKeeper::open(HOST, state.path(), HOLD);
     first_life.poll(&mut transport(&upstream), 1_000).await;
@@ -78,4 +85,26 @@ async fn a_stored_plan_runs_at_start_and_is_confirmed_with_its_etag() {
     let status = status.lock().unwrap().clone();
     assert!(!status.held, "{status:?}");
     assert_eq!(status.confirmed_at_ms, 55_000);
+}
+
+#[tokio::test]
+async fn the_zones_hold_applies_to_its_plan() {
+    let upstream = Upstream::start().await;
+    upstream.set_plan(&plan_held_for(Duration::from_secs(20)));
+    let state = tempfile::tempdir().unwrap();
+    let (mut keeper, plans, status) = PlanKeeper::open(HOST, state.path(), HOLD);
+    let mut transport = transport(&upstream);
+    keeper.poll(&mut transport, 1_000).await;
+    assert!(plans.borrow().is_some());
+
+    upstream.set_failing(true);
+    keeper.poll(&mut transport, 20_000).await;
+    assert!(plans.borrow().is_some(), "held within the zone's 20 s");
+    keeper.poll(&mut transport, 22_000).await;
+    assert!(
+        plans.borrow().is_none(),
+        "dropped after the zone's 20 s, not the default 60 s"
+    );
+    let reason = status.lock().unwrap().reason.clone();
+    assert!(reason.contains("held plan expired after 20s"), "{reason}");
 }

@@ -92,6 +92,9 @@ pub struct PlanKeeper {
     host: String,
     store: PathBuf,
     etag: Option<String>,
+    /// The hold when no plan says otherwise (`--plan-hold-seconds`).
+    default_hold: Duration,
+    /// The hold of the plan run now: its zone's `planHoldSeconds`, else the default.
     hold: Duration,
     status: Arc<Mutex<PlanStatus>>,
     publish: watch::Sender<Option<Arc<ActivePlan>>>,
@@ -111,6 +114,7 @@ impl PlanKeeper {
             host: host.to_owned(),
             store: state_dir.join("plan.json"),
             etag: None,
+            default_hold: hold,
             hold,
             status: status.clone(),
             publish,
@@ -138,6 +142,7 @@ impl PlanKeeper {
             Ok(active) => {
                 info!(message = "Loaded the last good plan.", hash = %active.hash, checks = active.checks.len());
                 self.etag = stored.etag;
+                self.hold = self.hold_of(&active.plan);
                 self.set_status(|s| {
                     s.hash = active.hash.clone();
                     s.confirmed_at_ms = stored.confirmed_at_ms;
@@ -173,6 +178,7 @@ impl PlanKeeper {
         }
         info!(message = "Running a new plan.", hash = %active.hash, checks = active.checks.len());
         self.etag = etag;
+        self.hold = self.hold_of(&active.plan);
         self.set_status(|s| {
             s.hash = active.hash.clone();
             s.held = false;
@@ -238,6 +244,14 @@ impl PlanKeeper {
             self.etag = None;
             self.publish.send_replace(None);
         }
+    }
+
+    /// How long `plan` is held: its zone's `planHoldSeconds` when set, else the default.
+    fn hold_of(&self, plan: &Plan) -> Duration {
+        u64::try_from(plan.settings.plan_hold_seconds)
+            .ok()
+            .filter(|&seconds| seconds > 0)
+            .map_or(self.default_hold, Duration::from_secs)
     }
 
     fn set_status(&self, change: impl FnOnce(&mut PlanStatus)) {
