@@ -245,6 +245,11 @@ impl Metrics {
         self.check_duration_seconds.remove(labels);
         self.check_last_run_timestamp_seconds.remove(labels);
         self.check_runs.remove(labels);
+        self.forget_perfdata(labels, perfdata_labels);
+    }
+
+    /// Removes perfdata series of a check (labels its plugin or probe no longer reports).
+    pub fn forget_perfdata(&self, labels: &CheckLabels, perfdata_labels: &[(String, String)]) {
         for (label, uom) in perfdata_labels {
             self.check_perfdata.remove(&PerfdataLabels {
                 host: labels.host.clone(),
@@ -326,6 +331,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"label="time",uom="s"} 0.25"#), "{text}");
+        metrics.forget_perfdata(&labels, &[("time".to_owned(), "s".to_owned())]);
+        let text = encode(&registry);
+        assert!(!text.contains(r#"label="time""#), "{text}");
+        assert!(text.contains("web-1"), "{text}");
         metrics.forget_check(&labels, &[("time".to_owned(), "s".to_owned())]);
         let text = encode(&registry);
         assert!(!text.contains("web-1"), "{text}");

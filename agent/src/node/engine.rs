@@ -129,16 +129,20 @@ impl Reporter {
         });
         tracked.state = transition.state;
         tracked.restarted = false;
-        for (label, _, uom) in outcome
+        // The series are this run's; those of labels the check no longer reports go, so that
+        // a plugin whose labels change cannot grow the metrics without bound.
+        let series: Vec<(String, String)> = outcome
             .perfdata
             .iter()
             .take(crate::metrics::MAX_PERFDATA_PER_CHECK)
-        {
-            if !tracked.perfdata.iter().any(|(l, u)| l == label && u == uom) {
-                tracked.perfdata.push((label.clone(), uom.clone()));
-            }
-        }
+            .map(|(label, _, uom)| (label.clone(), uom.clone()))
+            .collect();
+        let gone: Vec<(String, String)> = std::mem::replace(&mut tracked.perfdata, series)
+            .into_iter()
+            .filter(|old| !tracked.perfdata.contains(old))
+            .collect();
         drop(states);
+        self.metrics.forget_perfdata(&labels, &gone);
         let changed = first || transition.hard_change || transition.soft_change;
         if !changed && !planned.spool_every_result {
             return;
@@ -375,6 +379,87 @@ async fn run_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::PlannedCheck;
+    use vedette_crds::CheckSpec;
+    use vedette_crds::check::ExecProbe;
+
+    struct Discard;
+
+    impl ReportSink for Discard {
+        fn spool(&self, _: Priority, _: &Report) {}
+    }
+
+    fn plugin_check() -> CompiledCheck {
+        CompiledCheck::compile(PlannedCheck {
+            id: CheckId {
+                namespace: "shop".into(),
+                rule_set: "web".into(),
+                rule: "plugin".into(),
+            },
+            template: "shop/plugin".into(),
+            labels: Default::default(),
+            check: CheckSpec {
+                exec: Some(ExecProbe {
+                    command: "check_dummy".into(),
+                    args: Vec::new(),
+                }),
+                ..CheckSpec::default()
+            },
+            warning: None,
+            critical: None,
+            condition: None,
+            condition_state: CheckState::Critical,
+            interval_seconds: 60,
+            every_cycles: None,
+            retry_interval_seconds: 60,
+            max_attempts: 1,
+            timeout_seconds: 10,
+            timeout_state: CheckState::Critical,
+            spool_every_result: false,
+        })
+        .expect("compiles")
+    }
+
+    fn outcome_with(labels: &[&str]) -> Outcome {
+        Outcome {
+            state: CheckState::Ok,
+            output: "OK".into(),
+            long_output: String::new(),
+            perfdata: labels
+                .iter()
+                .map(|label| ((*label).to_owned(), 1.0, "B".to_owned()))
+                .collect(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn perfdata_series_follow_the_labels_of_the_latest_run() {
+        let metrics = Arc::new(Metrics::default());
+        let registry = crate::metrics::registry(&metrics);
+        let reporter = Reporter::new("web-1", Arc::new(Discard), metrics.clone());
+        let check = plugin_check();
+        let mut machine = CheckStateMachine::new(1);
+        let series = |text: &str, label: &str| text.contains(&format!("label=\"{label}\""));
+        for (run, labels) in [["a", "b"], ["b", "c"], ["c", "d"]].iter().enumerate() {
+            let outcome = outcome_with(labels);
+            let transition = machine.observe(outcome.state);
+            reporter.record(
+                &check,
+                &outcome,
+                &transition,
+                1_700_000_000_000 + run as u64,
+            );
+            let text = crate::metrics::encode(&registry);
+            for label in ["a", "b", "c", "d"] {
+                assert_eq!(
+                    series(&text, label),
+                    labels.contains(&label),
+                    "run {run}, label {label}: {text}"
+                );
+            }
+        }
+    }
 
     #[tokio::test]
     async fn a_panicking_run_is_unknown_with_the_panic_message() {
