@@ -149,6 +149,52 @@ impl CheckStateMachine {
     }
 }
 
+/// What a state machine needs to go on where it left off (kept across agent restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedState {
+    /// The current state.
+    pub state: CheckState,
+    /// Whether it is hard.
+    pub hard: bool,
+    /// The current attempt.
+    pub attempt: u32,
+    /// The last confirmed state.
+    pub last_hard_state: CheckState,
+}
+
+impl CheckStateMachine {
+    /// What to save of this machine.
+    pub fn saved(&self) -> SavedState {
+        SavedState {
+            state: self.state,
+            hard: self.state_type == StateType::Hard,
+            attempt: self.attempt,
+            last_hard_state: self.last_hard_state,
+        }
+    }
+
+    /// A machine that goes on from `saved`, made consistent with `max_attempts` (which may
+    /// have changed): an OK state is hard at attempt 1, a soft one never reaches the limit.
+    pub fn restored(max_attempts: u32, saved: SavedState) -> Self {
+        let max_attempts = max_attempts.max(1);
+        let mut machine = Self::new(max_attempts);
+        machine.last_hard_state = saved.last_hard_state;
+        machine.state = saved.state;
+        if saved.state == CheckState::Ok {
+            machine.last_hard_state = CheckState::Ok;
+        } else if saved.hard || saved.attempt >= max_attempts {
+            machine.state_type = StateType::Hard;
+            machine.attempt = max_attempts;
+            machine.last_hard_state = saved.state;
+        } else {
+            machine.state_type = StateType::Soft;
+            machine.attempt = saved.attempt.max(1);
+        }
+        machine
+    }
+}
+
 /// The state of a measured value: CRITICAL when the critical range alerts, else WARNING when
 /// the warning range alerts, else OK. A NaN value is UNKNOWN.
 pub fn evaluate(value: f64, warning: Option<&Range>, critical: Option<&Range>) -> CheckState {
@@ -168,6 +214,75 @@ mod tests {
     use super::*;
     use CheckState::{Critical, Ok, Unknown, Warning};
     use proptest::prelude::*;
+
+    #[test]
+    fn a_restored_machine_goes_on_where_it_left_off() {
+        let mut machine = CheckStateMachine::new(3);
+        for _ in 0..3 {
+            machine.observe(Critical);
+        }
+        let mut restored = CheckStateMachine::restored(3, machine.saved());
+        assert_eq!(restored, machine);
+        let transition = restored.observe(Critical);
+        assert!(
+            !transition.hard_change && !transition.soft_change,
+            "{transition:?}"
+        );
+        assert_eq!(
+            (transition.state_type, transition.attempt),
+            (StateType::Hard, 3)
+        );
+
+        let mut soft = CheckStateMachine::new(3);
+        soft.observe(Warning);
+        let mut restored = CheckStateMachine::restored(3, soft.saved());
+        let transition = restored.observe(Warning);
+        assert_eq!(
+            (transition.state_type, transition.attempt),
+            (StateType::Soft, 2)
+        );
+    }
+
+    #[test]
+    fn a_restored_machine_fits_a_changed_max_attempts() {
+        let mut soft = CheckStateMachine::new(5);
+        for _ in 0..3 {
+            soft.observe(Critical);
+        }
+        // Attempt 3 of 5 saved; the check now allows 2: the state is confirmed.
+        let restored = CheckStateMachine::restored(2, soft.saved());
+        assert_eq!(restored.state_type(), StateType::Hard);
+        assert_eq!(restored.attempt(), 2);
+        assert_eq!(restored.last_hard_state(), Critical);
+        let ok = CheckStateMachine::restored(
+            0,
+            SavedState {
+                state: Ok,
+                hard: false,
+                attempt: 7,
+                last_hard_state: Critical,
+            },
+        );
+        assert_eq!(ok, CheckStateMachine::new(1));
+    }
+
+    proptest! {
+        #[test]
+        fn saving_and_restoring_changes_nothing(
+            max_attempts in 1u32..5,
+            results in proptest::collection::vec(0u8..4, 0..20),
+            next in 0u8..4,
+        ) {
+            let state = |n: u8| [Ok, Warning, Critical, Unknown][usize::from(n)];
+            let mut machine = CheckStateMachine::new(max_attempts);
+            for result in results {
+                machine.observe(state(result));
+            }
+            let mut restored = CheckStateMachine::restored(max_attempts, machine.saved());
+            prop_assert_eq!(&restored, &machine);
+            prop_assert_eq!(restored.observe(state(next)), machine.observe(state(next)));
+        }
+    }
 
     fn run(max_attempts: u32, results: &[CheckState]) -> Vec<Transition> {
         let mut machine = CheckStateMachine::new(max_attempts);

@@ -1,7 +1,8 @@
 //! The node agent as a real process against a real HTTP upstream: state changes decided on the
 //! agent reach the upstream and the agent's own /metrics; an invalid plan is refused while the
 //! last good one keeps running; an unreachable upstream is survived through the spool, with
-//! failover to a standby and an in-order replay; a SIGKILLed agent resends what it spooled.
+//! failover to a standby and an in-order replay; a SIGKILLed agent resends what it spooled
+//! and comes back with the check states it had.
 
 mod common;
 
@@ -359,4 +360,55 @@ async fn checks_on_cycles_run_in_their_own_wall_clock_cycles() {
         .filter(|p| p[1] - p[0] < CYCLE_MS + 150)
         .count();
     assert!(consecutive >= 4, "{every:?}");
+}
+
+fn changes_of(entries: &[Envelope], rule: &str) -> Vec<vedette_agent::report::CheckReport> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.report {
+            Report::StateChange(r) if r.check.rule == rule => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_state_survives_a_restart_without_a_second_hard_change() {
+    let upstream = Upstream::start().await;
+    let mut plan = tcp_plan("node-a", closed_port(), 2);
+    plan.checks[0].max_attempts = 3;
+    upstream.set_plan(&plan);
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start("node-a", &[upstream.url()], dir.path());
+    eventually("hard CRITICAL upstream", WAIT, || {
+        changes_of(&upstream.entries(), "listener")
+            .into_iter()
+            .find(|r| r.hard && r.state == CheckState::Critical)
+    })
+    .await;
+    // The states are saved at most every 10 s: let one save pass after the hard change.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    agent.kill();
+    let before = upstream.entries().len();
+
+    let _agent = Agent::start("node-a", &[upstream.url()], dir.path());
+    let first = eventually("the first report of the new life", WAIT, || {
+        changes_of(&upstream.entries()[before..], "listener")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(first.state, CheckState::Critical, "{first:?}");
+    assert!(first.hard, "still hard after the restart: {first:?}");
+    assert_eq!(first.attempt, 3, "{first:?}");
+    assert_eq!(first.previous_state, CheckState::Critical, "{first:?}");
+    // Not a soft attempt 1 after an assumed OK, then a second hard change.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = changes_of(&upstream.entries()[before..], "listener");
+    assert!(
+        later
+            .iter()
+            .all(|r| r.hard && r.previous_state == CheckState::Critical),
+        "{later:?}"
+    );
 }

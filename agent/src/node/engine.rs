@@ -17,9 +17,10 @@ use crate::report::{CheckReport, Report, StateCounts};
 use crate::runner::{CheckRunner, CompiledCheck, Outcome};
 use crate::schedule::{CycleSlot, Schedule, jitter_ms};
 use crate::spool::{Priority, Spool};
-use crate::state::{CheckStateMachine, NextInterval, StateType, Transition};
+use crate::state::{NextInterval, StateType, Transition};
 
 use super::plan_keeper::ActivePlan;
+use super::retention::{CheckStates, Retention};
 
 pub use crate::sender::LiveEntry;
 
@@ -201,42 +202,41 @@ pub fn unix_ms() -> u64 {
 }
 
 /// Runs the current plan until the channel closes, restarting the schedule on every plan
-/// change (state machines of unchanged checks carry over).
+/// change (state machines of unchanged checks carry over). With `retention`, the machines are
+/// also saved and those of the last life restored.
 pub async fn run(
     host: String,
     mut plans: watch::Receiver<Option<Arc<ActivePlan>>>,
     runner: Arc<CheckRunner>,
     reporter: Arc<Reporter>,
     concurrency: usize,
+    retention: Option<Retention>,
 ) {
-    let mut machines: HashMap<CheckId, (String, CheckStateMachine)> = HashMap::new();
+    let mut states = CheckStates::new(retention);
     loop {
         let plan = plans.borrow_and_update().clone();
         reporter.forget_missing(plan.as_deref());
         if let Some(plan) = plan {
-            let mut next = HashMap::new();
-            for check in &plan.checks {
-                let key = crate::plan::content_hash(&check.planned);
-                let machine = match machines.remove(&check.planned.id) {
-                    Some((old, machine)) if old == key => machine,
-                    _ => {
-                        reporter.restarted(&check.planned.id);
-                        CheckStateMachine::new(check.planned.max_attempts)
-                    }
-                };
-                next.insert(check.planned.id.clone(), (key, machine));
-            }
-            machines = next;
+            states.plan(
+                plan.checks.iter().map(|check| {
+                    let planned = &check.planned;
+                    let definition = crate::plan::content_hash(planned);
+                    (&planned.id, definition, planned.max_attempts)
+                }),
+                |id| reporter.restarted(id),
+            );
             let changed = run_plan(
                 &host,
                 &plan,
                 &runner,
                 &reporter,
-                &mut machines,
+                &mut states,
                 concurrency,
                 &mut plans,
             );
-            if changed.await.is_err() {
+            let changed = changed.await;
+            states.save_now();
+            if changed.is_err() {
                 return;
             }
         } else if plans.changed().await.is_err() {
@@ -311,7 +311,7 @@ async fn run_plan(
     plan: &ActivePlan,
     runner: &Arc<CheckRunner>,
     reporter: &Arc<Reporter>,
-    machines: &mut HashMap<CheckId, (String, CheckStateMachine)>,
+    states: &mut CheckStates,
     concurrency: usize,
     plans: &mut watch::Receiver<Option<Arc<ActivePlan>>>,
 ) -> Result<(), watch::error::RecvError> {
@@ -354,8 +354,7 @@ async fn run_plan(
                     continue;
                 };
                 let check = &plan.checks[index];
-                let (_, machine) = machines.get_mut(&check.planned.id).expect("every planned check has a state machine");
-                let transition = machine.observe(outcome.state);
+                let transition = states.observe(&check.planned.id, outcome.state);
                 reporter.record(check, &outcome, &transition, unix_ms());
                 let planned = &check.planned;
                 match &cycles[index] {
@@ -380,6 +379,7 @@ async fn run_plan(
 mod tests {
     use super::*;
     use crate::plan::PlannedCheck;
+    use crate::state::CheckStateMachine;
     use vedette_crds::CheckSpec;
     use vedette_crds::check::ExecProbe;
 

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod plan_keeper;
+pub mod retention;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use crate::transport::{Transport, Upstreams};
 use crate::sender::{self, AckGate, Cursors, SenderConfig};
 use engine::{Reporter, SpoolSink, unix_ms};
 use plan_keeper::{ActivePlan, PlanKeeper, PlanStatus};
+use retention::Retention;
 
 /// Everything the node role needs.
 #[derive(Debug, Clone)]
@@ -126,6 +128,7 @@ pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> anyh
         runner,
         reporter,
         config.concurrency,
+        Some(Retention::open(config.state_dir.join("check-states.json"))),
     )
     .await;
     Ok(())

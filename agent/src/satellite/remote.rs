@@ -126,6 +126,7 @@ pub async fn run(
                 runner.clone(),
                 reporter,
                 concurrency,
+                None,
             ));
             targets.insert(
                 target,
