@@ -101,13 +101,14 @@ pub struct NodeArgs {
 #[derive(Args, Debug, Clone)]
 pub struct HostPathArgs {
     /// Where the node's `/` is mounted: file, log and disk probes resolve their absolute paths
-    /// under it (outputs still show the path as configured).
-    #[arg(long, default_value = "/")]
+    /// under it (outputs still show the path as configured), and the process probe looks user
+    /// names up in its `/etc/passwd`.
+    #[arg(long, value_name = "PATH", default_value = "/")]
     pub host_root: PathBuf,
     /// Where the node's `/proc` is mounted: cpu, memory, swap, load and process probes read it;
     /// when it is not `/proc`, the network probe reads `<PATH>/1/net/dev` (the node's network
     /// namespace).
-    #[arg(long, default_value = "/proc")]
+    #[arg(long, value_name = "PATH", default_value = "/proc")]
     pub host_proc: PathBuf,
 }
 

@@ -102,7 +102,7 @@ pub(crate) fn parse_stat(text: &str) -> Result<Sample> {
 }
 
 fn read_sample(host: &HostPaths) -> Result<Sample> {
-    parse_stat(&read_system_file(&host.proc_file("stat"))?)
+    parse_stat(&read_system_file(host.proc_file("stat"))?)
 }
 
 /// Previous samples by kind of check (average or busiest core).

@@ -44,7 +44,7 @@ pub(crate) async fn probe(spec: &DiskProbe, host: &HostPaths) -> Result<ProbeOut
         let mount_point = mount_point.clone();
         let host = host.clone();
         move || {
-            rustix::fs::statvfs(&host.on_node(&mount_point)).map_err(|error| match error {
+            rustix::fs::statvfs(host.on_node(&mount_point)).map_err(|error| match error {
                 rustix::io::Errno::NOENT => {
                     ProbeError::Missing(format!("mount point {mount_point} not found"))
                 }

@@ -18,7 +18,7 @@ fn parse_loadavg(text: &str) -> Result<[f64; 3]> {
 
 /// Online CPUs: the `cpuN` lines of `/proc/stat` (the machine's, not this process's affinity).
 fn cpu_count(host: &HostPaths) -> Result<usize> {
-    let stat = read_system_file(&host.proc_file("stat"))?;
+    let stat = read_system_file(host.proc_file("stat"))?;
     let count = stat
         .lines()
         .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
@@ -28,7 +28,7 @@ fn cpu_count(host: &HostPaths) -> Result<usize> {
 
 /// The load probe.
 pub(crate) fn probe(spec: &LoadProbe, host: &HostPaths) -> Result<ProbeOutput> {
-    let averages = parse_loadavg(&read_system_file(&host.proc_file("loadavg"))?)?;
+    let averages = parse_loadavg(&read_system_file(host.proc_file("loadavg"))?)?;
     let index = match spec.period_minutes {
         1 => 0,
         5 => 1,

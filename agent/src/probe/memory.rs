@@ -27,7 +27,7 @@ fn field(info: &HashMap<&str, u64>, name: &str) -> Result<u64> {
 
 /// The memory probe.
 pub(crate) fn memory(spec: &MemoryProbe, host: &HostPaths) -> Result<ProbeOutput> {
-    let text = read_system_file(&host.proc_file("meminfo"))?;
+    let text = read_system_file(host.proc_file("meminfo"))?;
     memory_from(spec, &parse_meminfo(&text))
 }
 
@@ -60,7 +60,7 @@ fn memory_from(spec: &MemoryProbe, info: &HashMap<&str, u64>) -> Result<ProbeOut
 
 /// The swap probe; a machine without swap reports 0.
 pub(crate) fn swap(host: &HostPaths) -> Result<ProbeOutput> {
-    let text = read_system_file(&host.proc_file("meminfo"))?;
+    let text = read_system_file(host.proc_file("meminfo"))?;
     swap_from(&parse_meminfo(&text))
 }
 

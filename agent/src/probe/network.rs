@@ -61,7 +61,7 @@ pub(crate) fn parse_net_dev(text: &str, interface: &str) -> Result<Option<Counte
 }
 
 fn read_counters(interface: &str, host: &HostPaths) -> Result<(Instant, Counters)> {
-    let text = read_system_file(&host.namespaced_proc_file("net/dev"))?;
+    let text = read_system_file(host.namespaced_proc_file("net/dev"))?;
     let at = Instant::now();
     let counters = parse_net_dev(&text, interface)?
         .ok_or_else(|| ProbeError::Missing(format!("interface {interface} not found")))?;

@@ -121,7 +121,7 @@ pub(crate) async fn probe(
     let uid = match &spec.user {
         Some(user) => Some(uid_of(
             super::substituted("user", user)?,
-            &read_system_file(&host.on_node("/etc/passwd"))?,
+            &read_system_file(host.on_node("/etc/passwd"))?,
         )?),
         None => None,
     };
