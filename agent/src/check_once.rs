@@ -46,7 +46,8 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     if !args.plugin_dirs.is_empty() {
         plugins.plugin_dirs = args.plugin_dirs.clone();
     }
-    let runner = Arc::new(CheckRunner::new(Prober::new(), plugins));
+    let prober = Prober::new().with_host_paths(args.host_paths.clone().into());
+    let runner = Arc::new(CheckRunner::new(prober, plugins));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, check) in active.checks.iter().enumerate() {
         let (runner, check) = (runner.clone(), check.clone());

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::host_paths::HostPaths;
 use crate::node::NodeConfig;
 use crate::satellite::SatelliteConfig;
 
@@ -89,6 +90,32 @@ pub struct NodeArgs {
     /// Directory searched for plugins given by name; repeat for several.
     #[arg(long = "plugin-dir")]
     pub plugin_dirs: Vec<PathBuf>,
+    /// Where the machine probes find the node.
+    #[command(flatten)]
+    pub host_paths: HostPathArgs,
+}
+
+/// Where the built-in machine probes find the node's `/` and `/proc`: this machine's own by
+/// default, the node's mounted read-only into the pod (`/host/root`, `/host/proc`) in a
+/// cluster.
+#[derive(Args, Debug, Clone)]
+pub struct HostPathArgs {
+    /// Where the node's `/` is mounted: file, log and disk probes resolve their absolute paths
+    /// under it (outputs still show the path as configured), and the process probe looks user
+    /// names up in its `/etc/passwd`.
+    #[arg(long, value_name = "PATH", default_value = "/")]
+    pub host_root: PathBuf,
+    /// Where the node's `/proc` is mounted: cpu, memory, swap, load and process probes read it;
+    /// when it is not `/proc`, the network probe reads `<PATH>/1/net/dev` (the node's network
+    /// namespace).
+    #[arg(long, value_name = "PATH", default_value = "/proc")]
+    pub host_proc: PathBuf,
+}
+
+impl From<HostPathArgs> for HostPaths {
+    fn from(args: HostPathArgs) -> Self {
+        HostPaths::new(args.host_root, args.host_proc)
+    }
 }
 
 /// Flags of `vedette-agent satellite`.
@@ -186,6 +213,9 @@ pub struct CheckArgs {
     /// Directory searched for plugins given by name; repeat for several.
     #[arg(long = "plugin-dir")]
     pub plugin_dirs: Vec<PathBuf>,
+    /// Where the machine probes find the node.
+    #[command(flatten)]
+    pub host_paths: HostPathArgs,
 }
 
 impl From<NodeArgs> for NodeConfig {
@@ -206,6 +236,7 @@ impl From<NodeArgs> for NodeConfig {
             spool_max_bytes: args.spool_max_bytes,
             spool_max_age_seconds: args.spool_max_age_seconds,
             plugin_dirs: args.plugin_dirs,
+            host_paths: args.host_paths.into(),
         }
     }
 }
@@ -239,4 +270,41 @@ fn init_logging(filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_paths(args: &[&str]) -> HostPaths {
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Command::Node(args) => NodeConfig::from(args).host_paths,
+            Command::Check(args) => args.host_paths.into(),
+            other => panic!("unexpected command {other:?}"),
+        }
+    }
+
+    #[test]
+    fn host_paths_default_to_this_machine() {
+        let default = HostPaths::default();
+        assert_eq!(
+            host_paths(&["vedette-agent", "node", "--host", "n1"]),
+            default
+        );
+        assert_eq!(
+            host_paths(&["vedette-agent", "check", "--plan", "p.json"]),
+            default
+        );
+    }
+
+    #[test]
+    fn node_and_check_take_the_node_mounts() {
+        let mounted = HostPaths::new("/host/root", "/host/proc");
+        let flags = ["--host-root", "/host/root", "--host-proc", "/host/proc"];
+        let node = [&["vedette-agent", "node", "--host", "n1"][..], &flags].concat();
+        assert_eq!(host_paths(&node), mounted);
+        let check = [&["vedette-agent", "check", "--plan", "p.json"][..], &flags].concat();
+        assert_eq!(host_paths(&check), mounted);
+    }
 }

@@ -7,6 +7,7 @@ pub mod check_once;
 pub mod cli;
 pub mod condition;
 pub mod forward;
+pub mod host_paths;
 pub mod http;
 pub mod metrics;
 pub mod nagios;

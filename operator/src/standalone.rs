@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use futures::future::BoxFuture;
+use vedette_agent::host_paths::HostPaths;
 use vedette_agent::node::NodeConfig;
 use vedette_agent::plan::ZoneBundle;
 use vedette_agent::satellite::SatelliteConfig;
@@ -261,6 +262,8 @@ fn node_config(host: &str, satellite: SocketAddr, data_dir: &Path) -> NodeConfig
         spool_max_bytes: 256 * 1024 * 1024,
         spool_max_age_seconds: 7 * 24 * 3600,
         plugin_dirs: Vec::new(),
+        // The operator's own machine.
+        host_paths: HostPaths::default(),
     }
 }
 

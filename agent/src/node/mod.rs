@@ -14,6 +14,7 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::host_paths::HostPaths;
 use crate::metrics::{self, Metrics, PriorityLabels};
 use crate::nagios::exec::PluginRunner;
 use crate::plan::Plan;
@@ -61,6 +62,8 @@ pub struct NodeConfig {
     pub spool_max_age_seconds: u64,
     /// Directories searched for plugins given by name.
     pub plugin_dirs: Vec<PathBuf>,
+    /// Where the machine probes find the node's `/` and `/proc`.
+    pub host_paths: HostPaths,
 }
 
 /// Runs the node role until the process is stopped, serving `/metrics` on `config.listen`.
@@ -147,7 +150,10 @@ fn runner(config: &NodeConfig) -> CheckRunner {
     if !config.plugin_dirs.is_empty() {
         plugins.plugin_dirs = config.plugin_dirs.clone();
     }
-    CheckRunner::new(Prober::new(), plugins)
+    CheckRunner::new(
+        Prober::new().with_host_paths(config.host_paths.clone()),
+        plugins,
+    )
 }
 
 fn transport(config: &NodeConfig) -> Transport {

@@ -1,4 +1,4 @@
-//! CPU utilisation from `/proc/stat`: the share of non-idle time between two samples, of all
+//! CPU utilisation from `/proc/stat` (the node's, see [`HostPaths`]): the share of non-idle time between two samples, of all
 //! cores together or of the busiest core. Each kind of cpu check keeps its own previous sample,
 //! so the value covers the time since that check last ran; the first run samples over
 //! `FIRST_SAMPLE`.
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use vedette_crds::check::CpuProbe;
 
-use super::{ProbeError, ProbeOutput, Result, read_system_file};
+use super::{HostPaths, ProbeError, ProbeOutput, Result, read_system_file};
 
 /// How long the first run of a check samples, when there is no previous sample.
 const FIRST_SAMPLE: Duration = Duration::from_millis(150);
@@ -101,8 +101,8 @@ pub(crate) fn parse_stat(text: &str) -> Result<Sample> {
     Ok(sample)
 }
 
-fn read_sample() -> Result<Sample> {
-    parse_stat(&read_system_file("/proc/stat")?)
+fn read_sample(host: &HostPaths) -> Result<Sample> {
+    parse_stat(&read_system_file(host.proc_file("stat"))?)
 }
 
 /// Previous samples by kind of check (average or busiest core).
@@ -112,14 +112,14 @@ pub(crate) struct CpuState {
 }
 
 impl CpuState {
-    pub(crate) async fn probe(&self, spec: &CpuProbe) -> Result<ProbeOutput> {
-        let now = read_sample()?;
+    pub(crate) async fn probe(&self, spec: &CpuProbe, host: &HostPaths) -> Result<ProbeOutput> {
+        let now = read_sample(host)?;
         let earlier = self.lock().insert(spec.busiest_core, now.clone());
         let (earlier, now) = match earlier {
             Some(earlier) if now.all.total > earlier.all.total => (earlier, now),
             _ => {
                 tokio::time::sleep(FIRST_SAMPLE).await;
-                let later = read_sample()?;
+                let later = read_sample(host)?;
                 self.lock().insert(spec.busiest_core, later.clone());
                 (now, later)
             }

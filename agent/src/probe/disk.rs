@@ -1,10 +1,12 @@
 //! Use of one mounted file system, from `statvfs(2)` as `df` computes it: used blocks over the
 //! blocks an unprivileged user could have (used + available), so reserved blocks count as full.
+//! The mount point is the node's, resolved under its root (see [`HostPaths::on_node`]); the
+//! output names it as configured.
 
 use vedette_crds::check::{DiskMetric, DiskProbe};
 
 use super::memory::human_bytes;
-use super::{ProbeError, ProbeOutput, Result, blocking};
+use super::{HostPaths, ProbeError, ProbeOutput, Result, blocking};
 
 /// The numbers the disk probe reports.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,12 +38,13 @@ fn ratio(part: u64, whole: u64) -> f64 {
 }
 
 /// The disk probe.
-pub(crate) async fn probe(spec: &DiskProbe) -> Result<ProbeOutput> {
+pub(crate) async fn probe(spec: &DiskProbe, host: &HostPaths) -> Result<ProbeOutput> {
     let mount_point = super::substituted("mount point", &spec.mount_point)?.to_owned();
     let stat = blocking({
         let mount_point = mount_point.clone();
+        let host = host.clone();
         move || {
-            rustix::fs::statvfs(mount_point.as_str()).map_err(|error| match error {
+            rustix::fs::statvfs(host.on_node(&mount_point)).map_err(|error| match error {
                 rustix::io::Errno::NOENT => {
                     ProbeError::Missing(format!("mount point {mount_point} not found"))
                 }

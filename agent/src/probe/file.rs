@@ -1,19 +1,21 @@
 //! A file's existence, age (seconds since it was modified) or size. A missing file is 0 for
-//! `exists` and CRITICAL for age and size, which cannot be measured.
+//! `exists` and CRITICAL for age and size, which cannot be measured. The path is the node's,
+//! resolved under its root (see [`HostPaths::on_node`]); the output names it as configured.
 
 use std::time::SystemTime;
 
 use vedette_crds::check::{FileMetric, FileProbe};
 
 use super::memory::human_bytes;
-use super::{ProbeError, ProbeOutput, Result, blocking};
+use super::{HostPaths, ProbeError, ProbeOutput, Result, blocking};
 
 /// The file probe.
-pub(crate) async fn probe(spec: &FileProbe) -> Result<ProbeOutput> {
+pub(crate) async fn probe(spec: &FileProbe, host: &HostPaths) -> Result<ProbeOutput> {
     let path = super::substituted("path", &spec.path)?.to_owned();
     let metadata = blocking({
         let path = path.clone();
-        move || match std::fs::metadata(&path) {
+        let host = host.clone();
+        move || match std::fs::metadata(host.on_node(&path)) {
             Ok(metadata) => Ok(Some(metadata)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(ProbeError::read(path, error)),

@@ -1,8 +1,8 @@
-//! Load average from `/proc/loadavg`, optionally divided by the number of CPUs.
+//! Load average from `/proc/loadavg` (the node's, see [`HostPaths`]), optionally divided by the number of CPUs.
 
 use vedette_crds::check::LoadProbe;
 
-use super::{ProbeError, ProbeOutput, Result, read_system_file};
+use super::{HostPaths, ProbeError, ProbeOutput, Result, read_system_file};
 
 /// The 1, 5 and 15 minute averages.
 fn parse_loadavg(text: &str) -> Result<[f64; 3]> {
@@ -17,8 +17,8 @@ fn parse_loadavg(text: &str) -> Result<[f64; 3]> {
 }
 
 /// Online CPUs: the `cpuN` lines of `/proc/stat` (the machine's, not this process's affinity).
-fn cpu_count() -> Result<usize> {
-    let stat = read_system_file("/proc/stat")?;
+fn cpu_count(host: &HostPaths) -> Result<usize> {
+    let stat = read_system_file(host.proc_file("stat"))?;
     let count = stat
         .lines()
         .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
@@ -27,8 +27,8 @@ fn cpu_count() -> Result<usize> {
 }
 
 /// The load probe.
-pub(crate) fn probe(spec: &LoadProbe) -> Result<ProbeOutput> {
-    let averages = parse_loadavg(&read_system_file("/proc/loadavg")?)?;
+pub(crate) fn probe(spec: &LoadProbe, host: &HostPaths) -> Result<ProbeOutput> {
+    let averages = parse_loadavg(&read_system_file(host.proc_file("loadavg"))?)?;
     let index = match spec.period_minutes {
         1 => 0,
         5 => 1,
@@ -39,7 +39,7 @@ pub(crate) fn probe(spec: &LoadProbe) -> Result<ProbeOutput> {
             )));
         }
     };
-    let cpus = if spec.per_cpu { cpu_count()? } else { 1 };
+    let cpus = if spec.per_cpu { cpu_count(host)? } else { 1 };
     let scaled = averages.map(|average| average / cpus as f64);
     let per = if spec.per_cpu {
         format!(" per cpu ({cpus} cpus)")

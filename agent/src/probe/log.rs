@@ -3,18 +3,20 @@
 //! inode at the path (rotation) finishes the old file through the kept handle, then reads the
 //! new one from its start; a file shorter than the offset (truncation) is read from its start.
 //! The first run starts at the end of the file: lines written before the agent watched are not
-//! counted. A file that appears later is read from its start.
+//! counted. A file that appears later is read from its start. The path is the node's, resolved
+//! under its root at every run (see [`HostPaths::on_node`]); the output names it as configured.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use regex::Regex;
 use vedette_crds::check::LogProbe;
 
-use super::{ProbeError, ProbeOutput, Result, blocking};
+use super::{HostPaths, ProbeError, ProbeOutput, Result, blocking};
 
 /// Where reading a log file stands.
 enum Cursor {
@@ -38,7 +40,12 @@ pub(crate) struct LogState {
 
 impl LogState {
     /// The log probe.
-    pub(crate) async fn probe(&self, spec: &LogProbe, pattern: Arc<Regex>) -> Result<ProbeOutput> {
+    pub(crate) async fn probe(
+        &self,
+        spec: &LogProbe,
+        pattern: Arc<Regex>,
+        host: &HostPaths,
+    ) -> Result<ProbeOutput> {
         let path = super::substituted("path", &spec.path)?.to_owned();
         let cursor = {
             let mut cursors = self
@@ -51,11 +58,12 @@ impl LogState {
         let read = blocking({
             let path = path.clone();
             let pattern = Arc::clone(&pattern);
+            let host = host.clone();
             move || {
                 let mut cursor = cursor
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                advance(&mut cursor, &path, &pattern)
+                advance(&mut cursor, &host.on_node(&path), &path, &pattern)
             }
         })
         .await?;
@@ -92,8 +100,9 @@ struct Opened {
 /// Device and inode numbers: what stays the same while a path names the same file.
 type Inode = (u64, u64);
 
-fn open(path: &str) -> Result<Option<Opened>> {
-    match File::open(path) {
+/// Opens `at`, the file the check names `path`.
+fn open(at: &Path, path: &str) -> Result<Option<Opened>> {
+    match File::open(at) {
         Ok(file) => {
             let metadata = file
                 .metadata()
@@ -110,20 +119,21 @@ fn open(path: &str) -> Result<Option<Opened>> {
     }
 }
 
-/// The inode now at `path`, and its length.
-fn inode_at(path: &str) -> Result<Option<(Inode, u64)>> {
-    match std::fs::metadata(path) {
+/// The inode now at `at` (the file the check names `path`), and its length.
+fn inode_at(at: &Path, path: &str) -> Result<Option<(Inode, u64)>> {
+    match std::fs::metadata(at) {
         Ok(metadata) => Ok(Some(((metadata.dev(), metadata.ino()), metadata.len()))),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(ProbeError::read(path, error)),
     }
 }
 
-fn advance(cursor: &mut Option<Cursor>, path: &str, pattern: &Regex) -> Result<Read> {
+/// Reads on from `cursor` in `at`, the file the check names `path`.
+fn advance(cursor: &mut Option<Cursor>, at: &Path, path: &str, pattern: &Regex) -> Result<Read> {
     let mut read = Read::default();
     match cursor.take() {
         None => {
-            *cursor = Some(match open(path)? {
+            *cursor = Some(match open(at, path)? {
                 Some(Opened {
                     file,
                     inode,
@@ -142,12 +152,12 @@ fn advance(cursor: &mut Option<Cursor>, path: &str, pattern: &Regex) -> Result<R
                 }
             });
         }
-        Some(Cursor::Missing) => *cursor = Some(read_new(path, pattern, &mut read)?),
+        Some(Cursor::Missing) => *cursor = Some(read_new(at, path, pattern, &mut read)?),
         Some(Cursor::Open {
             mut file,
             inode,
             mut offset,
-        }) => match inode_at(path)? {
+        }) => match inode_at(at, path)? {
             Some((now, length)) if now == inode => {
                 if length < offset {
                     read.notes.push("truncated");
@@ -164,16 +174,16 @@ fn advance(cursor: &mut Option<Cursor>, path: &str, pattern: &Regex) -> Result<R
                 read.notes.push("rotated");
                 // The rest of the old file, through the handle kept since the last run.
                 count_lines(&mut file, offset, pattern, &mut read, path)?;
-                *cursor = Some(read_new(path, pattern, &mut read)?);
+                *cursor = Some(read_new(at, path, pattern, &mut read)?);
             }
         },
     }
     Ok(read)
 }
 
-/// Opens the file now at `path` and reads it from its start.
-fn read_new(path: &str, pattern: &Regex, read: &mut Read) -> Result<Cursor> {
-    Ok(match open(path)? {
+/// Opens the file now at `at` (named `path`) and reads it from its start.
+fn read_new(at: &Path, path: &str, pattern: &Regex, read: &mut Read) -> Result<Cursor> {
+    Ok(match open(at, path)? {
         Some(Opened {
             mut file, inode, ..
         }) => {

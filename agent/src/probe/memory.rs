@@ -1,10 +1,10 @@
-//! Memory and swap use from `/proc/meminfo`.
+//! Memory and swap use from `/proc/meminfo` (the node's, see [`HostPaths`]).
 
 use std::collections::HashMap;
 
 use vedette_crds::check::{MemoryMetric, MemoryProbe};
 
-use super::{ProbeError, ProbeOutput, Result, read_system_file};
+use super::{HostPaths, ProbeError, ProbeOutput, Result, read_system_file};
 
 /// `/proc/meminfo` values in bytes, by field name.
 pub(crate) fn parse_meminfo(text: &str) -> HashMap<&str, u64> {
@@ -26,8 +26,8 @@ fn field(info: &HashMap<&str, u64>, name: &str) -> Result<u64> {
 }
 
 /// The memory probe.
-pub(crate) fn memory(spec: &MemoryProbe) -> Result<ProbeOutput> {
-    let text = read_system_file("/proc/meminfo")?;
+pub(crate) fn memory(spec: &MemoryProbe, host: &HostPaths) -> Result<ProbeOutput> {
+    let text = read_system_file(host.proc_file("meminfo"))?;
     memory_from(spec, &parse_meminfo(&text))
 }
 
@@ -59,8 +59,8 @@ fn memory_from(spec: &MemoryProbe, info: &HashMap<&str, u64>) -> Result<ProbeOut
 }
 
 /// The swap probe; a machine without swap reports 0.
-pub(crate) fn swap() -> Result<ProbeOutput> {
-    let text = read_system_file("/proc/meminfo")?;
+pub(crate) fn swap(host: &HostPaths) -> Result<ProbeOutput> {
+    let text = read_system_file(host.proc_file("meminfo"))?;
     swap_from(&parse_meminfo(&text))
 }
 

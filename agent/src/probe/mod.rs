@@ -1,6 +1,6 @@
 //! Built-in probes: one file per probe family, all run through one [`Prober`] that keeps the
 //! state shared between runs (HTTP connection pools, previous CPU and network counters, log
-//! read offsets). A probe measures a `value`; thresholds are applied elsewhere. A probe only
+//! read offsets) and where the node's `/` and `/proc` are ([`HostPaths`]). A probe measures a `value`; thresholds are applied elsewhere. A probe only
 //! decides a state itself (`failure`) when there is nothing to measure: a refused connection,
 //! an unexpected answer, an unreadable `/proc` file.
 
@@ -13,6 +13,8 @@ use rustls::pki_types::CertificateDer;
 use vedette_crds::CheckSpec;
 use vedette_crds::check::PortOrParameter;
 use vedette_crds::template::CheckState;
+
+use crate::host_paths::HostPaths;
 
 mod cpu;
 mod disk;
@@ -245,6 +247,7 @@ pub struct Prober {
     network: network::NetworkState,
     logs: log::LogState,
     regexes: RegexCache,
+    host: HostPaths,
 }
 
 impl Prober {
@@ -263,7 +266,15 @@ impl Prober {
             network: network::NetworkState::default(),
             logs: log::LogState::default(),
             regexes: RegexCache::default(),
+            host: HostPaths::default(),
         }
+    }
+
+    /// This prober reading the node's files and processes through `host` (the node's `/` and
+    /// `/proc` mounted into a pod) instead of this machine's own `/` and `/proc`.
+    pub fn with_host_paths(mut self, host: HostPaths) -> Self {
+        self.host = host;
+        self
     }
 
     /// Runs the probe of `spec`, taking at most `timeout`.
@@ -293,22 +304,22 @@ impl Prober {
             ));
         }
         if let Some(cpu) = &spec.cpu {
-            return self.cpu.probe(cpu).await;
+            return self.cpu.probe(cpu, &self.host).await;
         }
         if let Some(memory) = &spec.memory {
-            return memory::memory(memory);
+            return memory::memory(memory, &self.host);
         }
         if spec.swap.is_some() {
-            return memory::swap();
+            return memory::swap(&self.host);
         }
         if let Some(disk) = &spec.disk {
-            return disk::probe(disk).await;
+            return disk::probe(disk, &self.host).await;
         }
         if let Some(load) = &spec.load {
-            return load::probe(load);
+            return load::probe(load, &self.host);
         }
         if let Some(network) = &spec.network {
-            return self.network.probe(network).await;
+            return self.network.probe(network, &self.host).await;
         }
         if let Some(tcp) = &spec.tcp {
             return tcp::probe(tcp, timeout).await;
@@ -333,14 +344,14 @@ impl Prober {
                 .as_deref()
                 .map(|p| self.regexes.get(p))
                 .transpose()?;
-            return process::probe(process, pattern).await;
+            return process::probe(process, pattern, &self.host).await;
         }
         if let Some(file) = &spec.file {
-            return file::probe(file).await;
+            return file::probe(file, &self.host).await;
         }
         if let Some(log) = &spec.log {
             let pattern = self.regexes.get(&log.pattern)?;
-            return self.logs.probe(log, pattern).await;
+            return self.logs.probe(log, pattern, &self.host).await;
         }
         if spec.exec.is_some() {
             return Err(ProbeError::NotBuiltIn("exec"));
@@ -409,8 +420,10 @@ fn substituted<'a>(what: &str, value: &'a str) -> Result<&'a str> {
 }
 
 /// Reads a small system file such as `/proc/stat`.
-fn read_system_file(path: &str) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|error| ProbeError::read(path, error))
+fn read_system_file(path: impl AsRef<std::path::Path>) -> Result<String> {
+    let path = path.as_ref();
+    std::fs::read_to_string(path)
+        .map_err(|error| ProbeError::read(path.display().to_string(), error))
 }
 
 /// Runs blocking file-system work (stat, statvfs, directory scans) off the runtime threads,

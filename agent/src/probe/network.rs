@@ -1,4 +1,5 @@
-//! Counters of one network interface from `/proc/net/dev`, as rates per second since the
+//! Counters of one network interface from `/proc/net/dev` (of the node's network namespace,
+//! see [`HostPaths::namespaced_proc_file`]), as rates per second since the
 //! check last ran (each interface and metric keeps its own previous sample); the first run
 //! samples over `FIRST_SAMPLE`, and so does a run after the counters went backwards.
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use vedette_crds::check::{NetworkMetric, NetworkProbe};
 
-use super::{ProbeError, ProbeOutput, Result, read_system_file};
+use super::{HostPaths, ProbeError, ProbeOutput, Result, read_system_file};
 
 const FIRST_SAMPLE: Duration = Duration::from_millis(200);
 
@@ -59,8 +60,8 @@ pub(crate) fn parse_net_dev(text: &str, interface: &str) -> Result<Option<Counte
     Ok(None)
 }
 
-fn read_counters(interface: &str) -> Result<(Instant, Counters)> {
-    let text = read_system_file("/proc/net/dev")?;
+fn read_counters(interface: &str, host: &HostPaths) -> Result<(Instant, Counters)> {
+    let text = read_system_file(host.namespaced_proc_file("net/dev"))?;
     let at = Instant::now();
     let counters = parse_net_dev(&text, interface)?
         .ok_or_else(|| ProbeError::Missing(format!("interface {interface} not found")))?;
@@ -77,10 +78,10 @@ pub(crate) struct NetworkState {
 }
 
 impl NetworkState {
-    pub(crate) async fn probe(&self, spec: &NetworkProbe) -> Result<ProbeOutput> {
+    pub(crate) async fn probe(&self, spec: &NetworkProbe, host: &HostPaths) -> Result<ProbeOutput> {
         let interface = super::substituted("interface", &spec.interface)?;
         let key = (interface.to_owned(), spec.metric as u8);
-        let now = read_counters(interface)?;
+        let now = read_counters(interface, host)?;
         let earlier = self.lock().insert(key.clone(), now);
         let (earlier, now) = match earlier {
             Some(earlier)
@@ -91,7 +92,7 @@ impl NetworkState {
             }
             _ => {
                 tokio::time::sleep(FIRST_SAMPLE).await;
-                let later = read_counters(interface)?;
+                let later = read_counters(interface, host)?;
                 self.lock().insert(key, later);
                 (now, later)
             }

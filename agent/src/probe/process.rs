@@ -1,13 +1,14 @@
 //! How many processes match an exact name (`/proc/<pid>/comm`) or a regular expression over
-//! the command line (`/proc/<pid>/cmdline`), optionally of one user (`Uid` in `status`). The
-//! agent never counts itself.
+//! the command line (`/proc/<pid>/cmdline`), optionally of one user (`Uid` in `status`, a name
+//! looked up in the node's `/etc/passwd`). The processes are the node's: its procfs is listed
+//! (see [`HostPaths`]). The agent never counts itself.
 
 use std::sync::Arc;
 
 use regex::Regex;
 use vedette_crds::check::ProcessProbe;
 
-use super::{ProbeError, ProbeOutput, Result, blocking, read_system_file};
+use super::{HostPaths, ProbeError, ProbeOutput, Result, blocking, read_system_file};
 
 /// Longest name the kernel keeps in `comm`; longer names are compared with `argv[0]` too.
 const COMM_LENGTH: usize = 15;
@@ -80,16 +81,28 @@ impl Filter {
     }
 }
 
-fn count(filter: &Filter) -> Result<usize> {
-    let own = std::process::id().to_string();
-    let entries = std::fs::read_dir("/proc").map_err(|error| ProbeError::read("/proc", error))?;
+/// This process's pid in the procfs listed: its own id with the default `/proc`, else what
+/// `<proc>/self` names (the procfs answers in its own PID namespace); `None` when unknown.
+fn own_pid(host: &HostPaths) -> Option<String> {
+    if host.is_own_proc() {
+        return Some(std::process::id().to_string());
+    }
+    let link = std::fs::read_link(host.proc_file("self")).ok()?;
+    Some(link.to_str()?.to_owned())
+}
+
+fn count(filter: &Filter, host: &HostPaths) -> Result<usize> {
+    let own = own_pid(host);
+    let proc = host.proc();
+    let entries = std::fs::read_dir(proc)
+        .map_err(|error| ProbeError::read(proc.display().to_string(), error))?;
     let mut count = 0;
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(pid) = file_name.to_str() else {
             continue;
         };
-        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == own {
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || own.as_deref() == Some(pid) {
             continue;
         }
         if filter.matches(&entry.path()) == Some(true) {
@@ -103,11 +116,12 @@ fn count(filter: &Filter) -> Result<usize> {
 pub(crate) async fn probe(
     spec: &ProcessProbe,
     command_line: Option<Arc<Regex>>,
+    host: &HostPaths,
 ) -> Result<ProbeOutput> {
     let uid = match &spec.user {
         Some(user) => Some(uid_of(
             super::substituted("user", user)?,
-            &read_system_file("/etc/passwd")?,
+            &read_system_file(host.on_node("/etc/passwd"))?,
         )?),
         None => None,
     };
@@ -130,7 +144,8 @@ pub(crate) async fn probe(
         command_line,
         uid,
     };
-    let count = blocking(move || count(&filter)).await?;
+    let host = host.clone();
+    let count = blocking(move || count(&filter, &host)).await?;
     let plural = if count == 1 { "process" } else { "processes" };
     Ok(ProbeOutput::measured(
         "process",

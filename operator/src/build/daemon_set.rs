@@ -8,8 +8,14 @@
 //!   token, audience `vedette`, valid for an hour and renewed by the kubelet; the ordinary API
 //!   token is not mounted, the agent never talks to the API server.
 //! - **Host access.** `/proc` and `/` of the node are mounted read-only at `/host/proc` and
-//!   `/host/root` for the built-in probes; the spool is a hostPath, `/var/lib/vedette/<zone>`,
-//!   so it survives pod restarts and upgrades. No host PID, network or IPC namespace.
+//!   `/host/root`, and the agent is told so (`--host-proc`, `--host-root`): its machine probes
+//!   read the node, not the container. No host PID, network or IPC namespace.
+//! - **Node-local state.** Two hostPaths survive pod restarts and upgrades: the spool,
+//!   `/var/lib/vedette/<zone>` at [`AGENT_SPOOL_DIR`], and the last good plan,
+//!   `/var/lib/vedette-state/<zone>` at [`AGENT_STATE_DIR`] (the agent's default
+//!   `--state-dir`): with the read-only root file system, the only writable places besides
+//!   `/tmp`. The state has its own parent directory because any suffix (`<zone>-state`)
+//!   would be another zone's spool.
 //! - **User.** The agent runs as uid 0 *without any capability* (all dropped, no privilege
 //!   escalation, read-only root file system): the kubelet creates the spool directory owned
 //!   by root, and an unprivileged uid could not write it without an extra init container that
@@ -37,6 +43,12 @@ use super::service::satellite_url;
 
 /// Where the agent sees its spool.
 pub const AGENT_SPOOL_DIR: &str = "/var/lib/vedette/spool";
+/// Where the agent keeps its last good plan (its default `--state-dir`).
+pub const AGENT_STATE_DIR: &str = "/var/lib/vedette/state";
+/// Where the agent sees the node's `/proc`.
+pub const AGENT_HOST_PROC: &str = "/host/proc";
+/// Where the agent sees the node's `/`.
+pub const AGENT_HOST_ROOT: &str = "/host/root";
 /// A projected ServiceAccount token with audience `vedette`, valid for an hour and renewed by
 /// the kubelet: what agents present to satellites and satellites to the masters.
 pub(super) fn vedette_token_volume() -> Volume {
@@ -167,6 +179,10 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
         AGENT_SPOOL_DIR,
         "--token-file",
         &token_file,
+        "--host-root",
+        AGENT_HOST_ROOT,
+        "--host-proc",
+        AGENT_HOST_PROC,
     ];
     Container {
         name: "agent".to_owned(),
@@ -178,11 +194,12 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
         security_context: Some(restricted_container_security_context()),
         volume_mounts: Some(vec![
             mount("spool", AGENT_SPOOL_DIR, false),
-            mount("host-proc", "/host/proc", true),
+            mount("state", AGENT_STATE_DIR, false),
+            mount("host-proc", AGENT_HOST_PROC, true),
             VolumeMount {
                 // Mounts the node makes after the agent started (new disks) show up too.
                 mount_propagation: Some("HostToContainer".to_owned()),
-                ..mount("host-root", "/host/root", true)
+                ..mount("host-root", AGENT_HOST_ROOT, true)
             },
             mount("token", AGENT_TOKEN_DIR, true),
             mount("tmp", "/tmp", false),
@@ -196,6 +213,11 @@ fn volumes(zone: &str) -> Vec<Volume> {
         host_path(
             "spool",
             &format!("/var/lib/vedette/{zone}"),
+            "DirectoryOrCreate",
+        ),
+        host_path(
+            "state",
+            &format!("/var/lib/vedette-state/{zone}"),
             "DirectoryOrCreate",
         ),
         host_path("host-proc", "/proc", "Directory"),
@@ -337,6 +359,70 @@ mod tests {
         let pod = pod(&zone);
         assert_eq!(pod.node_selector, None);
         assert_eq!(pod.affinity, None);
+    }
+
+    /// The hostPath of the volume mounted at `mount_path`, and whether the mount is read-only.
+    fn host_path_at(pod: &PodSpec, mount_path: &str) -> (String, bool) {
+        let mount = pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|mount| mount.mount_path == mount_path)
+            .unwrap_or_else(|| panic!("nothing mounted at {mount_path}"));
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|volume| volume.name == mount.name)
+            .unwrap();
+        let host_path = volume.host_path.clone().expect("a hostPath").path;
+        (host_path, mount.read_only == Some(true))
+    }
+
+    #[test]
+    fn the_agent_reads_the_node_and_keeps_its_spool_and_plan_on_it() {
+        let pod = pod(&dmz());
+        let args = pod.containers[0].args.clone().unwrap();
+        let flag = |name: &str| {
+            let at = args.iter().position(|arg| arg == name);
+            at.map(|at| args[at + 1].clone())
+                .unwrap_or_else(|| panic!("no {name} in {args:?}"))
+        };
+        assert_eq!(flag("--host-root"), AGENT_HOST_ROOT);
+        assert_eq!(flag("--host-proc"), AGENT_HOST_PROC);
+        assert_eq!(flag("--spool-dir"), AGENT_SPOOL_DIR);
+        // The agent reads these arguments as meant, and keeps its plan where it is mounted.
+        let argv = ["vedette-agent".to_owned()]
+            .into_iter()
+            .chain(args.clone())
+            .chain(["--host".to_owned(), "node-1".to_owned()]);
+        let cli = <vedette_agent::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        let vedette_agent::cli::Command::Node(node) = cli.command else {
+            panic!("not the node role: {args:?}");
+        };
+        assert_eq!(node.state_dir, std::path::Path::new(AGENT_STATE_DIR));
+        assert_eq!(
+            node.host_paths.host_root,
+            std::path::Path::new(AGENT_HOST_ROOT)
+        );
+        assert_eq!(
+            node.host_paths.host_proc,
+            std::path::Path::new(AGENT_HOST_PROC)
+        );
+        assert_eq!(host_path_at(&pod, AGENT_HOST_ROOT), ("/".to_owned(), true));
+        assert_eq!(
+            host_path_at(&pod, AGENT_HOST_PROC),
+            ("/proc".to_owned(), true)
+        );
+        assert_eq!(
+            host_path_at(&pod, AGENT_SPOOL_DIR),
+            ("/var/lib/vedette/dmz".to_owned(), false)
+        );
+        // The agent's default --state-dir, writable and kept on the node.
+        assert_eq!(
+            host_path_at(&pod, AGENT_STATE_DIR),
+            ("/var/lib/vedette-state/dmz".to_owned(), false)
+        );
     }
 
     #[test]
