@@ -75,7 +75,8 @@ pub struct NodeArgs {
     /// Seconds between keepalives until a plan says otherwise.
     #[arg(long, default_value_t = 10)]
     pub keepalive_seconds: u64,
-    /// Seconds the last good plan keeps running without confirmation (72 h).
+    /// Seconds the last good plan keeps running without confirmation (72 h) when its zone
+    /// sets no `planHoldSeconds`.
     #[arg(long, default_value_t = 259_200)]
     pub plan_hold_seconds: u64,
     /// Backlog entries replayed per second after an outage.
