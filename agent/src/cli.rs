@@ -82,10 +82,10 @@ pub struct NodeArgs {
     /// Backlog entries replayed per second after an outage.
     #[arg(long, default_value_t = 1000)]
     pub replay_per_second: u32,
-    /// Largest spool, bytes.
+    /// Largest spool, bytes, when the zone sets no `spoolMaxBytes`.
     #[arg(long, default_value_t = 256 * 1024 * 1024)]
     pub spool_max_bytes: u64,
-    /// Oldest spool entry kept, seconds.
+    /// Oldest spool entry kept, seconds, when the zone sets no `spoolMaxAgeSeconds`.
     #[arg(long, default_value_t = 7 * 24 * 3600)]
     pub spool_max_age_seconds: u64,
     /// Directory searched for plugins given by name; repeat for several.

@@ -123,6 +123,7 @@ pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> anyh
     let keepalive = Keepalives {
         host: config.host.clone(),
         default_seconds: config.keepalive_seconds,
+        default_spool_limits: (config.spool_max_bytes, config.spool_max_age_seconds),
     };
     tokio::spawn(keepalive.run(plans.clone(), status, reporter.clone(), spool, metrics));
     engine::run(
@@ -197,6 +198,22 @@ async fn fetch_plans(mut keeper: PlanKeeper, mut transport: Transport, every_sec
 struct Keepalives {
     host: String,
     default_seconds: u64,
+    /// Spool bytes and age (seconds) from the command line, for a zone that sets none.
+    default_spool_limits: (u64, u64),
+}
+
+/// The spool limits of the plan's zone; each one the zone leaves unset (0) is the default.
+fn spool_limits(plan: Option<&ActivePlan>, (max_bytes, max_age_seconds): (u64, u64)) -> (u64, u64) {
+    let positive = |value: i64| u64::try_from(value).ok().filter(|&v| v > 0);
+    let settings = plan.map(|p| &p.plan.settings);
+    (
+        settings
+            .and_then(|s| positive(s.spool_max_bytes))
+            .unwrap_or(max_bytes),
+        settings
+            .and_then(|s| positive(s.spool_max_age_seconds))
+            .unwrap_or(max_age_seconds),
+    )
 }
 
 impl Keepalives {
@@ -215,6 +232,9 @@ impl Keepalives {
             });
             let now = unix_ms();
             let plan_status = status.lock().expect("plan status lock").clone();
+            let (max_bytes, max_age_seconds) =
+                spool_limits(plan.as_deref(), self.default_spool_limits);
+            spool.set_limits(max_bytes, max_age_seconds);
             let retention_spool = spool.clone();
             if let Ok(Err(error)) =
                 tokio::task::spawn_blocking(move || retention_spool.enforce_retention()).await
@@ -257,5 +277,43 @@ impl Keepalives {
             reporter.spool(Priority::Keepalive, &Report::Keepalive(keepalive));
             tokio::time::sleep(Duration::from_secs(interval)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::AgentSettings;
+
+    fn plan_with(spool_max_bytes: i64, spool_max_age_seconds: i64) -> ActivePlan {
+        ActivePlan::new(Plan {
+            host: "node-a".into(),
+            zone: "z".into(),
+            settings: AgentSettings {
+                spool_max_bytes,
+                spool_max_age_seconds,
+                ..AgentSettings::default()
+            },
+            checks: Vec::new(),
+        })
+        .expect("valid plan")
+    }
+
+    #[test]
+    fn the_zones_spool_limits_win_over_the_defaults() {
+        let defaults = (1_000, 60);
+        assert_eq!(spool_limits(None, defaults), defaults);
+        assert_eq!(
+            spool_limits(Some(&plan_with(2_000_000, 3_600)), defaults),
+            (2_000_000, 3_600)
+        );
+        assert_eq!(
+            spool_limits(Some(&plan_with(0, 3_600)), defaults),
+            (1_000, 3_600)
+        );
+        assert_eq!(
+            spool_limits(Some(&plan_with(5_000, -1)), defaults),
+            (5_000, 60)
+        );
     }
 }

@@ -292,6 +292,15 @@ impl Spool {
         self.state().ack(up_to)
     }
 
+    /// Sets the byte and age limits (a zone's `spoolMaxBytes`, `spoolMaxAgeSeconds`); they
+    /// apply from the next commit or [`Spool::enforce_retention`].
+    pub fn set_limits(&self, max_bytes: u64, max_age_seconds: u64) {
+        self.state().set_limits(Limits {
+            max_bytes,
+            max_age_ms: max_age_seconds.saturating_mul(1000),
+        });
+    }
+
     /// Applies the age and byte limits now; returns what was dropped.
     pub fn enforce_retention(&self) -> Result<PerPriority> {
         self.enforce_retention_at(now_ms())
@@ -358,6 +367,44 @@ mod tests {
             stats.commits < 50 && stats.fsyncs == stats.commits,
             "{stats:?}"
         );
+    }
+
+    #[test]
+    fn new_limits_apply_at_the_next_enforcement() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        let now = now_ms();
+        for age_seconds in [3_600, 60, 0] {
+            spool
+                .submit_at(
+                    Priority::StateChange,
+                    now - age_seconds * 1000,
+                    vec![7; 100],
+                )
+                .unwrap()
+                .wait()
+                .unwrap();
+        }
+        spool.enforce_retention_at(now).unwrap();
+        assert_eq!(spool.stats().depth, 3, "the defaults keep all three");
+
+        spool.set_limits(u64::MAX, 120);
+        let dropped = spool.enforce_retention_at(now).unwrap();
+        assert_eq!(
+            dropped.get(Priority::StateChange),
+            1,
+            "the hour-old entry goes"
+        );
+        let one_frame = spool.stats().bytes / 2;
+        spool.set_limits(one_frame, 120);
+        spool.enforce_retention_at(now).unwrap();
+        let left: Vec<u64> = spool
+            .peek(10, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|r| r.sequence)
+            .collect();
+        assert_eq!(left, [3], "the oldest goes first");
     }
 
     #[test]

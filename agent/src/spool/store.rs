@@ -345,6 +345,11 @@ impl State {
         Ok(())
     }
 
+    /// Replaces the limits; they apply from the next enforcement.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Drops entries older than the age limit (when `now_ms` is given), then the oldest entries
     /// of the lowest priority until live bytes fit the byte limit. Returns drops per priority.
     pub fn enforce(&mut self, now_ms: Option<u64>) -> Result<[u64; 3]> {
