@@ -168,6 +168,14 @@ pub enum PlanError {
         /// What is wrong.
         problem: String,
     },
+    /// A probe that would fail on every run (a bad pattern, URL, port, …).
+    #[error("check {id}: {problem}")]
+    Spec {
+        /// The check.
+        id: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A parameter was never substituted.
     #[error("check {id}: unresolved parameter in {field}: {value:?}")]
     Unresolved {

@@ -38,6 +38,10 @@ impl CompiledCheck {
                     problem: format!("{field}: {e}"),
                 })
         };
+        crate::probe::validate(&planned.check).map_err(|error| PlanError::Spec {
+            id: id.clone(),
+            problem: error.to_string(),
+        })?;
         let warning = range("warning", &planned.warning)?;
         let critical = range("critical", &planned.critical)?;
         let condition = planned

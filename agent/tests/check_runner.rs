@@ -52,6 +52,63 @@ fn plugin(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
     path
 }
 
+#[test]
+fn a_probe_that_would_fail_on_every_run_is_refused_with_the_plan() {
+    use vedette_crds::check::{HttpProbe, LoadProbe, LogProbe, PortOrParameter, TcpProbe};
+    let log = CheckSpec {
+        log: Some(LogProbe {
+            path: "/var/log/app.log".into(),
+            pattern: "error(".into(),
+        }),
+        ..CheckSpec::default()
+    };
+    let http = CheckSpec {
+        http: Some(HttpProbe {
+            url: "ftp://example.test/".into(),
+            method: "GET".into(),
+            expect_status: Vec::new(),
+            body_match: None,
+            verify_certificate: true,
+            headers: Default::default(),
+        }),
+        ..CheckSpec::default()
+    };
+    let tcp = CheckSpec {
+        tcp: Some(TcpProbe {
+            host: "127.0.0.1".into(),
+            port: PortOrParameter::Int(70_000),
+            send: None,
+            expect: None,
+            close: Default::default(),
+        }),
+        ..CheckSpec::default()
+    };
+    let load = CheckSpec {
+        load: Some(LoadProbe {
+            period_minutes: 10,
+            per_cpu: false,
+        }),
+        ..CheckSpec::default()
+    };
+    let cases = [
+        (log, "bad pattern \"error(\""),
+        (http, "is not http:// or https://"),
+        (tcp, "port 70000 is not in 1-65535"),
+        (load, "load period 10 is not 1, 5 or 15"),
+    ];
+    for (spec, expected) in cases {
+        let mut check = common::tcp_check("bad", 9, 10);
+        check.check = spec;
+        let error = CompiledCheck::compile(check)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.starts_with("check test/net/bad: ") && error.contains(expected),
+            "{error}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn thresholds_decide_a_probe_value() {
     let dir = tempfile::tempdir().unwrap();

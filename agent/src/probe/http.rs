@@ -132,7 +132,7 @@ impl HttpClients {
     }
 }
 
-fn request(spec: &HttpProbe) -> Result<Request<Full<Bytes>>> {
+pub(crate) fn request(spec: &HttpProbe) -> Result<Request<Full<Bytes>>> {
     let invalid = |what: String| ProbeError::InvalidSpec(what);
     let url = super::substituted("url", &spec.url)?;
     let uri: Uri = url

@@ -26,19 +26,22 @@ fn cpu_count(host: &HostPaths) -> Result<usize> {
     Ok(count.max(1))
 }
 
+/// Which field of `/proc/loadavg` a period (minutes) is.
+pub(crate) fn period_index(minutes: u8) -> Result<usize> {
+    match minutes {
+        1 => Ok(0),
+        5 => Ok(1),
+        15 => Ok(2),
+        other => Err(ProbeError::InvalidSpec(format!(
+            "load period {other} is not 1, 5 or 15"
+        ))),
+    }
+}
+
 /// The load probe.
 pub(crate) fn probe(spec: &LoadProbe, host: &HostPaths) -> Result<ProbeOutput> {
     let averages = parse_loadavg(&read_system_file(host.proc_file("loadavg"))?)?;
-    let index = match spec.period_minutes {
-        1 => 0,
-        5 => 1,
-        15 => 2,
-        other => {
-            return Err(ProbeError::InvalidSpec(format!(
-                "load period {other} is not 1, 5 or 15"
-            )));
-        }
-    };
+    let index = period_index(spec.period_minutes)?;
     let cpus = if spec.per_cpu { cpu_count(host)? } else { 1 };
     let scaled = averages.map(|average| average / cpus as f64);
     let per = if spec.per_cpu {

@@ -368,6 +368,37 @@ impl Default for Prober {
     }
 }
 
+/// Finds, without running anything, what would make a probe fail on every run: a pattern that
+/// does not compile, a URL, method or header that does not parse, a port out of range, a load
+/// period other than 1, 5 or 15. A plan is checked with it before it replaces the running one.
+pub fn validate(spec: &CheckSpec) -> Result<()> {
+    let pattern = |pattern: &str| {
+        regex::Regex::new(pattern)
+            .map(drop)
+            .map_err(|error| ProbeError::InvalidSpec(format!("bad pattern {pattern:?}: {error}")))
+    };
+    if let Some(tcp) = &spec.tcp {
+        port(&tcp.port)?;
+    }
+    if let Some(tls) = &spec.tls {
+        port(&tls.port)?;
+    }
+    if let Some(http) = &spec.http {
+        http::request(http)?;
+        http.body_match.as_deref().map(pattern).transpose()?;
+    }
+    if let Some(process) = &spec.process {
+        process.command_line.as_deref().map(pattern).transpose()?;
+    }
+    if let Some(log) = &spec.log {
+        pattern(&log.pattern)?;
+    }
+    if let Some(load) = &spec.load {
+        load::period_index(load.period_minutes)?;
+    }
+    Ok(())
+}
+
 /// Compiled regular expressions by pattern, so that a check does not recompile its pattern on
 /// every run. Bounded: cleared when it grows past `MAX_REGEXES` (plans change rarely).
 #[derive(Default)]
