@@ -3,7 +3,7 @@
 //! standbys) with failover. Every connection is opened by the agent (F4).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
@@ -73,11 +73,18 @@ pub enum PlanFetch {
     },
 }
 
-/// Upstreams in order of preference and the one currently used.
+/// How long requests stay on a standby before the primary is tried again.
+pub const FAILBACK_AFTER: Duration = Duration::from_secs(300);
+
+/// Upstreams in order of preference and the one currently used. After a failover, the
+/// primary is tried again once [`FAILBACK_AFTER`] has passed (one request; if it fails, the
+/// failover goes on from there), so that agents return to it when it is back.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
     urls: Vec<String>,
     current: usize,
+    /// When requests left the primary.
+    left_primary: Option<Instant>,
 }
 
 impl Upstreams {
@@ -87,7 +94,11 @@ impl Upstreams {
             .into_iter()
             .map(|u| u.trim_end_matches('/').to_owned())
             .collect();
-        Self { urls, current: 0 }
+        Self {
+            urls,
+            current: 0,
+            left_primary: None,
+        }
     }
 
     /// The upstream to use now.
@@ -97,7 +108,24 @@ impl Upstreams {
 
     /// Moves to the next upstream (wrapping), after a failure.
     pub fn fail_over(&mut self) {
+        self.fail_over_at(Instant::now());
+    }
+
+    /// [`Self::fail_over`] at `now`.
+    pub fn fail_over_at(&mut self, now: Instant) {
         self.current = (self.current + 1) % self.urls.len();
+        self.left_primary = (self.current != 0).then_some(now);
+    }
+
+    /// Goes back to the primary if requests left it [`FAILBACK_AFTER`] ago or more.
+    pub fn fail_back_at(&mut self, now: Instant) {
+        if self
+            .left_primary
+            .is_some_and(|left| now.saturating_duration_since(left) >= FAILBACK_AFTER)
+        {
+            self.current = 0;
+            self.left_primary = None;
+        }
     }
 
     /// How many upstreams there are.
@@ -155,6 +183,7 @@ impl Transport {
     /// Sends a batch to the current upstream; on failure moves to the next one and returns the
     /// error (the caller backs off and retries).
     pub async fn send<R: Serialize>(&mut self, batch: &Batch<R>) -> Result<Ack, Error> {
+        self.upstreams.fail_back_at(Instant::now());
         let url = format!("{}{}", self.upstreams.current(), self.results_path);
         let result = self.try_send(&url, batch).await;
         if result.is_err() {
@@ -179,6 +208,7 @@ impl Transport {
     /// Fetches the plan of `host` from the current upstream, sending `etag` as
     /// `If-None-Match`; on failure moves to the next upstream.
     pub async fn fetch_plan(&mut self, host: &str, etag: Option<&str>) -> Result<PlanFetch, Error> {
+        self.upstreams.fail_back_at(Instant::now());
         let url = format!("{}/v1/plan", self.upstreams.current());
         let result = self.try_fetch_plan(&url, host, etag).await;
         if result.is_err() {
@@ -256,4 +286,40 @@ async fn ensure_success(
         status,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_return_to_the_primary_after_the_failback_delay() {
+        let mut upstreams = Upstreams::new(vec!["http://a/".into(), "http://b".into()]);
+        let start = Instant::now();
+        assert_eq!(upstreams.current(), "http://a");
+        upstreams.fail_over_at(start);
+        assert_eq!(upstreams.current(), "http://b");
+        upstreams.fail_back_at(start + FAILBACK_AFTER - Duration::from_secs(1));
+        assert_eq!(upstreams.current(), "http://b", "too early");
+        upstreams.fail_back_at(start + FAILBACK_AFTER);
+        assert_eq!(upstreams.current(), "http://a");
+
+        // The primary still fails: on to the standby again, for another full delay.
+        let again = start + FAILBACK_AFTER;
+        upstreams.fail_over_at(again);
+        assert_eq!(upstreams.current(), "http://b");
+        upstreams.fail_back_at(again + Duration::from_secs(10));
+        assert_eq!(upstreams.current(), "http://b");
+    }
+
+    #[test]
+    fn wrapping_back_to_the_primary_is_no_failover() {
+        let mut upstreams = Upstreams::new(vec!["http://a".into(), "http://b".into()]);
+        let start = Instant::now();
+        upstreams.fail_over_at(start);
+        upstreams.fail_over_at(start);
+        assert_eq!(upstreams.current(), "http://a");
+        upstreams.fail_back_at(start + FAILBACK_AFTER * 2);
+        assert_eq!(upstreams.current(), "http://a");
+    }
 }
