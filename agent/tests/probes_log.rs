@@ -87,6 +87,22 @@ async fn counts_matches_since_the_last_read_across_rotation_and_truncation() {
     assert_eq!(output.value, 1.0, "{output:?}");
     assert!(output.output.contains("truncated"), "{}", output.output);
     assert_eq!(count("ERROR").await, 0.0);
+
+    // Truncated in place and grown past the old offset before the next run: the bytes before
+    // the offset are no longer the last line read, so the file is read from its start.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    append(
+        &path,
+        "ERROR in a first line longer than all of the old file\nERROR one\nERROR two\n",
+    );
+    let output = matches(&prober, &path, "ERROR").await;
+    assert_eq!(output.value, 3.0, "{output:?}");
+    assert!(output.output.contains("truncated"), "{}", output.output);
+    assert_eq!(count("ERROR").await, 0.0);
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! Lines of a log file matching a pattern since the last run. Each path and pattern keeps a
 //! cursor: the open file, its inode and the offset after the last complete line read. A new
 //! inode at the path (rotation) finishes the old file through the kept handle, then reads the
-//! new one from its start; a file shorter than the offset (truncation) is read from its start.
+//! new one from its start; a file shorter than the offset, or whose bytes before the offset are
+//! no longer the last line read (truncated in place, then grown past the offset before the
+//! next run), is read from its start.
 //! The first run starts at the end of the file: lines written before the agent watched are not
 //! counted. A file that appears later is read from its start. The path is the node's, resolved
 //! under its root at every run (see [`HostPaths::on_node`]); the output names it as configured.
@@ -27,7 +29,28 @@ enum Cursor {
         file: File,
         inode: Inode,
         offset: u64,
+        /// Up to [`TAIL_BYTES`] bytes ending at `offset`, as read.
+        tail: Vec<u8>,
     },
+}
+
+/// How much of what was read last is kept to recognise the file at the next run.
+const TAIL_BYTES: u64 = 64;
+
+/// The bytes of `file` ending at `offset`, up to [`TAIL_BYTES`]; empty if unreadable.
+fn tail_at(file: &File, offset: u64) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let start = offset.saturating_sub(TAIL_BYTES);
+    let mut tail = vec![0; (offset - start) as usize];
+    match file.read_exact_at(&mut tail, start) {
+        Ok(()) => tail,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Whether the file still holds `tail` just before `offset` (it was not rewritten).
+fn still_holds(file: &File, offset: u64, tail: &[u8]) -> bool {
+    tail.is_empty() || tail_at(file, offset) == tail
 }
 
 type Key = (String, String);
@@ -141,6 +164,7 @@ fn advance(cursor: &mut Option<Cursor>, at: &Path, path: &str, pattern: &Regex) 
                 }) => {
                     read.notes.push("first read starts at the end");
                     Cursor::Open {
+                        tail: tail_at(&file, length),
                         file,
                         inode,
                         offset: length,
@@ -157,14 +181,16 @@ fn advance(cursor: &mut Option<Cursor>, at: &Path, path: &str, pattern: &Regex) 
             mut file,
             inode,
             mut offset,
+            tail,
         }) => match inode_at(at, path)? {
             Some((now, length)) if now == inode => {
-                if length < offset {
+                if length < offset || !still_holds(&file, offset, &tail) {
                     read.notes.push("truncated");
                     offset = 0;
                 }
                 offset = count_lines(&mut file, offset, pattern, &mut read, path)?;
                 *cursor = Some(Cursor::Open {
+                    tail: tail_at(&file, offset),
                     file,
                     inode,
                     offset,
@@ -189,6 +215,7 @@ fn read_new(at: &Path, path: &str, pattern: &Regex, read: &mut Read) -> Result<C
         }) => {
             let offset = count_lines(&mut file, 0, pattern, read, path)?;
             Cursor::Open {
+                tail: tail_at(&file, offset),
                 file,
                 inode,
                 offset,
