@@ -1,4 +1,5 @@
-//! Check states kept across restarts (as Icinga keeps them in its state file): a check that was
+//! The state machines of the running plan's checks ([`CheckStates`]), and their retention
+//! across restarts (as Icinga keeps them in its state file): a check that was
 //! hard CRITICAL is hard CRITICAL again after the agent restarts, instead of starting over at
 //! OK and going through its soft attempts to a second, false hard change.
 //!
