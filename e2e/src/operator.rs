@@ -331,6 +331,27 @@ pub fn checks_by_machine(
         .collect()
 }
 
+/// Waits up to 60 s until `identity` holds the operator's Lease in `namespace`: a Lease lasts
+/// 15 s after its holder's last renewal, so a take-over after a kill takes that and a pass.
+pub async fn wait_for_lease(
+    client: &kube::Client,
+    namespace: &str,
+    identity: &str,
+) -> anyhow::Result<()> {
+    crate::wait::until(
+        &format!("{identity} holds the Lease"),
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async {
+            Ok(lease_holder(client, namespace)
+                .await?
+                .filter(|holder| holder == identity)
+                .map(drop))
+        },
+    )
+    .await
+}
+
 /// Who holds the operator's Lease (`vedette-operator` in `namespace`); `None` while nobody does.
 pub async fn lease_holder(
     client: &kube::Client,

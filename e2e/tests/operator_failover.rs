@@ -87,19 +87,7 @@ async fn operator_failover_on_kill() -> anyhow::Result<()> {
 
     killed.kill();
     operator::apply_yaml(&client, &fixture(81)).await?;
-    // The Lease lasts 15 s after the last renewal; allow for that and a pass.
-    let survivor_name = survivor.identity().to_owned();
-    wait::until(
-        "the survivor holds the Lease",
-        Duration::from_secs(60),
-        EVERY,
-        || async {
-            Ok(operator::lease_holder(&client, NAMESPACE)
-                .await?
-                .filter(|h| *h == survivor_name))
-        },
-    )
-    .await?;
+    operator::wait_for_lease(&client, NAMESPACE, survivor.identity()).await?;
     wait::until("bundle with port 81", WAIT, EVERY, || {
         port_published(&client, 81)
     })

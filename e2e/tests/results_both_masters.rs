@@ -92,18 +92,7 @@ async fn both_masters_receive_every_state_change() -> anyhow::Result<()> {
     killed.kill();
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     all_show(&[survivor], "OK").await?;
-    let survivor_name = survivor.identity().to_owned();
-    wait::until(
-        "the survivor holds the Lease",
-        Duration::from_secs(60),
-        EVERY,
-        || async {
-            Ok(operator::lease_holder(&client, NAMESPACE)
-                .await?
-                .filter(|h| *h == survivor_name))
-        },
-    )
-    .await?;
+    operator::wait_for_lease(&client, NAMESPACE, survivor.identity()).await?;
     fleet::rule_set_status(&client, APP, "web", WAIT, |s| {
         (s.checks_by_state.ok == 1 && s.checks_by_state.critical == 0).then_some(())
     })
