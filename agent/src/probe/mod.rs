@@ -372,11 +372,7 @@ impl Default for Prober {
 /// does not compile, a URL, method or header that does not parse, a port out of range, a load
 /// period other than 1, 5 or 15. A plan is checked with it before it replaces the running one.
 pub fn validate(spec: &CheckSpec) -> Result<()> {
-    let pattern = |pattern: &str| {
-        regex::Regex::new(pattern)
-            .map(drop)
-            .map_err(|error| ProbeError::InvalidSpec(format!("bad pattern {pattern:?}: {error}")))
-    };
+    let pattern = |pattern: &str| compile_pattern(pattern).map(drop);
     if let Some(tcp) = &spec.tcp {
         port(&tcp.port)?;
     }
@@ -415,9 +411,7 @@ impl RegexCache {
         if let Some(regex) = cache.get(pattern) {
             return Ok(Arc::clone(regex));
         }
-        let regex = regex::Regex::new(pattern).map_err(|error| {
-            ProbeError::InvalidSpec(format!("bad pattern {pattern:?}: {error}"))
-        })?;
+        let regex = compile_pattern(pattern)?;
         if cache.len() >= MAX_REGEXES {
             cache.clear();
         }
@@ -425,6 +419,12 @@ impl RegexCache {
         cache.insert(pattern.to_owned(), Arc::clone(&regex));
         Ok(regex)
     }
+}
+
+/// A check's regular expression, or why it is not one.
+fn compile_pattern(pattern: &str) -> Result<regex::Regex> {
+    regex::Regex::new(pattern)
+        .map_err(|error| ProbeError::InvalidSpec(format!("bad pattern {pattern:?}: {error}")))
 }
 
 /// The port of a probe, which must be a number by the time it runs.
