@@ -117,7 +117,7 @@ fn main() {
 }
 
 /// 50 checks: 9 tcp, 9 file, 8 each of cpu, memory, disk and load.
-fn plan_checks(port: u16, dir: &std::path::Path) -> Vec<vedette_agent::plan::PlannedCheck> {
+fn plan_checks(port: u16, dir: &std::path::Path) -> Vec<vedette_protocol::plan::PlannedCheck> {
     let spec = |i: usize| -> (&'static str, CheckSpec) {
         match i % 6 {
             0 => (

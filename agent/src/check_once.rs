@@ -2,16 +2,30 @@
 //! and prints a table of state, duration, output and perfdata — or with `--dry-run` only
 //! validates the plan. Exits non-zero when the plan is invalid.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cli::CheckArgs;
+use crate::host_paths::HostPaths;
 use crate::nagios::exec::PluginRunner;
 use crate::node::plan_keeper::ActivePlan;
 use crate::probe::Prober;
-use crate::runner::{CheckRunner, Outcome, state_name};
+use crate::runner::{CheckRunner, Outcome};
+
+/// What `check` runs.
+#[derive(Debug, Clone)]
+pub struct CheckOnceConfig {
+    /// The plan to run (JSON).
+    pub plan: PathBuf,
+    /// Only validate the plan, run nothing.
+    pub dry_run: bool,
+    /// Directories searched for plugins given by name (the default ones when empty).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Where the machine probes find the node.
+    pub host_paths: HostPaths,
+}
 
 /// Runs the command.
-pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
+pub async fn run(args: CheckOnceConfig) -> anyhow::Result<()> {
     let plan = crate::node::read_plan_file(&args.plan, "")?;
     let active = ActivePlan::new(plan).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
@@ -46,7 +60,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     if !args.plugin_dirs.is_empty() {
         plugins.plugin_dirs = args.plugin_dirs.clone();
     }
-    let prober = Prober::new().with_host_paths(args.host_paths.clone().into());
+    let prober = Prober::new().with_host_paths(args.host_paths.clone());
     let runner = Arc::new(CheckRunner::new(prober, plugins));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, check) in active.checks.iter().enumerate() {
@@ -76,7 +90,7 @@ fn table(active: &ActivePlan, outcomes: &[Option<Outcome>]) -> String {
                 .collect();
             Some([
                 check.planned.id.to_string(),
-                state_name(o.state).to_owned(),
+                o.state.name().to_owned(),
                 format!("{:.1}ms", o.duration.as_secs_f64() * 1000.0),
                 o.output.clone(),
                 perf.join(" "),

@@ -7,7 +7,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::host_paths::HostPaths;
 use crate::node::NodeConfig;
-use crate::satellite::SatelliteConfig;
 
 /// Vedette's agent: runs checks on this machine and reports state changes upstream.
 #[derive(Parser, Debug)]
@@ -27,9 +26,6 @@ pub enum Command {
     /// Run the checks of this machine: fetch the plan from the satellites (or read it from
     /// --plan), run it, spool and send state changes and keepalives, serve /metrics.
     Node(NodeArgs),
-    /// Serve a zone: plans to its agents, durable ingest of their results, the zone's state
-    /// table and remote checks, forwarding to the masters.
-    Satellite(SatelliteArgs),
     /// Run every check of a plan once and print a table (troubleshooting).
     Check(CheckArgs),
     /// Print the Vedette API version this agent speaks.
@@ -119,86 +115,6 @@ impl From<HostPathArgs> for HostPaths {
     }
 }
 
-/// Flags of `vedette-agent satellite`.
-#[derive(Args, Debug)]
-pub struct SatelliteArgs {
-    /// The zone served.
-    #[arg(long)]
-    pub zone: String,
-    /// Address of the API (plans, results, state, /metrics).
-    #[arg(long, default_value = "0.0.0.0:7080")]
-    pub listen: SocketAddr,
-    /// Master base URL; repeat for several. None: nothing is forwarded.
-    #[arg(long = "masters", env = "VEDETTE_MASTERS", value_delimiter = ',')]
-    pub masters: Vec<String>,
-    /// Bearer token file presented to the masters.
-    #[arg(long, env = "VEDETTE_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Directory of the spool and the state snapshot.
-    #[arg(long, default_value = "/var/lib/vedette/satellite")]
-    pub spool_dir: PathBuf,
-    /// Read the zone bundle (JSON) from this file instead of the zone's ConfigMaps.
-    #[arg(long)]
-    pub bundle_file: Option<PathBuf>,
-    /// Accept plan and result requests without a token (standalone only).
-    #[arg(long)]
-    pub insecure_no_auth: bool,
-    /// This replica's id.
-    #[arg(long, env = "POD_NAME", default_value = "satellite-0")]
-    pub replica: String,
-    /// Namespace of the bundle ConfigMaps and Leases.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "vedette-system")]
-    pub namespace: String,
-    /// Largest result batch accepted, bytes.
-    #[arg(long, default_value_t = crate::satellite::http::DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
-    /// Seconds between summaries sent to the masters.
-    #[arg(long, default_value_t = 30)]
-    pub summary_seconds: u64,
-    /// Worst problems per rule-set summary.
-    #[arg(long, default_value_t = 10)]
-    pub worst_problems: usize,
-    /// Seconds between snapshots of the state table and watermarks.
-    #[arg(long, default_value_t = 2)]
-    pub snapshot_seconds: u64,
-    /// Seconds between renewals of this replica's Lease.
-    #[arg(long, default_value_t = 5)]
-    pub lease_renew_seconds: u64,
-    /// Seconds a replica's Lease lasts without renewal.
-    #[arg(long, default_value_t = 15)]
-    pub lease_duration_seconds: u64,
-    /// Remote checks running at once at most.
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-    /// Backlog entries replayed to the masters per second.
-    #[arg(long, default_value_t = 1000)]
-    pub replay_per_second: u32,
-}
-
-impl From<SatelliteArgs> for SatelliteConfig {
-    fn from(args: SatelliteArgs) -> Self {
-        SatelliteConfig {
-            zone: args.zone,
-            replica: args.replica,
-            namespace: args.namespace,
-            listen: args.listen,
-            masters: args.masters,
-            token_file: args.token_file,
-            spool_dir: args.spool_dir,
-            bundle_file: args.bundle_file,
-            insecure_no_auth: args.insecure_no_auth,
-            max_body_bytes: args.max_body_bytes,
-            summary_seconds: args.summary_seconds,
-            worst_problems: args.worst_problems,
-            snapshot_seconds: args.snapshot_seconds,
-            lease_renew_seconds: args.lease_renew_seconds,
-            lease_duration_seconds: args.lease_duration_seconds,
-            concurrency: args.concurrency,
-            replay_per_second: args.replay_per_second,
-        }
-    }
-}
-
 /// Flags of `vedette-agent check`.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -217,6 +133,17 @@ pub struct CheckArgs {
     /// Where the machine probes find the node.
     #[command(flatten)]
     pub host_paths: HostPathArgs,
+}
+
+impl From<CheckArgs> for crate::check_once::CheckOnceConfig {
+    fn from(args: CheckArgs) -> Self {
+        crate::check_once::CheckOnceConfig {
+            plan: args.plan,
+            dry_run: args.dry_run,
+            plugin_dirs: args.plugin_dirs,
+            host_paths: args.host_paths.into(),
+        }
+    }
 }
 
 impl From<NodeArgs> for NodeConfig {
@@ -247,8 +174,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(&cli.log_level);
     match cli.command {
         Command::Node(args) => runtime()?.block_on(crate::node::run(args.into())),
-        Command::Satellite(args) => runtime()?.block_on(crate::satellite::run(args.into())),
-        Command::Check(args) => runtime()?.block_on(crate::check_once::run(args)),
+        Command::Check(args) => runtime()?.block_on(crate::check_once::run(args.into())),
         Command::ApiVersion => {
             println!("{}/{}", vedette_crds::GROUP, vedette_crds::VERSION);
             Ok(())
@@ -257,14 +183,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+/// The runtime every command of the agent (and the satellite) runs on: two worker threads.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?)
+        .build()
 }
 
-fn init_logging(filter: &str) {
+/// Logs to stderr with `filter` (an `EnvFilter`; `info` when it does not parse).
+pub fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use vedette_crds::template::CheckState;
 
-use crate::plan::CheckId;
+use vedette_protocol::plan::CheckId;
 
 /// Perfdata series kept per check; further labels are ignored.
 pub const MAX_PERFDATA_PER_CHECK: usize = 32;
@@ -214,7 +214,7 @@ impl Metrics {
     ) {
         self.check_state
             .get_or_create(labels)
-            .set(state_number(state));
+            .set(state.metric_value());
         self.check_state_hard
             .get_or_create(labels)
             .set(i64::from(hard));
@@ -272,16 +272,6 @@ impl Metrics {
             .set(1);
         self.plan_held.set(i64::from(held));
         self.plan_checks.set(checks as i64);
-    }
-}
-
-/// The Nagios number of a state.
-pub fn state_number(state: CheckState) -> i64 {
-    match state {
-        CheckState::Ok => 0,
-        CheckState::Warning => 1,
-        CheckState::Critical => 2,
-        CheckState::Unknown => 3,
     }
 }
 

@@ -10,9 +10,9 @@ use vedette_crds::template::CheckState;
 use crate::condition::{self, Condition, Inputs};
 use crate::nagios::exec::{ExecRequest, PluginRunner};
 use crate::nagios::range::Range;
-use crate::plan::{PlanError, PlannedCheck};
 use crate::probe::Prober;
 use crate::state::evaluate;
+use vedette_protocol::plan::{PlanError, PlannedCheck};
 
 /// A planned check with its ranges and condition compiled.
 #[derive(Debug)]
@@ -164,15 +164,16 @@ fn apply_thresholds(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> 
     if check.warning.is_none() && check.critical.is_none() {
         return outcome;
     }
-    let state = worse(
-        outcome.state,
-        evaluate(value, check.warning.as_ref(), check.critical.as_ref()),
-    );
+    let state = outcome.state.worse(evaluate(
+        value,
+        check.warning.as_ref(),
+        check.critical.as_ref(),
+    ));
     if state != outcome.state {
         let reason = if value.is_nan() {
             "no performance data to compare with the thresholds".to_owned()
         } else {
-            format!("value {value} is {} by the thresholds", state_name(state))
+            format!("value {value} is {state} by the thresholds")
         };
         outcome.output = format!("{} ({reason})", outcome.output);
         outcome.state = state;
@@ -191,7 +192,7 @@ fn apply_condition(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> O
         .iter()
         .map(|(l, v, _)| (l.clone(), *v))
         .collect();
-    let state_name = state_name(outcome.state);
+    let state_name = outcome.state.name();
     let inputs = Inputs {
         value,
         output: &outcome.output,
@@ -201,7 +202,7 @@ fn apply_condition(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> O
     match condition.holds(inputs) {
         Ok(true) => {}
         Ok(false) => {
-            outcome.state = worse(outcome.state, check.planned.condition_state);
+            outcome.state = outcome.state.worse(check.planned.condition_state);
             outcome.output = format!(
                 "{} (condition {} is false)",
                 outcome.output,
@@ -219,25 +220,4 @@ fn apply_condition(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> O
         }
     }
     outcome
-}
-
-/// The more severe of two states (CRITICAL > WARNING > UNKNOWN > OK, as Icinga orders them).
-pub fn worse(a: CheckState, b: CheckState) -> CheckState {
-    let rank = |s: CheckState| match s {
-        CheckState::Ok => 0,
-        CheckState::Unknown => 1,
-        CheckState::Warning => 2,
-        CheckState::Critical => 3,
-    };
-    if rank(a) >= rank(b) { a } else { b }
-}
-
-/// `OK`, `WARNING`, `CRITICAL` or `UNKNOWN`.
-pub fn state_name(state: CheckState) -> &'static str {
-    match state {
-        CheckState::Ok => "OK",
-        CheckState::Warning => "WARNING",
-        CheckState::Critical => "CRITICAL",
-        CheckState::Unknown => "UNKNOWN",
-    }
 }

@@ -10,7 +10,7 @@ use reqwest::header::{ETAG, IF_NONE_MATCH};
 
 use serde::Serialize;
 
-use crate::report::{Ack, Batch};
+use vedette_protocol::report::{Ack, Batch};
 
 /// Where agents send result batches.
 pub const RESULTS_PATH: &str = "/v1/results";

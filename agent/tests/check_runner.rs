@@ -13,7 +13,7 @@ use vedette_crds::CheckSpec;
 use vedette_crds::check::{ExecProbe, FileMetric, FileProbe};
 use vedette_crds::template::CheckState;
 
-fn file_size_check(path: &Path) -> vedette_agent::plan::PlannedCheck {
+fn file_size_check(path: &Path) -> vedette_protocol::plan::PlannedCheck {
     let mut check = common::tcp_check("size", 9, 10);
     check.check = CheckSpec {
         file: Some(FileProbe {
@@ -25,7 +25,7 @@ fn file_size_check(path: &Path) -> vedette_agent::plan::PlannedCheck {
     check
 }
 
-fn plugin_check(program: &Path) -> vedette_agent::plan::PlannedCheck {
+fn plugin_check(program: &Path) -> vedette_protocol::plan::PlannedCheck {
     let mut check = common::tcp_check("plugin", 9, 10);
     check.timeout_seconds = 5;
     check.check = CheckSpec {
@@ -38,7 +38,7 @@ fn plugin_check(program: &Path) -> vedette_agent::plan::PlannedCheck {
     check
 }
 
-async fn run(planned: vedette_agent::plan::PlannedCheck) -> Outcome {
+async fn run(planned: vedette_protocol::plan::PlannedCheck) -> Outcome {
     let compiled = CompiledCheck::compile(planned).expect("check compiles");
     CheckRunner::new(Prober::new(), PluginRunner::default())
         .run(&compiled)

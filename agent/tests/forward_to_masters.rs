@@ -13,12 +13,12 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use vedette_agent::report::{Ack, Batch};
 use vedette_agent::sender::fan_out::{self, Upstream};
 use vedette_agent::sender::{AckGate, Cursors, LiveEntry, SendMetrics};
 use vedette_agent::spool::{Priority, Spool, SpoolConfig};
 use vedette_agent::transport::{RESULTS_PATH, Transport, Upstreams};
-use vedette_agent::watermark::Watermark;
+use vedette_protocol::report::{Ack, Batch};
+use vedette_protocol::watermark::Watermark;
 
 /// What a receiver stored: spool sequences in the order they first arrived.
 #[derive(Default)]

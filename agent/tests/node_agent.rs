@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Agent, Upstream, closed_port, eventually, tcp_plan};
-use vedette_agent::report::{Envelope, Report};
 use vedette_crds::template::CheckState;
+use vedette_protocol::report::{Envelope, Report};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -24,7 +24,7 @@ fn states_of(entries: &[Envelope], rule: &str) -> Vec<(u64, CheckState)> {
         .collect()
 }
 
-fn last_keepalive(entries: &[Envelope]) -> Option<vedette_agent::report::Keepalive> {
+fn last_keepalive(entries: &[Envelope]) -> Option<vedette_protocol::report::Keepalive> {
     entries.iter().rev().find_map(|e| match &e.report {
         Report::Keepalive(k) => Some(k.clone()),
         _ => None,
@@ -362,7 +362,7 @@ async fn checks_on_cycles_run_in_their_own_wall_clock_cycles() {
     assert!(consecutive >= 4, "{every:?}");
 }
 
-fn changes_of(entries: &[Envelope], rule: &str) -> Vec<vedette_agent::report::CheckReport> {
+fn changes_of(entries: &[Envelope], rule: &str) -> Vec<vedette_protocol::report::CheckReport> {
     entries
         .iter()
         .filter_map(|e| match &e.report {

@@ -23,7 +23,7 @@ fn transport(upstream: &Upstream) -> Transport {
 }
 
 /// A plan whose zone holds it for `hold`.
-fn plan_held_for(hold: Duration) -> vedette_agent::plan::Plan {
+fn plan_held_for(hold: Duration) -> vedette_protocol::plan::Plan {
     let mut plan = tcp_plan(HOST, 9, 10);
     plan.settings.plan_hold_seconds = hold.as_secs() as i64;
     plan

@@ -1,21 +1,36 @@
 //! Vedette's API (group `vedette.dev`, version `v1alpha1`): the four custom resources and the
 //! check specification they share. The CRD YAML beside this crate is generated from these types
 //! by `crdgen` (`make generate`) and a test fails when the committed copy is stale.
+//!
+//! The resource types themselves (`MonitorZone`, …, derived with kube's `CustomResource`) and
+//! `generate` need the default feature `kube`; without it the crate is the specs alone, which
+//! is what the wire types and the node agent need (no Kubernetes client in the agent).
 
 pub mod check;
 pub mod common;
+#[cfg(feature = "kube")]
 pub mod generate;
 pub mod process;
 pub mod ruleset;
+pub mod state;
 pub mod template;
 pub mod zone;
 
 pub use check::{CheckSpec, ParameterValue};
 pub use common::{Condition, MachineSelector, TemplateReference};
-pub use process::{BusinessProcess, BusinessProcessSpec, BusinessProcessStatus};
-pub use ruleset::{RuleSet, RuleSetSpec, RuleSetStatus};
-pub use template::{CheckTemplate, CheckTemplateSpec, CheckTemplateStatus};
-pub use zone::{MonitorZone, MonitorZoneSpec, MonitorZoneStatus};
+#[cfg(feature = "kube")]
+pub use process::BusinessProcess;
+pub use process::{BusinessProcessSpec, BusinessProcessStatus};
+#[cfg(feature = "kube")]
+pub use ruleset::RuleSet;
+pub use ruleset::{RuleSetSpec, RuleSetStatus};
+pub use state::CheckState;
+#[cfg(feature = "kube")]
+pub use template::CheckTemplate;
+pub use template::{CheckTemplateSpec, CheckTemplateStatus};
+#[cfg(feature = "kube")]
+pub use zone::MonitorZone;
+pub use zone::{MonitorZoneSpec, MonitorZoneStatus};
 
 /// The API group of every Vedette resource.
 pub const GROUP: &str = "vedette.dev";

@@ -1,6 +1,7 @@
 //! `BusinessProcess`: elements that move Standby → Running → Completed or Failed → Standby,
 //! driven by per-state clauses, with dependencies between elements (seed 003's BPM2).
 
+#[cfg(feature = "kube")]
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -9,22 +10,26 @@ use crate::common::{Condition, MachineSelector};
 use crate::template::CheckState;
 
 /// A business process made of elements and their dependencies.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "vedette.dev",
-    version = "v1alpha1",
-    kind = "BusinessProcess",
-    namespaced,
-    status = "BusinessProcessStatus",
-    shortname = "bp",
-    category = "vedette",
-    printcolumn = r#"{"name":"Elements","type":"integer","jsonPath":".status.elementCount"}"#,
-    printcolumn = r#"{"name":"Running","type":"integer","jsonPath":".status.running"}"#,
-    printcolumn = r#"{"name":"Completed","type":"integer","jsonPath":".status.completed"}"#,
-    printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.failed"}"#,
-    printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.violations"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[cfg_attr(feature = "kube", derive(CustomResource))]
+#[cfg_attr(
+    feature = "kube",
+    kube(
+        group = "vedette.dev",
+        version = "v1alpha1",
+        kind = "BusinessProcess",
+        namespaced,
+        status = "BusinessProcessStatus",
+        shortname = "bp",
+        category = "vedette",
+        printcolumn = r#"{"name":"Elements","type":"integer","jsonPath":".status.elementCount"}"#,
+        printcolumn = r#"{"name":"Running","type":"integer","jsonPath":".status.running"}"#,
+        printcolumn = r#"{"name":"Completed","type":"integer","jsonPath":".status.completed"}"#,
+        printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.failed"}"#,
+        printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.violations"}"#,
+        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("x-kubernetes-validations" = [

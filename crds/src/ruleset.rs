@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "kube")]
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -12,23 +13,27 @@ use crate::common::{Condition, Labels, MachineSelector, TemplateReference};
 use crate::template::CheckState;
 
 /// Rules × machines.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "vedette.dev",
-    version = "v1alpha1",
-    kind = "RuleSet",
-    namespaced,
-    status = "RuleSetStatus",
-    shortname = "rs",
-    category = "vedette",
-    printcolumn = r#"{"name":"Machines","type":"integer","jsonPath":".status.machines"}"#,
-    printcolumn = r#"{"name":"Checks","type":"integer","jsonPath":".status.checks"}"#,
-    printcolumn = r#"{"name":"OK","type":"integer","jsonPath":".status.checksByState.ok"}"#,
-    printcolumn = r#"{"name":"Warning","type":"integer","jsonPath":".status.checksByState.warning"}"#,
-    printcolumn = r#"{"name":"Critical","type":"integer","jsonPath":".status.checksByState.critical"}"#,
-    printcolumn = r#"{"name":"Stale","type":"integer","jsonPath":".status.stale"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[cfg_attr(feature = "kube", derive(CustomResource))]
+#[cfg_attr(
+    feature = "kube",
+    kube(
+        group = "vedette.dev",
+        version = "v1alpha1",
+        kind = "RuleSet",
+        namespaced,
+        status = "RuleSetStatus",
+        shortname = "rs",
+        category = "vedette",
+        printcolumn = r#"{"name":"Machines","type":"integer","jsonPath":".status.machines"}"#,
+        printcolumn = r#"{"name":"Checks","type":"integer","jsonPath":".status.checks"}"#,
+        printcolumn = r#"{"name":"OK","type":"integer","jsonPath":".status.checksByState.ok"}"#,
+        printcolumn = r#"{"name":"Warning","type":"integer","jsonPath":".status.checksByState.warning"}"#,
+        printcolumn = r#"{"name":"Critical","type":"integer","jsonPath":".status.checksByState.critical"}"#,
+        printcolumn = r#"{"name":"Stale","type":"integer","jsonPath":".status.stale"}"#,
+        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleSetSpec {
@@ -79,8 +84,9 @@ pub struct Rule {
     pub every_cycles: Option<u32>,
 }
 
-/// Checks counted by their current state.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+/// Checks counted by their current state: in a RuleSet's status, and on the wire (an agent's
+/// keepalive, a satellite's summaries).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateCounts {
     /// Checks that are OK.
@@ -98,6 +104,19 @@ pub struct StateCounts {
     /// Checks that have not reported yet.
     #[serde(default)]
     pub pending: u32,
+}
+
+impl StateCounts {
+    /// Counts one more check in `state` (`None`: pending).
+    pub fn add(&mut self, state: Option<CheckState>) {
+        match state {
+            Some(CheckState::Ok) => self.ok += 1,
+            Some(CheckState::Warning) => self.warning += 1,
+            Some(CheckState::Critical) => self.critical += 1,
+            Some(CheckState::Unknown) => self.unknown += 1,
+            None => self.pending += 1,
+        }
+    }
 }
 
 /// One current problem, among the worst of a rule set.

@@ -1,9 +1,13 @@
 //! `CheckTemplate`: a reusable, typed rule. Its parameters are declared with types, defaults
 //! and bounds; rule sets instantiate it with values for them (`$param$`).
 
+#[cfg(feature = "kube")]
+#[cfg(feature = "kube")]
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use crate::state::CheckState;
 
 use crate::check::{CheckSpec, ParameterValue};
 use crate::common::Condition;
@@ -13,21 +17,25 @@ use crate::common::Condition;
 pub const THRESHOLD_PATTERN: &str = r"^@?((~|[-+]?[0-9]+(\.[0-9]+)?|\$[A-Za-z_][A-Za-z0-9_]*\$):)?([-+]?[0-9]+(\.[0-9]+)?|\$[A-Za-z_][A-Za-z0-9_]*\$)?$";
 
 /// A reusable check with typed parameters.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "vedette.dev",
-    version = "v1alpha1",
-    kind = "CheckTemplate",
-    namespaced,
-    status = "CheckTemplateStatus",
-    shortname = "ct",
-    category = "vedette",
-    printcolumn = r#"{"name":"Probe","type":"string","jsonPath":".status.probe"}"#,
-    printcolumn = r#"{"name":"Interval","type":"integer","jsonPath":".spec.intervalSeconds","description":"seconds between runs; empty means 60, or the check runs on cycles"}"#,
-    printcolumn = r#"{"name":"Every Cycles","type":"integer","jsonPath":".spec.everyCycles","description":"the check runs on every N-th cycle of its zone"}"#,
-    printcolumn = r#"{"name":"Used By","type":"integer","jsonPath":".status.ruleSets","description":"rule sets that instantiate this template"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[cfg_attr(feature = "kube", derive(CustomResource))]
+#[cfg_attr(
+    feature = "kube",
+    kube(
+        group = "vedette.dev",
+        version = "v1alpha1",
+        kind = "CheckTemplate",
+        namespaced,
+        status = "CheckTemplateStatus",
+        shortname = "ct",
+        category = "vedette",
+        printcolumn = r#"{"name":"Probe","type":"string","jsonPath":".status.probe"}"#,
+        printcolumn = r#"{"name":"Interval","type":"integer","jsonPath":".spec.intervalSeconds","description":"seconds between runs; empty means 60, or the check runs on cycles"}"#,
+        printcolumn = r#"{"name":"Every Cycles","type":"integer","jsonPath":".spec.everyCycles","description":"the check runs on every N-th cycle of its zone"}"#,
+        printcolumn = r#"{"name":"Used By","type":"integer","jsonPath":".status.ruleSets","description":"rule sets that instantiate this template"}"#,
+        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -115,25 +123,6 @@ pub struct CheckTemplateSpec {
     /// Send every result upstream, not only state changes (for checks whose history matters).
     #[serde(default)]
     pub spool_every_result: bool,
-}
-
-/// The four Nagios states.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
-)]
-pub enum CheckState {
-    /// Exit code 0.
-    #[serde(rename = "OK")]
-    Ok,
-    /// Exit code 1.
-    #[serde(rename = "WARNING")]
-    Warning,
-    /// Exit code 2.
-    #[serde(rename = "CRITICAL")]
-    Critical,
-    /// Exit code 3, or anything a check could not decide.
-    #[serde(rename = "UNKNOWN")]
-    Unknown,
 }
 
 fn critical_state() -> CheckState {

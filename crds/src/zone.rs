@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+#[cfg(feature = "kube")]
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,21 +14,25 @@ use crate::check::{CheckSpec, ParameterValue};
 use crate::common::{Condition, TemplateReference};
 
 /// A zone: which machines, who checks them, and how agents behave there.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "vedette.dev",
-    version = "v1alpha1",
-    kind = "MonitorZone",
-    status = "MonitorZoneStatus",
-    shortname = "mz",
-    category = "vedette",
-    printcolumn = r#"{"name":"Parent","type":"string","jsonPath":".spec.parentZone"}"#,
-    printcolumn = r#"{"name":"Satellites","type":"string","jsonPath":".status.satellites"}"#,
-    printcolumn = r#"{"name":"Agents","type":"integer","jsonPath":".status.agentsConnected"}"#,
-    printcolumn = r#"{"name":"Stale","type":"integer","jsonPath":".status.agentsStale"}"#,
-    printcolumn = r#"{"name":"Held Plan","type":"integer","jsonPath":".status.agentsOnHeldPlan","priority":1}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[cfg_attr(feature = "kube", derive(CustomResource))]
+#[cfg_attr(
+    feature = "kube",
+    kube(
+        group = "vedette.dev",
+        version = "v1alpha1",
+        kind = "MonitorZone",
+        status = "MonitorZoneStatus",
+        shortname = "mz",
+        category = "vedette",
+        printcolumn = r#"{"name":"Parent","type":"string","jsonPath":".spec.parentZone"}"#,
+        printcolumn = r#"{"name":"Satellites","type":"string","jsonPath":".status.satellites"}"#,
+        printcolumn = r#"{"name":"Agents","type":"integer","jsonPath":".status.agentsConnected"}"#,
+        printcolumn = r#"{"name":"Stale","type":"integer","jsonPath":".status.agentsStale"}"#,
+        printcolumn = r#"{"name":"Held Plan","type":"integer","jsonPath":".status.agentsOnHeldPlan","priority":1}"#,
+        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MonitorZoneSpec {

@@ -17,12 +17,24 @@ use crate::control_plane::free_port;
 use crate::process::Managed;
 use crate::{ControlPlane, wait};
 
-/// The agent binary, built on first use.
+/// The node agent binary, built on first use.
 pub fn binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             crate::operator::build_binary("vedette-agent", "VEDETTE_AGENT_BIN")
+                .map_err(|e| format!("{e:#}"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// The satellite binary, built on first use.
+pub fn satellite_binary() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            crate::operator::build_binary("vedette-satellite", "VEDETTE_SATELLITE_BIN")
                 .map_err(|e| format!("{e:#}"))
         })
         .clone()
@@ -41,7 +53,7 @@ pub enum SatelliteMode {
     File(PathBuf),
 }
 
-/// A running `vedette-agent satellite`.
+/// A running `vedette-satellite`.
 pub struct Satellite {
     process: Managed,
     launch: SatelliteLaunch,
@@ -63,20 +75,14 @@ struct SatelliteLaunch {
 
 impl SatelliteLaunch {
     fn command(&self) -> anyhow::Result<Command> {
-        let mut command = Command::new(binary()?);
+        let mut command = Command::new(satellite_binary()?);
         command
             .env("KUBECONFIG", &self.kubeconfig)
             .env("POD_NAMESPACE", &self.namespace)
             .env("POD_NAME", &self.replica)
             .env("NODE_NAME", "satellite-node")
             .env("VEDETTE_LOG", "info,kube=warn")
-            .args([
-                "satellite",
-                "--zone",
-                &self.zone,
-                "--replica",
-                &self.replica,
-            ])
+            .args(["--zone", &self.zone, "--replica", &self.replica])
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--spool-dir")
             .arg(self.dir.join("spool"))
@@ -363,7 +369,10 @@ spec:
 }
 
 /// Writes `bundle` as JSON to `path` (for a satellite with `--bundle-file`).
-pub fn write_bundle(path: &Path, bundle: &vedette_agent::plan::ZoneBundle) -> anyhow::Result<()> {
+pub fn write_bundle(
+    path: &Path,
+    bundle: &vedette_protocol::plan::ZoneBundle,
+) -> anyhow::Result<()> {
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, serde_json::to_vec(bundle)?)?;
     std::fs::rename(&temporary, path)?;

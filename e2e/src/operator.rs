@@ -296,7 +296,7 @@ pub async fn bundle(
     namespace: &str,
     zone: &str,
 ) -> anyhow::Result<(
-    vedette_agent::plan::ZoneBundle,
+    vedette_protocol::plan::ZoneBundle,
     Vec<k8s_openapi::api::core::v1::ConfigMap>,
 )> {
     use k8s_openapi::api::core::v1::ConfigMap;
@@ -312,7 +312,7 @@ pub async fn bundle(
 /// For each machine of a bundle, the ids of its checks (`namespace/ruleSet/rule`) and the
 /// TCP port each would connect to.
 pub fn checks_by_machine(
-    bundle: &vedette_agent::plan::ZoneBundle,
+    bundle: &vedette_protocol::plan::ZoneBundle,
 ) -> std::collections::BTreeMap<String, Vec<(String, serde_json::Value)>> {
     bundle
         .machines

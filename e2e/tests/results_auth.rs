@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use vedette_agent::report::{Batch, Envelope, Keepalive, PlanState, Report, StateCounts};
 use vedette_e2e::fleet::{self, Satellite, SatelliteMode, http_get, http_post};
 use vedette_e2e::{ControlPlane, wait};
+use vedette_protocol::report::{Batch, Envelope, Keepalive, PlanState, Report, StateCounts};
 
 const NAMESPACE: &str = "res-auth";
 const APP: &str = "res-auth-app";
@@ -158,7 +158,7 @@ fn keepalive_batch() -> Batch {
             report: Report::Keepalive(Keepalive {
                 host: NODE.to_owned(),
                 zone: ZONE.to_owned(),
-                at_ms: vedette_agent::node::engine::unix_ms(),
+                at_ms: vedette_protocol::clock::unix_ms(),
                 interval_seconds: 2,
                 plan: PlanState::default(),
                 counts: StateCounts::default(),

@@ -259,7 +259,7 @@ fn print_plan(paths: &[PathBuf], host: &str, labels: Vec<(String, String)>) -> a
     let plan = output
         .bundles
         .values()
-        .find_map(|bundle| vedette_agent::plan::plan_for(bundle, host))
+        .find_map(|bundle| vedette_protocol::plan::plan_for(bundle, host))
         .ok_or_else(|| anyhow::anyhow!("no zone selects machine {host}"))?;
     println!("{}", serde_json::to_string_pretty(&plan)?);
     Ok(())

@@ -3,7 +3,7 @@
 //!
 //! 1. **Compile** the manifest files with this machine as the only machine (the same pure
 //!    [`crate::compile::compile`] the reconciler uses).
-//! 2. Run the **satellite** role ([`vedette_agent::satellite::start`]) with a bundle source that
+//! 2. Run the **satellite** role ([`vedette_satellite::start`]) with a bundle source that
 //!    re-compiles when the files change, unauthenticated and therefore on loopback only.
 //! 3. Run the **node** role ([`vedette_agent::node::run_with_metrics`]) for this machine,
 //!    pointed at that satellite over HTTP like any agent.
@@ -23,10 +23,11 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use vedette_agent::host_paths::HostPaths;
 use vedette_agent::node::NodeConfig;
-use vedette_agent::plan::ZoneBundle;
-use vedette_agent::satellite::SatelliteConfig;
-use vedette_agent::satellite::bundle_source::{BundleSender, BundleSource, publish_if_changed};
-use vedette_agent::satellite::http::{Api, StateView, state_view};
+use vedette_crds::CheckState;
+use vedette_protocol::plan::ZoneBundle;
+use vedette_satellite::SatelliteConfig;
+use vedette_satellite::bundle_source::{BundleSender, BundleSource, publish_if_changed};
+use vedette_satellite::http::{Api, StateView, state_view};
 
 use crate::compile::{Machine, Severity};
 use crate::manifests;
@@ -171,14 +172,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         first: compiled,
         every: (config.watch_seconds > 0).then(|| Duration::from_secs(config.watch_seconds)),
     };
-    let api = vedette_agent::satellite::start(
+    let api = vedette_satellite::start(
         satellite_config(&zone, address, &config.data_dir),
         Some(Box::new(source)),
     )
     .await?;
     let agent_metrics = Arc::new(vedette_agent::metrics::Metrics::default());
     let agent_registry = Arc::new(vedette_agent::metrics::registry(&agent_metrics));
-    let router = vedette_agent::satellite::http::router(api.clone()).nest(
+    let router = vedette_satellite::http::router(api.clone()).nest(
         "/agent",
         vedette_agent::http::metrics_router(agent_registry),
     );
@@ -233,7 +234,7 @@ fn satellite_config(zone: &str, listen: SocketAddr, data_dir: &Path) -> Satellit
         spool_dir: data_dir.join("satellite"),
         bundle_file: None,
         insecure_no_auth: true,
-        max_body_bytes: vedette_agent::satellite::http::DEFAULT_MAX_BODY_BYTES,
+        max_body_bytes: vedette_satellite::http::DEFAULT_MAX_BODY_BYTES,
         summary_seconds: 30,
         worst_problems: 10,
         snapshot_seconds: 2,
@@ -392,14 +393,10 @@ pub fn summary(view: &StateView, time: &str) -> String {
         let _ = write!(out, ", {stale} agent(s) stale");
     }
     out.push('\n');
-    let rank = |state: &str| match state {
-        "CRITICAL" => 0,
-        "UNKNOWN" => 1,
-        "WARNING" => 2,
-        _ => 3,
-    };
+    // Worst first; a state that is none of the four (PENDING) after them.
+    let rank = |state: &str| CheckState::from_name(state).map(|s| s.worst_first());
     let mut problems: Vec<_> = view.checks.iter().filter(|c| c.state != "OK").collect();
-    problems.sort_by_key(|c| (rank(&c.state), &c.host, &c.check));
+    problems.sort_by_key(|c| (rank(&c.state).is_none(), rank(&c.state), &c.host, &c.check));
     for check in problems {
         let output: String = check
             .output

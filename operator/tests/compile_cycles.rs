@@ -5,8 +5,8 @@
 mod common;
 
 use common::{checks_of, machine, messages, rule_set, template, with_reason, zone};
-use vedette_agent::plan::{PlannedCheck, plan_for};
 use vedette_operator::compile::{Input, ObjectRef, Output, Reason, compile};
+use vedette_protocol::plan::{PlannedCheck, plan_for};
 
 const SLOW: &str = r#"
 check: {disk: {mountPoint: /}}

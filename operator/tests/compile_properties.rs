@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use common::{machine, rule_set, template, zone};
 use proptest::prelude::*;
-use vedette_agent::plan::plan_for;
 use vedette_operator::compile::{Input, Output, compile};
+use vedette_protocol::plan::plan_for;
 
 const ZONES: [&str; 3] = ["z0", "z1", "z2"];
 const ROLES: [&str; 3] = ["web", "db", "batch"];

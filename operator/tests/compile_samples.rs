@@ -6,10 +6,10 @@ mod common;
 use std::path::PathBuf;
 
 use common::{checks_of, machine};
-use vedette_agent::plan::{CheckId, RemoteAssignment, plan_for};
 use vedette_crds::check::PortOrParameter;
 use vedette_operator::compile::{Input, Output, Reason, bundle_hash, compile};
 use vedette_operator::manifests::{Object, load_paths};
+use vedette_protocol::plan::{CheckId, RemoteAssignment, plan_for};
 
 const LINUX: (&str, &str) = ("kubernetes.io/os", "linux");
 const STOREFRONT: (&str, &str) = ("app.kubernetes.io/part-of", "storefront");

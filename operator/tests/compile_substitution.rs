@@ -4,9 +4,9 @@
 mod common;
 
 use common::{machine, messages, rule_set, template, zone};
-use vedette_agent::plan::{CheckId, RemoteAssignment};
 use vedette_crds::check::PortOrParameter;
 use vedette_operator::compile::{Input, Reason, compile};
+use vedette_protocol::plan::{CheckId, RemoteAssignment};
 
 const TLS: &str = r#"
 parameters:

@@ -348,9 +348,9 @@ pub fn planned(
     rule: &str,
     check: vedette_crds::CheckSpec,
     interval_seconds: u32,
-) -> vedette_agent::plan::PlannedCheck {
-    use vedette_agent::plan::{CheckId, PlannedCheck};
+) -> vedette_protocol::plan::PlannedCheck {
     use vedette_crds::template::CheckState;
+    use vedette_protocol::plan::{CheckId, PlannedCheck};
     PlannedCheck {
         id: CheckId {
             namespace: "bench".into(),
@@ -377,12 +377,12 @@ pub fn planned(
 /// Writes a plan of `checks` for host `bench` to `dir/plan.json` and returns its path.
 pub fn write_plan(
     dir: &std::path::Path,
-    checks: Vec<vedette_agent::plan::PlannedCheck>,
+    checks: Vec<vedette_protocol::plan::PlannedCheck>,
 ) -> PathBuf {
-    let plan = vedette_agent::plan::Plan {
+    let plan = vedette_protocol::plan::Plan {
         host: "bench".into(),
         zone: "bench".into(),
-        settings: vedette_agent::plan::AgentSettings::default(),
+        settings: vedette_protocol::plan::AgentSettings::default(),
         checks,
     };
     let path = dir.join("plan.json");

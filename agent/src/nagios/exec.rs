@@ -324,10 +324,11 @@ fn classify(run: &Run, request: &ExecRequest) -> (CheckState, Termination, Optio
         return (CheckState::Unknown, Termination::NotStarted, Some(reason));
     };
     match (status.code(), status.signal()) {
-        (Some(0), _) => (CheckState::Ok, Termination::Exited(0), None),
-        (Some(1), _) => (CheckState::Warning, Termination::Exited(1), None),
-        (Some(2), _) => (CheckState::Critical, Termination::Exited(2), None),
-        (Some(3), _) => (CheckState::Unknown, Termination::Exited(3), None),
+        (Some(code @ 0..=3), _) => (
+            CheckState::from_exit_code(code),
+            Termination::Exited(code),
+            None,
+        ),
         (Some(code), _) => {
             let reason = format!("plugin exited with code {code}");
             (CheckState::Unknown, Termination::Exited(code), Some(reason))

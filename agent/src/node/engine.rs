@@ -12,12 +12,13 @@ use tracing::{debug, warn};
 use vedette_crds::template::CheckState;
 
 use crate::metrics::{CheckLabels, Metrics};
-use crate::plan::CheckId;
-use crate::report::{CheckReport, Report, StateCounts};
 use crate::runner::{CheckRunner, CompiledCheck, Outcome};
 use crate::schedule::{CycleSlot, Schedule, jitter_ms};
 use crate::spool::{Priority, Spool};
 use crate::state::{NextInterval, StateType, Transition};
+use vedette_protocol::clock::unix_ms;
+use vedette_protocol::plan::CheckId;
+use vedette_protocol::report::{CheckReport, Report, StateCounts};
 
 use super::plan_keeper::ActivePlan;
 use super::retention::{CheckStates, Retention};
@@ -193,14 +194,6 @@ impl Reporter {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 /// Runs the current plan until the channel closes, restarting the schedule on every plan
 /// change (state machines of unchanged checks carry over). With `retention`, the machines are
 /// also saved and those of the last life restored.
@@ -220,7 +213,7 @@ pub async fn run(
             states.plan(
                 plan.checks.iter().map(|check| {
                     let planned = &check.planned;
-                    let definition = crate::plan::content_hash(planned);
+                    let definition = vedette_protocol::plan::content_hash(planned);
                     (&planned.id, definition, planned.max_attempts)
                 }),
                 |id| reporter.restarted(id),
@@ -262,7 +255,7 @@ fn cycle_slots(host: &str, plan: &ActivePlan) -> Vec<Option<CycleSlot>> {
 /// Whether a check on cycles waits for its next cycle: always while steady, and while soft
 /// unless it has a retry interval of its own (compile makes the retry interval equal to the
 /// regular one when the template gives none).
-fn stays_on_cycles(next: NextInterval, check: &crate::plan::PlannedCheck) -> bool {
+fn stays_on_cycles(next: NextInterval, check: &vedette_protocol::plan::PlannedCheck) -> bool {
     next == NextInterval::Regular || check.retry_interval_seconds == check.interval_seconds
 }
 
@@ -378,10 +371,10 @@ async fn run_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::PlannedCheck;
     use crate::state::CheckStateMachine;
     use vedette_crds::CheckSpec;
     use vedette_crds::check::ExecProbe;
+    use vedette_protocol::plan::PlannedCheck;
 
     struct Discard;
 

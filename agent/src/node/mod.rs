@@ -17,17 +17,18 @@ use tracing::{info, warn};
 use crate::host_paths::HostPaths;
 use crate::metrics::{self, Metrics, PriorityLabels};
 use crate::nagios::exec::PluginRunner;
-use crate::plan::Plan;
 use crate::probe::Prober;
-use crate::report::{Keepalive, Report};
 use crate::runner::CheckRunner;
 use crate::spool::{Priority, Spool, SpoolConfig};
 use crate::transport::{Transport, Upstreams};
+use vedette_protocol::plan::Plan;
+use vedette_protocol::report::{Keepalive, Report};
 
 use crate::sender::{self, AckGate, Cursors, SenderConfig};
-use engine::{Reporter, SpoolSink, unix_ms};
+use engine::{Reporter, SpoolSink};
 use plan_keeper::{ActivePlan, PlanKeeper, PlanStatus};
 use retention::Retention;
+use vedette_protocol::clock::unix_ms;
 
 /// Everything the node role needs.
 #[derive(Debug, Clone)]
@@ -181,7 +182,10 @@ pub fn read_plan_file(path: &std::path::Path, host: &str) -> anyhow::Result<Plan
     Ok(plan)
 }
 
-fn invalid_plan(path: &std::path::Path, problems: &[crate::plan::PlanError]) -> anyhow::Error {
+fn invalid_plan(
+    path: &std::path::Path,
+    problems: &[vedette_protocol::plan::PlanError],
+) -> anyhow::Error {
     let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
     anyhow::anyhow!("plan {} is invalid: {}", path.display(), list.join("; "))
 }
@@ -283,7 +287,7 @@ impl Keepalives {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::AgentSettings;
+    use vedette_protocol::plan::AgentSettings;
 
     fn plan_with(spool_max_bytes: i64, spool_max_age_seconds: i64) -> ActivePlan {
         ActivePlan::new(Plan {

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::plan::{Plan, PlanError};
-use crate::report::PlanState;
 use crate::runner::CompiledCheck;
 use crate::transport::{PlanFetch, Transport};
+use vedette_protocol::plan::{Plan, PlanError};
+use vedette_protocol::report::PlanState;
 
 /// Where the plan being run is published.
 pub type PlanReceiver = watch::Receiver<Option<Arc<ActivePlan>>>;

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::plan::CheckId;
 use crate::state::{CheckStateMachine, SavedState, Transition};
 use vedette_crds::template::CheckState;
+use vedette_protocol::plan::CheckId;
 
 use super::plan_keeper::write_atomically;
 

@@ -126,12 +126,6 @@ impl ProbeOutput {
     /// The Nagios-style line for a final state:
     /// `TCP OK - 0.001 second response time on 127.0.0.1 port 80|time=0.001s`.
     pub fn line(&self, state: CheckState) -> String {
-        let state = match state {
-            CheckState::Ok => "OK",
-            CheckState::Warning => "WARNING",
-            CheckState::Critical => "CRITICAL",
-            CheckState::Unknown => "UNKNOWN",
-        };
         let mut line = format!("{} {state} - {}", self.probe.to_uppercase(), self.output);
         if !self.perfdata.is_empty() {
             let perf: Vec<String> = self.perfdata.iter().map(ToString::to_string).collect();

@@ -4,9 +4,9 @@
 //! [`Cursor`] (what its upstream acknowledged); entries leave the spool only when every
 //! upstream acknowledged them; `(agent, sequence)` makes resends harmless.
 //!
-//! Both roles use it: the node sends its [`Report`](crate::report::Report)s to one satellite
+//! Both roles use it: the node sends its [`Report`](vedette_protocol::report::Report)s to one satellite
 //! at a time (standbys on failure: [`Cursors::single`]), a satellite sends its
-//! [`Forwarded`](crate::forward::Forwarded) entries to every master ([`fan_out`]).
+//! [`Forwarded`](vedette_protocol::forward::Forwarded) entries to every master ([`fan_out`]).
 //! The spool's payloads are JSON of the report type `R`.
 
 pub mod cursors;
@@ -26,9 +26,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::backoff::Backoff;
-use crate::report::{Batch, Envelope};
 use crate::spool::{Record, Spool, TokenBucket};
 use crate::transport::Transport;
+use vedette_protocol::report::{Batch, Envelope};
 
 pub use cursors::{Cursor, Cursors};
 

@@ -17,12 +17,12 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use vedette_agent::plan::{AgentSettings, CheckId, Plan, PlannedCheck};
-use vedette_agent::report::{Ack, Batch, Envelope};
-use vedette_agent::watermark::Watermark;
 use vedette_crds::CheckSpec;
 use vedette_crds::check::{PortOrParameter, TcpProbe};
 use vedette_crds::template::CheckState;
+use vedette_protocol::plan::{AgentSettings, CheckId, Plan, PlannedCheck};
+use vedette_protocol::report::{Ack, Batch, Envelope};
+use vedette_protocol::watermark::Watermark;
 
 /// What the upstream received and what it serves.
 #[derive(Default)]

@@ -4,8 +4,9 @@
 use super::*;
 use crate::build::fixtures::{context, dmz, huge_bundle, small_bundle};
 use proptest::prelude::*;
-use vedette_agent::bundle_shards::parse;
-use vedette_agent::plan::{AgentSettings, CheckId, RemoteAssignment};
+use vedette_protocol::bundle_shards::parse;
+use vedette_protocol::plan::{AgentSettings, CheckId, RemoteAssignment, content_hash};
+use vedette_satellite::bundle_source::stored_shard;
 
 fn shards(bundle: &ZoneBundle) -> Vec<ConfigMap> {
     bundle_config_maps(&dmz(), &context(), bundle).expect("the bundle fits")
@@ -91,7 +92,7 @@ fn machines_are_split_by_contiguous_sorted_host_ranges() {
         .iter()
         .filter_map(|config_map| {
             let machines: BTreeMap<String, Vec<u32>> =
-                parse(config_map, MACHINES_KEY).expect("parses")?;
+                parse(&stored_shard(config_map), MACHINES_KEY).expect("parses")?;
             let first = machines.keys().next()?.clone();
             let last = machines.keys().next_back()?.clone();
             Some((first, last))

@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
-pub use vedette_agent::names::{
+pub use vedette_protocol::names::{
     LABEL_COMPONENT, LABEL_ZONE, MAX_NAME_LENGTH, object_name, short_hash, zone_label_value,
 };
 

@@ -1,4 +1,4 @@
-//! The satellite Deployment: `vedette-agent satellite` replicas of a zone, active-active.
+//! The satellite Deployment: `vedette-satellite` replicas of a zone, active-active.
 //!
 //! **Bundle changes do not touch the Deployment.** Satellites watch their zone's bundle
 //! ConfigMaps and switch to a new bundle in place (the bundle hash is on the ConfigMaps), so
@@ -103,7 +103,6 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
     // The satellite presents the same kind of token to the masters as agents present to it.
     let token_file = format!("{AGENT_TOKEN_DIR}/token");
     let args = [
-        "satellite",
         "--zone",
         &zone_name(zone),
         "--listen",
@@ -118,7 +117,7 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
     Container {
         name: "satellite".to_owned(),
         image: Some(ctx.image.clone()),
-        command: Some(vec!["vedette-agent".to_owned()]),
+        command: Some(vec!["vedette-satellite".to_owned()]),
         args: Some(args.iter().map(|arg| (*arg).to_owned()).collect()),
         env: Some(vec![
             field_env("NODE_NAME", "spec.nodeName"),
@@ -250,6 +249,26 @@ mod tests {
         let mut ctx = context();
         ctx.bundle_hash = "0".repeat(64);
         assert_eq!(before, satellite_deployment(&dmz(), &ctx));
+    }
+
+    #[test]
+    fn the_satellite_reads_its_arguments_as_meant() {
+        let deployment = satellite_deployment(&dmz(), &context());
+        let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+        assert_eq!(
+            container.command,
+            Some(vec!["vedette-satellite".to_owned()])
+        );
+        let argv = ["vedette-satellite".to_owned()]
+            .into_iter()
+            .chain(container.args.clone().unwrap());
+        let cli = <vedette_satellite::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        assert_eq!(cli.args.zone, "dmz");
+        assert_eq!(
+            cli.args.spool_dir,
+            std::path::Path::new(SATELLITE_SPOOL_DIR)
+        );
+        assert_eq!(cli.args.masters, [context().masters_url]);
     }
 
     #[test]

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use vedette_agent::plan::{AgentSettings, CheckId, PlannedCheck, RemoteAssignment, ZoneBundle};
 use vedette_crds::MonitorZone;
 use vedette_crds::check::{CheckSpec, ExecProbe, HttpProbe, PortOrParameter, TcpProbe};
 use vedette_crds::template::CheckState;
+use vedette_protocol::plan::{AgentSettings, CheckId, PlannedCheck, RemoteAssignment, ZoneBundle};
 
 use super::BuildContext;
 

@@ -54,7 +54,7 @@ pub struct BuildContext {
     pub image: String,
     /// URL the satellites report to (the masters, or the parent zone's satellites).
     pub masters_url: String,
-    /// Hash of the zone's current bundle (`vedette_agent::plan::content_hash`).
+    /// Hash of the zone's current bundle (`vedette_protocol::plan::content_hash`).
     pub bundle_hash: String,
 }
 

@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use vedette_agent::plan::{AgentSettings, CheckId, PlannedCheck, RemoteAssignment, ZoneBundle};
 use vedette_crds::zone::{AgentSpec, MonitorZoneSpec};
+use vedette_protocol::plan::{AgentSettings, CheckId, PlannedCheck, RemoteAssignment, ZoneBundle};
 
 use super::cycles;
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use vedette_agent::plan::PlannedCheck;
+use vedette_protocol::plan::PlannedCheck;
 
 /// `check` as the zone with cycles of `cycle_seconds` runs it: unchanged when it runs on its
 /// own interval; with its interval (and its retry interval, unless the template gives one)
@@ -33,9 +33,9 @@ pub fn in_zone(check: &PlannedCheck, cycle_seconds: u32) -> Result<Cow<'_, Plann
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use vedette_agent::plan::CheckId;
     use vedette_crds::CheckSpec;
     use vedette_crds::template::CheckState;
+    use vedette_protocol::plan::CheckId;
 
     fn on_cycles(every: u32, retry_interval_seconds: u32) -> PlannedCheck {
         PlannedCheck {

@@ -17,8 +17,8 @@ pub mod zones;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use vedette_agent::plan::{ZoneBundle, content_hash};
 use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
+use vedette_protocol::plan::{ZoneBundle, content_hash};
 
 pub use diagnostic::{Diagnostic, ObjectRef, Reason, Severity};
 

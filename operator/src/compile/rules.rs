@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use vedette_agent::plan::{CheckId, PlannedCheck};
 use vedette_crds::common::MachineSelector;
 use vedette_crds::ruleset::{Rule, RuleSetSpec};
 use vedette_crds::template::{CheckTemplateSpec, DEFAULT_INTERVAL_SECONDS};
+use vedette_protocol::plan::{CheckId, PlannedCheck};
 
 use super::Machine;
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use vedette_agent::plan::parameter_names;
 use vedette_crds::check::PortOrParameter;
 use vedette_crds::template::{CheckTemplateSpec, DEFAULT_INTERVAL_SECONDS, ParameterType};
 use vedette_crds::{CheckSpec, ParameterValue};
+use vedette_protocol::plan::parameter_names;
 
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};
 use super::params::{resolve, shown};

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use vedette_agent::plan::{CheckId, PlannedCheck, parameter_names};
 use vedette_crds::check::PortOrParameter;
 use vedette_crds::template::CheckState;
 use vedette_crds::zone::{MonitorZoneSpec, RemoteCheck};
+use vedette_protocol::plan::{CheckId, PlannedCheck, parameter_names};
 
 use super::Machine;
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};

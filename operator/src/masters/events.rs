@@ -15,9 +15,9 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use vedette_agent::plan::CheckId;
 use vedette_crds::RuleSet;
 use vedette_crds::template::CheckState;
+use vedette_protocol::plan::CheckId;
 
 use super::state::HardChange;
 use crate::reconcile::metrics::Metrics;

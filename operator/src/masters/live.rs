@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use vedette_agent::plan::ZoneBundle;
 use vedette_crds::ruleset::{Problem, StateCounts};
 use vedette_crds::template::CheckState;
+use vedette_protocol::plan::ZoneBundle;
 
 use super::state::{CheckEntry, MasterState};
 
@@ -82,7 +82,7 @@ pub fn summarise(state: &MasterState, bundles: &BTreeMap<String, ZoneBundle>, no
                 let key = (check.id.namespace.clone(), check.id.rule_set.clone());
                 let rule_set = live.rule_sets.entry(key.clone()).or_default();
                 let entry = state.check(host, &check.id);
-                add(&mut rule_set.counts, entry.map(|e| e.state));
+                rule_set.counts.add(entry.map(|e| e.state));
                 rule_set.stale += u32::from(host_stale);
                 if let Some(entry) = entry.filter(|e| e.hard && e.state != CheckState::Ok) {
                     problems.entry(key).or_default().push((
@@ -95,7 +95,7 @@ pub fn summarise(state: &MasterState, bundles: &BTreeMap<String, ZoneBundle>, no
         }
     }
     for (key, mut found) in problems {
-        found.sort_by_key(|(host, rule, e)| (severity(e.state), e.since_ms, *host, *rule));
+        found.sort_by_key(|(host, rule, e)| (e.state.worst_first(), e.since_ms, *host, *rule));
         let worst = found
             .into_iter()
             .take(WORST_PROBLEMS)
@@ -106,26 +106,6 @@ pub fn summarise(state: &MasterState, bundles: &BTreeMap<String, ZoneBundle>, no
         }
     }
     live
-}
-
-fn add(counts: &mut StateCounts, state: Option<CheckState>) {
-    match state {
-        Some(CheckState::Ok) => counts.ok += 1,
-        Some(CheckState::Warning) => counts.warning += 1,
-        Some(CheckState::Critical) => counts.critical += 1,
-        Some(CheckState::Unknown) => counts.unknown += 1,
-        None => counts.pending += 1,
-    }
-}
-
-/// Sort order of problems: CRITICAL, then WARNING, then UNKNOWN.
-fn severity(state: CheckState) -> u8 {
-    match state {
-        CheckState::Critical => 0,
-        CheckState::Warning => 1,
-        CheckState::Unknown => 2,
-        CheckState::Ok => 3,
-    }
 }
 
 fn problem(host: &str, rule: &str, entry: &CheckEntry) -> Problem {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::masters::state::tests::{agent, batch, change, keepalive};
-use vedette_agent::plan::PlannedCheck;
+use vedette_protocol::plan::PlannedCheck;
 
 fn bundle(machines: &[&str], rules: &[&str]) -> BTreeMap<String, ZoneBundle> {
     let checks: Vec<PlannedCheck> = rules

@@ -1,5 +1,5 @@
 //! The masters: `POST /v1/satellite` on the operator's `--listen` server, served by every
-//! replica. Satellites send [`Batch<Forwarded>`](vedette_agent::report::Batch) (the batch's
+//! replica. Satellites send [`Batch<Forwarded>`](vedette_protocol::report::Batch) (the batch's
 //! `agent` is the satellite replica); the batch is merged into the in-memory
 //! [`MasterState`](state::MasterState) and acknowledged with `Ack {upTo}` **after being
 //! applied to memory**. The masters keep nothing on disk: their durability is the satellites'
@@ -32,9 +32,10 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use vedette_agent::forward::Forwarded;
-use vedette_agent::report::Batch;
-use vedette_agent::satellite::auth::{self, Auth, Identity};
+use vedette_protocol::clock::unix_ms;
+use vedette_protocol::forward::Forwarded;
+use vedette_protocol::report::Batch;
+use vedette_satellite::auth::{self, Auth, Identity};
 
 use crate::reconcile::metrics::Metrics;
 use state::{HardChange, MasterState};
@@ -75,7 +76,7 @@ impl Masters {
     }
 
     /// Applies a batch received now and returns the acknowledgement.
-    pub fn receive(&self, batch: Batch<Forwarded>) -> vedette_agent::report::Ack {
+    pub fn receive(&self, batch: Batch<Forwarded>) -> vedette_protocol::report::Ack {
         let (ack, changes, applied) = {
             let mut state = self.state();
             let before = state.applied().entries;
@@ -103,11 +104,6 @@ impl Masters {
             _ => Ok(()),
         }
     }
-}
-
-/// Now, Unix ms.
-pub fn unix_ms() -> u64 {
-    vedette_agent::node::engine::unix_ms()
 }
 
 /// `POST /v1/satellite` and `GET /v1/masters/state`.

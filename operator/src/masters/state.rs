@@ -4,9 +4,8 @@
 //!   [`Watermark`] per replica; the acknowledgement is that watermark.
 //! - **Agent entries inside them** are deduplicated by `(agent, sequence)` (after a failover
 //!   an agent resends to another replica what the first one already forwarded), and a check's
-//!   state is replaced only by a newer one: from the same writer a higher sequence, from
-//!   another writer (a remote check moving between replicas) a later `at_ms`. An old entry
-//!   never overwrites a newer state.
+//!   state is replaced only by a newer one, by the protocol's rule
+//!   ([`vedette_protocol::merge`]): an old entry never overwrites a newer state.
 //! - **Keepalives** give each agent's freshness and held plan; **summaries** are kept as the
 //!   satellites last sent them.
 //!
@@ -14,25 +13,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use vedette_agent::forward::{Forwarded, RuleSetSummary, ZoneSummary};
-use vedette_agent::plan::CheckId;
-use vedette_agent::report::{Ack, Batch, CheckReport, Keepalive, Report};
-use vedette_agent::satellite::table::MISSED_KEEPALIVES;
-use vedette_agent::watermark::Watermark;
 use vedette_crds::template::CheckState;
+use vedette_protocol::forward::{Forwarded, RuleSetSummary, ZoneSummary};
+pub use vedette_protocol::merge::CheckKey;
+use vedette_protocol::merge::{Stamp, is_stale};
+use vedette_protocol::plan::CheckId;
+use vedette_protocol::report::{Ack, Batch, CheckReport, Keepalive, Report};
+use vedette_protocol::watermark::Watermark;
 
 /// Most sequences an agent's watermark keeps above its contiguous part; beyond, the gap is
 /// skipped (the agent dropped those entries, or they were forwarded by a replica that is gone).
 const MAX_ABOVE: u64 = 10_000;
-
-/// Identifies a check on a host.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CheckKey {
-    /// The machine or remote target.
-    pub host: String,
-    /// The check.
-    pub check: CheckId,
-}
 
 /// The current state of one check, as the masters know it.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,10 +64,9 @@ pub struct AgentEntry {
 }
 
 impl AgentEntry {
-    /// Missed [`MISSED_KEEPALIVES`] keepalives at `now_ms`.
+    /// Missed [`MISSED_KEEPALIVES`](vedette_protocol::merge::MISSED_KEEPALIVES) keepalives at `now_ms`.
     pub fn stale(&self, now_ms: u64) -> bool {
-        let window = MISSED_KEEPALIVES * self.interval_seconds.max(1) * 1000;
-        now_ms.saturating_sub(self.seen_ms) > window
+        is_stale(self.seen_ms, self.interval_seconds, now_ms)
     }
 }
 
@@ -215,16 +205,19 @@ impl MasterState {
         zone: Option<String>,
         changes: &mut Vec<HardChange>,
     ) {
-        let key = CheckKey {
-            host: report.host.clone(),
-            check: report.check.clone(),
-        };
+        let key = CheckKey::new(&report.host, &report.check);
         let previous = self.checks.get(&key);
-        let newer = match previous {
-            None => true,
-            Some(entry) if entry.writer.0 == writer => sequence > entry.writer.1,
-            Some(entry) => report.at_ms >= entry.at_ms,
+        let stamp = Stamp {
+            writer,
+            sequence,
+            at_ms: report.at_ms,
         };
+        let stored = previous.map(|entry| Stamp {
+            writer: &entry.writer.0,
+            sequence: entry.writer.1,
+            at_ms: entry.at_ms,
+        });
+        let newer = stamp.is_newer_than(stored.as_ref());
         if !newer {
             self.applied.outdated += 1;
             return;

@@ -1,5 +1,5 @@
 use super::*;
-use vedette_agent::report::{Envelope, PlanState, StateCounts};
+use vedette_protocol::report::{Envelope, PlanState, StateCounts};
 
 pub(crate) fn id(rule: &str) -> CheckId {
     CheckId {

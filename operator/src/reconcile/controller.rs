@@ -164,7 +164,7 @@ impl Controller {
             crate::masters::live::summarise(
                 &state,
                 &compiled.served.bundles,
-                crate::masters::unix_ms(),
+                vedette_protocol::clock::unix_ms(),
             )
         };
         let statuses = status::desired(

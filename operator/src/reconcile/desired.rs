@@ -7,8 +7,8 @@ use kube::api::ApiResource;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::Value;
-use vedette_agent::plan::{ZoneBundle, content_hash};
 use vedette_crds::MonitorZone;
+use vedette_protocol::plan::{ZoneBundle, content_hash};
 
 use super::error::{Error, Result};
 use super::owned::{APPLIED_HASH_ANNOTATION, OwnedKey};

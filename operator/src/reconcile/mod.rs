@@ -142,11 +142,8 @@ pub async fn run(config: Config) -> Result<()> {
 }
 
 /// How satellites are authenticated: TokenReview against the API server, cached a minute.
-fn satellite_auth(
-    client: &kube::Client,
-    insecure_no_auth: bool,
-) -> vedette_agent::satellite::auth::Auth {
-    use vedette_agent::satellite::auth::{Auth, Authenticator, KubeTokenReviewer};
+fn satellite_auth(client: &kube::Client, insecure_no_auth: bool) -> vedette_satellite::auth::Auth {
+    use vedette_satellite::auth::{Auth, Authenticator, KubeTokenReviewer};
     if insecure_no_auth {
         tracing::warn!(message = "Satellites are not authenticated (--insecure-no-auth).");
         return Auth::Disabled;

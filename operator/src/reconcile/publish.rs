@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
-use vedette_agent::plan::ZoneBundle;
 use vedette_crds::MonitorZone;
+use vedette_protocol::plan::ZoneBundle;
 
 use super::desired::{self, Desired};
 use super::error::{Error, Result};

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::plan::{RemoteAssignment, ZoneBundle};
+use vedette_protocol::plan::{RemoteAssignment, ZoneBundle};
 
 /// The owner of `assignment` among `replicas` (none when there are no replicas).
 pub fn owner<'a>(
@@ -54,7 +54,7 @@ fn weight(replica: &str, check: &str, target: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{AgentSettings, CheckId, PlannedCheck};
+    use vedette_protocol::plan::{AgentSettings, CheckId, PlannedCheck};
 
     fn bundle(targets: usize) -> ZoneBundle {
         let mut check: PlannedCheck = serde_json::from_value(serde_json::json!({

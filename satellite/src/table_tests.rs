@@ -1,6 +1,6 @@
 use super::*;
-use crate::plan::{AgentSettings, CheckId, PlannedCheck, RemoteAssignment};
-use crate::report::PlanState;
+use vedette_protocol::plan::{AgentSettings, CheckId, PlannedCheck, RemoteAssignment};
+use vedette_protocol::report::PlanState;
 
 pub(crate) fn check_id(rule: &str) -> CheckId {
     CheckId {

@@ -2,34 +2,24 @@
 //! Pure: entries are applied with the time they were received, and staleness is asked for
 //! at a given time, so tests (and recovery from the spool) need no clock.
 //!
-//! **Last writer wins by (agent, sequence).** An entry replaces the stored state only when it
-//! is newer: from the same writer, a higher sequence; from another writer (a remote check
-//! moving between replicas), a later `at_ms`. A replayed old state change never overwrites
-//! a newer state.
+//! **Last writer wins by (agent, sequence)**, by the protocol's rule
+//! ([`vedette_protocol::merge`]): a replayed old state change never overwrites a newer
+//! state.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use vedette_crds::template::CheckState;
 
-use crate::forward::{Problem, RuleSetSummary, ZoneSummary};
-use crate::plan::{CheckId, ZoneBundle};
-use crate::report::{CheckReport, Keepalive, Report, StateCounts};
+use vedette_protocol::forward::{Problem, RuleSetSummary, ZoneSummary};
+use vedette_protocol::merge::{Stamp, is_stale};
+use vedette_protocol::plan::{CheckId, ZoneBundle};
+use vedette_protocol::report::{CheckReport, Keepalive, Report, StateCounts};
 
 /// State changes the table remembers, in the order they arrived (the newest last).
 pub const RECENT_CHANGES: usize = 256;
 
-/// Keepalives an agent may miss before it is stale.
-pub const MISSED_KEEPALIVES: u64 = 3;
-
-/// Identifies a check on a host.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CheckKey {
-    /// The machine or remote target.
-    pub host: String,
-    /// The check.
-    pub check: CheckId,
-}
+pub use vedette_protocol::merge::{CheckKey, MISSED_KEEPALIVES};
 
 /// Who wrote a state: the sender's id and its sequence.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -246,11 +236,17 @@ impl StateTable {
                 writer: None,
                 remote,
             });
-        let newer = match &entry.writer {
-            None => true,
-            Some(writer) if writer.agent == agent => sequence > writer.sequence,
-            Some(_) => report.at_ms >= entry.at_ms,
+        let stamp = Stamp {
+            writer: agent,
+            sequence,
+            at_ms: report.at_ms,
         };
+        let stored = entry.writer.as_ref().map(|writer| Stamp {
+            writer: &writer.agent,
+            sequence: writer.sequence,
+            at_ms: entry.at_ms,
+        });
+        let newer = stamp.is_newer_than(stored.as_ref());
         if !newer {
             self.applied.outdated += 1;
             return false;
@@ -290,8 +286,7 @@ impl StateTable {
         } else {
             self.default_interval_seconds.max(1)
         };
-        entry.last_keepalive_ms == 0
-            || now_ms.saturating_sub(entry.last_keepalive_ms) > MISSED_KEEPALIVES * interval * 1000
+        is_stale(entry.last_keepalive_ms, interval, now_ms)
     }
 
     /// Every agent: the planned machines and whoever sent a keepalive.
@@ -385,7 +380,7 @@ impl StateTable {
                         });
                     }
                 }
-                problems.sort_by_key(|p| (severity(p.state), !p.hard, p.at_ms));
+                problems.sort_by_key(|p| (p.state.worst_first(), !p.hard, p.at_ms));
                 problems.truncate(worst);
                 RuleSetSummary {
                     zone: zone.to_owned(),
@@ -417,21 +412,8 @@ impl StateTable {
     }
 }
 
-/// Sort order of problems: the worst first.
-fn severity(state: CheckState) -> u8 {
-    match state {
-        CheckState::Critical => 0,
-        CheckState::Unknown => 1,
-        CheckState::Warning => 2,
-        CheckState::Ok => 3,
-    }
-}
-
 fn key(host: &str, check: &CheckId) -> CheckKey {
-    CheckKey {
-        host: host.to_owned(),
-        check: check.clone(),
-    }
+    CheckKey::new(host, check)
 }
 
 /// A map with structured keys as a list of pairs (JSON object keys are strings only).

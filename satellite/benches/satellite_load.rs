@@ -2,12 +2,12 @@
 //! Icinga 2's passive check-result API under the same generator, side by side in one run.
 //!
 //! ```text
-//! cargo bench -p vedette-agent --bench satellite_load -- [--agents 10000] [--checks 4]
+//! cargo bench -p vedette-satellite --bench satellite_load -- [--agents 10000] [--checks 4]
 //!     [--seconds 30] [--connections 32] [--batch 10] [--rounds 3] [--sample-every 100]
 //!     [--no-peer]
 //! ```
 //!
-//! * Vedette: `vedette-agent satellite --bundle-file … --insecure-no-auth` (this build's
+//! * Vedette: `vedette-satellite --bundle-file … --insecure-no-auth` (this build's
 //!   binary, release profile under `cargo bench`) serving a bundle of N machines × K checks.
 //!   Every simulated agent sends batches of `--batch` entries (state changes of its checks,
 //!   a keepalive every 10 s) over HTTP/1.1 keep-alive; `--connections` worker tasks, each
@@ -37,15 +37,15 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
-use vedette_agent::plan::CheckId;
-use vedette_agent::report::{
+use vedette_crds::template::CheckState;
+use vedette_protocol::plan::CheckId;
+use vedette_protocol::report::{
     Batch, CheckReport, Envelope, Keepalive, PlanState, Report, StateCounts,
 };
-use vedette_crds::template::CheckState;
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-const AGENT_BIN: &str = env!("CARGO_BIN_EXE_vedette-agent");
+const SATELLITE_BIN: &str = env!("CARGO_BIN_EXE_vedette-satellite");
 const NAMESPACE: &str = "bench";
 const RULE_SET: &str = "load";
 
@@ -532,15 +532,8 @@ async fn run_vedette(args: &Args, dir: &Path) -> Run {
     .expect("bundle");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let child = Command::new(AGENT_BIN)
-        .args([
-            "--log-level",
-            "warn",
-            "satellite",
-            "--zone",
-            "load",
-            "--listen",
-        ])
+    let child = Command::new(SATELLITE_BIN)
+        .args(["--log-level", "warn", "--zone", "load", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--spool-dir")
         .arg(dir.join("satellite"))
@@ -554,7 +547,7 @@ async fn run_vedette(args: &Args, dir: &Path) -> Run {
         .expect("start the satellite");
     let mut server = Server {
         child,
-        name: "vedette-agent satellite",
+        name: "vedette-satellite",
     };
     let client = client(None);
     wait_ready(&client, &format!("{base}/readyz"), &[], &mut server).await;

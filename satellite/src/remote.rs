@@ -10,14 +10,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::forward::Forwarded;
-use crate::metrics::Metrics;
-use crate::node::engine::{self, ReportSink, Reporter};
-use crate::node::plan_keeper::ActivePlan;
-use crate::plan::{Plan, ZoneBundle, with_host};
-use crate::report::Report;
-use crate::runner::CheckRunner;
-use crate::spool::Priority;
+use vedette_agent::metrics::Metrics;
+use vedette_agent::node::engine::{self, ReportSink, Reporter};
+use vedette_agent::node::plan_keeper::ActivePlan;
+use vedette_agent::runner::CheckRunner;
+use vedette_agent::spool::Priority;
+use vedette_protocol::forward::Forwarded;
+use vedette_protocol::plan::{Plan, ZoneBundle, with_host};
+use vedette_protocol::report::Report;
 
 use super::ingest::Ingest;
 use super::metrics::SatelliteMetrics;

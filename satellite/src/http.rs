@@ -2,8 +2,8 @@
 //!
 //! | method and path | request | answer |
 //! | --- | --- | --- |
-//! | `GET /v1/plan?host=H` | `If-None-Match` (optional) | 200 [`Plan`](crate::plan::Plan) + `ETag`, 304, 404 unknown host, 503 no bundle yet |
-//! | `POST /v1/results` | [`Batch`](crate::report::Batch) JSON | 200 [`Ack`](crate::report::Ack); 400 malformed, 401, 403, 413 too large, 503 storage |
+//! | `GET /v1/plan?host=H` | `If-None-Match` (optional) | 200 [`Plan`](vedette_protocol::plan::Plan) + `ETag`, 304, 404 unknown host, 503 no bundle yet |
+//! | `POST /v1/results` | [`Batch`](vedette_protocol::report::Batch) JSON | 200 [`Ack`](vedette_protocol::report::Ack); 400 malformed, 401, 403, 413 too large, 503 storage |
 //! | `GET /v1/state[?host=H]` | | [`StateView`] JSON (of host `H` only when given): states, agents, the last state changes |
 //! | `GET /metrics` | | Prometheus text |
 //! | `GET /healthz`, `GET /readyz` | | 200 (`/readyz`: 503 until a bundle is loaded) |
@@ -26,8 +26,8 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use vedette_crds::template::CheckState;
 
-use crate::node::engine::unix_ms;
-use crate::report::Batch;
+use vedette_protocol::clock::unix_ms;
+use vedette_protocol::report::Batch;
 
 use super::auth::{self, Auth, Identity};
 use super::ingest::Ingest;
@@ -268,14 +268,6 @@ pub struct ChangeView {
     pub outdated: bool,
 }
 
-/// A state as the API spells it (`OK`, `CRITICAL`, …).
-fn state_name(state: CheckState) -> String {
-    serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// The current state view.
 pub fn state_view(api: &Api) -> StateView {
     state_view_for(api, None)
@@ -294,7 +286,7 @@ pub fn state_view_for(api: &Api, host: Option<&str>) -> StateView {
         .map(|(key, entry)| CheckView {
             host: key.host.clone(),
             check: key.check.to_string(),
-            state: entry.state.map_or("PENDING".to_owned(), state_name),
+            state: entry.state.map_or("PENDING", CheckState::name).to_owned(),
             hard: entry.hard,
             output: entry.output.clone(),
             at_ms: entry.at_ms,
@@ -335,7 +327,7 @@ pub fn state_view_for(api: &Api, host: Option<&str>) -> StateView {
             .map(|change| ChangeView {
                 host: change.host.clone(),
                 check: change.check.to_string(),
-                state: state_name(change.state),
+                state: change.state.name().to_owned(),
                 hard: change.hard,
                 at_ms: change.at_ms,
                 writer: (change.writer.agent.clone(), change.writer.sequence),
@@ -359,8 +351,8 @@ async fn metrics(State(api): State<Arc<Api>>) -> Response {
         api.metrics.refresh(&api.zone, &core.table, unix_ms());
     }
     (
-        [(CONTENT_TYPE, crate::http::METRICS_CONTENT_TYPE)],
-        crate::metrics::encode(&api.registry),
+        [(CONTENT_TYPE, vedette_agent::http::METRICS_CONTENT_TYPE)],
+        vedette_agent::metrics::encode(&api.registry),
     )
         .into_response()
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 
-use crate::plan::{ZoneBundle, content_hash, plan_for};
+use vedette_protocol::plan::{ZoneBundle, content_hash, plan_for};
 
 /// A plan ready to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +105,8 @@ pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::AgentSettings;
     use std::collections::BTreeMap;
+    use vedette_protocol::plan::AgentSettings;
 
     fn bundle(interval: i64) -> Arc<ZoneBundle> {
         Arc::new(ZoneBundle {
@@ -135,7 +135,7 @@ mod tests {
         assert!(plans.set_bundle(bundle(20)));
         let second = plans.current().unwrap().plan("web-1").unwrap();
         assert_ne!(first.etag, second.etag);
-        let plan: crate::plan::Plan = serde_json::from_slice(&second.body).unwrap();
+        let plan: vedette_protocol::plan::Plan = serde_json::from_slice(&second.body).unwrap();
         assert_eq!(second.etag, format!("\"{}\"", plan.hash()));
     }
 

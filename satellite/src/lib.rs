@@ -1,13 +1,17 @@
-//! The satellite role (`vedette-agent satellite`): serves plans to the zone's agents, stores
+//! vedette-satellite, the zone tier (`vedette-satellite --zone Z`): serves plans to the zone's agents, stores
 //! their result batches durably before acknowledging them, keeps the zone's state table,
 //! runs the zone's remote checks, and forwards state changes and summaries to the masters.
 //!
 //! Pure parts (tested without HTTP): `plans`, `table`, `ownership`, `ingest` (on a real
 //! spool). Edges: `bundle_source` and `replicas` (Kubernetes or standalone), `auth`
-//! (TokenReview), `http` (axum), `remote` (the node's engine).
+//! (TokenReview), `http` (axum), `remote` (the node agent's engine), `cli`.
+//!
+//! It reuses the node agent's spool, sender and transport (`vedette-agent`, a library here),
+//! so both tiers keep entries by the same durability rules.
 
 pub mod auth;
 pub mod bundle_source;
+pub mod cli;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
@@ -26,11 +30,11 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::forward::Forwarded;
-use crate::node::engine::unix_ms;
-use crate::sender::{AckGate, Cursors, LiveEntry, fan_out};
-use crate::spool::{Spool, SpoolConfig};
-use crate::transport::{SATELLITE_PATH, Transport, Upstreams};
+use vedette_agent::sender::{AckGate, Cursors, LiveEntry, fan_out};
+use vedette_agent::spool::{Spool, SpoolConfig};
+use vedette_agent::transport::{SATELLITE_PATH, Transport, Upstreams};
+use vedette_protocol::clock::unix_ms;
+use vedette_protocol::forward::Forwarded;
 
 use auth::{Auth, Authenticator, KubeTokenReviewer};
 use bundle_source::{BundleSource, FileBundleSource, KubeBundleSource};
@@ -253,7 +257,7 @@ pub fn master_urls(masters: &[String]) -> Vec<String> {
 
 /// Serves each new bundle's plans and takes its checks into the state table.
 async fn follow_bundles(
-    mut bundles: watch::Receiver<Option<Arc<crate::plan::ZoneBundle>>>,
+    mut bundles: watch::Receiver<Option<Arc<vedette_protocol::plan::ZoneBundle>>>,
     plans: Arc<Plans>,
     ingest: Arc<Ingest>,
     metrics: Arc<SatelliteMetrics>,

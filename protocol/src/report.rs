@@ -31,34 +31,8 @@ pub struct CheckReport {
     pub at_ms: u64,
 }
 
-/// Checks counted by state.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct StateCounts {
-    /// OK.
-    pub ok: u32,
-    /// WARNING.
-    pub warning: u32,
-    /// CRITICAL.
-    pub critical: u32,
-    /// UNKNOWN.
-    pub unknown: u32,
-    /// Not run yet.
-    pub pending: u32,
-}
-
-impl StateCounts {
-    /// Counts one more check in `state` (`None`: pending).
-    pub fn add(&mut self, state: Option<CheckState>) {
-        match state {
-            Some(CheckState::Ok) => self.ok += 1,
-            Some(CheckState::Warning) => self.warning += 1,
-            Some(CheckState::Critical) => self.critical += 1,
-            Some(CheckState::Unknown) => self.unknown += 1,
-            None => self.pending += 1,
-        }
-    }
-}
+/// Checks counted by state (the same type a RuleSet's status carries).
+pub use vedette_crds::ruleset::StateCounts;
 
 /// Which plan the agent runs and whether it is held.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

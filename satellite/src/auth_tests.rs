@@ -82,11 +82,11 @@ async fn reviews_are_cached_and_identities_must_match_the_agent() {
 
 #[tokio::test]
 async fn a_bad_token_is_refused_with_401_and_changes_nothing() {
-    use crate::satellite::http::{Api, router, state_view};
-    use crate::satellite::ingest::Ingest;
-    use crate::satellite::metrics::SatelliteMetrics;
-    use crate::satellite::plans::Plans;
-    use crate::spool::{Spool, SpoolConfig};
+    use crate::http::{Api, router, state_view};
+    use crate::ingest::Ingest;
+    use crate::metrics::SatelliteMetrics;
+    use crate::plans::Plans;
+    use vedette_agent::spool::{Spool, SpoolConfig};
 
     let dir = tempfile::tempdir().unwrap();
     let client = fake_api_server(Arc::new(AtomicUsize::new(0))).await;
@@ -117,7 +117,7 @@ async fn a_bad_token_is_refused_with_401_and_changes_nothing() {
     tokio::spawn(axum::serve(listener, router(api.clone())).into_future());
     let batch = serde_json::json!({"agent": "web-1", "floor": 1, "entries": [
         {"sequence": 1, "report": serde_json::to_value(
-            crate::satellite::table::tests::change("web-1", "a", vedette_crds::template::CheckState::Critical, 1)).unwrap()}]});
+            crate::table::tests::change("web-1", "a", vedette_crds::template::CheckState::Critical, 1)).unwrap()}]});
     let http = reqwest::Client::new();
     for token in [None, Some("bad")] {
         let mut request = http.post(&url).json(&batch);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{Agent, closed_port, tcp_check};
 use serde_json::{Value, json};
-use vedette_agent::plan::{AgentSettings, ZoneBundle};
+use vedette_protocol::plan::{AgentSettings, ZoneBundle};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -21,9 +21,8 @@ struct Satellite {
 
 impl Satellite {
     fn start(dir: &Path, port: u16) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_vedette-agent"))
+        let child = Command::new(env!("CARGO_BIN_EXE_vedette-satellite"))
             .args([
-                "satellite",
                 "--zone",
                 "test",
                 "--insecure-no-auth",
@@ -148,7 +147,7 @@ async fn plans_batches_and_staleness_over_http() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let etag = response.headers()["etag"].to_str().unwrap().to_owned();
-    let plan: vedette_agent::plan::Plan = response.json().await.unwrap();
+    let plan: vedette_protocol::plan::Plan = response.json().await.unwrap();
     assert_eq!(etag, format!("\"{}\"", plan.hash()));
     let again = http
         .get(&plan_url)

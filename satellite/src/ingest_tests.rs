@@ -1,6 +1,6 @@
 use super::*;
-use crate::satellite::table::tests::{change, check_id};
-use crate::spool::SpoolConfig;
+use crate::table::tests::{change, check_id};
+use vedette_agent::spool::SpoolConfig;
 use vedette_crds::template::CheckState;
 
 fn open(dir: &Path) -> (Ingest, Spool) {

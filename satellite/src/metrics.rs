@@ -9,10 +9,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::forward::Forwarded;
-use crate::metrics::{SendResult, state_number};
-use crate::report::Report;
-use crate::sender::SendMetrics;
+use vedette_agent::metrics::SendResult;
+use vedette_agent::sender::SendMetrics;
+use vedette_crds::CheckState;
+use vedette_protocol::forward::Forwarded;
+use vedette_protocol::report::Report;
 
 use super::table::StateTable;
 
@@ -256,7 +257,7 @@ impl SatelliteMetrics {
                 ruleset: key.check.rule_set.clone(),
                 check: key.check.rule.clone(),
             };
-            let value = entry.state.map_or(-1, state_number);
+            let value = entry.state.map_or(-1, CheckState::metric_value);
             self.check_state.get_or_create(&labels).set(value);
         }
         self.agent_stale.clear();

@@ -14,9 +14,31 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::bundle_shards::bundle_from_config_maps;
-use crate::names::{LABEL_COMPONENT, LABEL_ZONE, zone_label_value};
-use crate::plan::{ZoneBundle, content_hash};
+use std::collections::BTreeMap;
+
+use vedette_protocol::bundle_shards::{BundleError, StoredShard, read_shards};
+use vedette_protocol::names::{LABEL_COMPONENT, LABEL_ZONE, zone_label_value};
+use vedette_protocol::plan::{ZoneBundle, content_hash};
+
+/// What a ConfigMap without labels, annotations or data has of them.
+static NONE: BTreeMap<String, String> = BTreeMap::new();
+
+/// A ConfigMap as the shard reader sees it: name, labels, annotations and data.
+pub fn stored_shard(config_map: &ConfigMap) -> StoredShard<'_> {
+    StoredShard {
+        name: config_map.metadata.name.as_deref().unwrap_or_default(),
+        labels: config_map.metadata.labels.as_ref().unwrap_or(&NONE),
+        annotations: config_map.metadata.annotations.as_ref().unwrap_or(&NONE),
+        data: config_map.data.as_ref().unwrap_or(&NONE),
+    }
+}
+
+/// The bundle a zone's ConfigMaps hold ([`vedette_protocol::bundle_shards`] says what is
+/// checked).
+pub fn bundle_from_config_maps(config_maps: &[ConfigMap]) -> Result<ZoneBundle, BundleError> {
+    let shards: Vec<StoredShard<'_>> = config_maps.iter().map(stored_shard).collect();
+    read_shards(&shards)
+}
 
 /// Where the current bundle is published.
 pub type BundleSender = watch::Sender<Option<Arc<ZoneBundle>>>;

@@ -12,7 +12,9 @@ use kube::api::{Api, ListParams, PostParams};
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::names::{LABEL_COMPONENT, LABEL_ZONE, satellite_lease_name, zone_label_value};
+use vedette_protocol::names::{
+    LABEL_COMPONENT, LABEL_ZONE, satellite_lease_name, zone_label_value,
+};
 
 /// Where the live replicas (sorted ids) are published.
 pub type ReplicaSender = watch::Sender<Vec<String>>;

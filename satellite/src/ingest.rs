@@ -16,11 +16,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::forward::Forwarded;
-use crate::report::{Ack, Batch, Envelope, Report};
-use crate::sender::{AckGate, LiveEntry};
-use crate::spool::{self, Priority, Spool};
-use crate::watermark::Watermark;
+use vedette_agent::sender::{AckGate, LiveEntry};
+use vedette_agent::spool::{self, Priority, Spool};
+use vedette_protocol::forward::Forwarded;
+use vedette_protocol::report::{Ack, Batch, Envelope, Report};
+use vedette_protocol::watermark::Watermark;
 
 use super::metrics::SatelliteMetrics;
 use super::table::StateTable;
@@ -197,7 +197,7 @@ impl Ingest {
             &self.replica,
             sequence,
             &entry,
-            crate::node::engine::unix_ms(),
+            vedette_protocol::clock::unix_ms(),
         );
         self.hand_on(sequence, payload);
         Ok(sequence)

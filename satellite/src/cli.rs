@@ -1,0 +1,108 @@
+//! Command-line interface of `vedette-satellite`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser};
+
+use crate::SatelliteConfig;
+
+/// Vedette's satellite: serves a zone's plans to its agents, stores their results durably
+/// before acknowledging them, keeps the zone's state table, runs its remote checks, and
+/// forwards state changes and summaries to the masters.
+#[derive(Parser, Debug)]
+#[command(name = "vedette-satellite", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter, e.g. `info` or `vedette_satellite=debug`.
+    #[arg(long, env = "VEDETTE_LOG", default_value = "info")]
+    pub log_level: String,
+    /// What to serve.
+    #[command(flatten)]
+    pub args: SatelliteArgs,
+}
+
+/// Flags of `vedette-satellite`.
+#[derive(Args, Debug)]
+pub struct SatelliteArgs {
+    /// The zone served.
+    #[arg(long)]
+    pub zone: String,
+    /// Address of the API (plans, results, state, /metrics).
+    #[arg(long, default_value = "0.0.0.0:7080")]
+    pub listen: SocketAddr,
+    /// Master base URL; repeat for several. None: nothing is forwarded.
+    #[arg(long = "masters", env = "VEDETTE_MASTERS", value_delimiter = ',')]
+    pub masters: Vec<String>,
+    /// Bearer token file presented to the masters.
+    #[arg(long, env = "VEDETTE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Directory of the spool and the state snapshot.
+    #[arg(long, default_value = "/var/lib/vedette/satellite")]
+    pub spool_dir: PathBuf,
+    /// Read the zone bundle (JSON) from this file instead of the zone's ConfigMaps.
+    #[arg(long)]
+    pub bundle_file: Option<PathBuf>,
+    /// Accept plan and result requests without a token (standalone only).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// This replica's id.
+    #[arg(long, env = "POD_NAME", default_value = "satellite-0")]
+    pub replica: String,
+    /// Namespace of the bundle ConfigMaps and Leases.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "vedette-system")]
+    pub namespace: String,
+    /// Largest result batch accepted, bytes.
+    #[arg(long, default_value_t = crate::http::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Seconds between summaries sent to the masters.
+    #[arg(long, default_value_t = 30)]
+    pub summary_seconds: u64,
+    /// Worst problems per rule-set summary.
+    #[arg(long, default_value_t = 10)]
+    pub worst_problems: usize,
+    /// Seconds between snapshots of the state table and watermarks.
+    #[arg(long, default_value_t = 2)]
+    pub snapshot_seconds: u64,
+    /// Seconds between renewals of this replica's Lease.
+    #[arg(long, default_value_t = 5)]
+    pub lease_renew_seconds: u64,
+    /// Seconds a replica's Lease lasts without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Remote checks running at once at most.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Backlog entries replayed to the masters per second.
+    #[arg(long, default_value_t = 1000)]
+    pub replay_per_second: u32,
+}
+
+impl From<SatelliteArgs> for SatelliteConfig {
+    fn from(args: SatelliteArgs) -> Self {
+        SatelliteConfig {
+            zone: args.zone,
+            replica: args.replica,
+            namespace: args.namespace,
+            listen: args.listen,
+            masters: args.masters,
+            token_file: args.token_file,
+            spool_dir: args.spool_dir,
+            bundle_file: args.bundle_file,
+            insecure_no_auth: args.insecure_no_auth,
+            max_body_bytes: args.max_body_bytes,
+            summary_seconds: args.summary_seconds,
+            worst_problems: args.worst_problems,
+            snapshot_seconds: args.snapshot_seconds,
+            lease_renew_seconds: args.lease_renew_seconds,
+            lease_duration_seconds: args.lease_duration_seconds,
+            concurrency: args.concurrency,
+            replay_per_second: args.replay_per_second,
+        }
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    vedette_agent::cli::init_logging(&cli.log_level);
+    vedette_agent::cli::runtime()?.block_on(crate::run(cli.args.into()))
+}
