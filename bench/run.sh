@@ -21,6 +21,7 @@ bash e2e/tools/install-bench-peers.sh
 # their dependencies' features differently and the operator's benchmark would be built again.
 $CARGO bench -p vedette-agent --no-run >/dev/null
 [[ " ${BENCHES[*]} " == *" compile "* ]] && $CARGO bench -p vedette-operator --no-run >/dev/null
+[[ " ${BENCHES[*]} " == *" satellite_load "* ]] && $CARGO bench -p vedette-satellite --no-run >/dev/null
 
 {
   echo "# vedette benchmarks, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo -)"
@@ -29,6 +30,7 @@ $CARGO bench -p vedette-agent --no-run >/dev/null
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
     compile) package=vedette-operator ;;
+    satellite_load) package=vedette-satellite ;;
     *) package=vedette-agent ;;
   esac
   echo "## $bench" | tee -a "$out"

@@ -15,8 +15,9 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The four Nagios states. Ordered by severity (see the module documentation), not by exit
-/// code.
+/// The four Nagios states.
+// The doc line above is the CRD's description; `Ord` is severity, not the exit code (see the
+// module documentation).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum CheckState {
     /// Exit code 0.

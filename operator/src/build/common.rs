@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Capabilities, SeccompProfile, SecurityContext};
+use k8s_openapi::api::core::v1::{
+    Capabilities, EnvVar, EnvVarSource, ObjectFieldSelector, ProjectedVolumeSource, SeccompProfile,
+    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeProjection,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 use vedette_crds::MonitorZone;
@@ -151,6 +154,48 @@ pub fn runtime_default_seccomp() -> SeccompProfile {
     SeccompProfile {
         type_: "RuntimeDefault".to_owned(),
         localhost_profile: None,
+    }
+}
+
+/// A projected ServiceAccount token with audience `vedette`, valid for an hour and renewed by
+/// the kubelet: what agents present to satellites and satellites to the masters.
+pub fn vedette_token_volume() -> Volume {
+    Volume {
+        name: "token".to_owned(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: None,
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(AGENT_TOKEN_AUDIENCE.to_owned()),
+                    expiration_seconds: Some(AGENT_TOKEN_EXPIRATION_SECONDS),
+                    path: "token".to_owned(),
+                }),
+                ..VolumeProjection::default()
+            }]),
+        }),
+        ..Volume::default()
+    }
+}
+
+/// Directory of the projected token the agent presents to satellites.
+pub const AGENT_TOKEN_DIR: &str = "/var/run/secrets/vedette";
+/// Audience of the agent's token; satellites accept no other.
+pub const AGENT_TOKEN_AUDIENCE: &str = "vedette";
+/// Lifetime of the agent's token; the kubelet renews it before it ends.
+pub const AGENT_TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+
+/// An environment variable from the pod's own fields (the downward API).
+pub fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: None,
+                field_path: field_path.to_owned(),
+            }),
+            ..EnvVarSource::default()
+        }),
     }
 }
 

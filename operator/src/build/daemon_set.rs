@@ -27,18 +27,18 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Affinity, Container, EmptyDirVolumeSource, HostPathVolumeSource, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
+use super::common::{AGENT_TOKEN_DIR, field_env, vedette_token_volume};
 use super::common::{
     Component, agent_name, labels, object_meta, restricted_container_security_context,
     runtime_default_seccomp, selector_labels, zone_name,
 };
-use super::deployment::field_env;
 use super::service::satellite_url;
 
 /// Where the agent sees its spool.
@@ -49,33 +49,6 @@ pub const AGENT_STATE_DIR: &str = "/var/lib/vedette/state";
 pub const AGENT_HOST_PROC: &str = "/host/proc";
 /// Where the agent sees the node's `/`.
 pub const AGENT_HOST_ROOT: &str = "/host/root";
-/// A projected ServiceAccount token with audience `vedette`, valid for an hour and renewed by
-/// the kubelet: what agents present to satellites and satellites to the masters.
-pub(super) fn vedette_token_volume() -> Volume {
-    Volume {
-        name: "token".to_owned(),
-        projected: Some(ProjectedVolumeSource {
-            default_mode: None,
-            sources: Some(vec![VolumeProjection {
-                service_account_token: Some(ServiceAccountTokenProjection {
-                    audience: Some(AGENT_TOKEN_AUDIENCE.to_owned()),
-                    expiration_seconds: Some(AGENT_TOKEN_EXPIRATION_SECONDS),
-                    path: "token".to_owned(),
-                }),
-                ..VolumeProjection::default()
-            }]),
-        }),
-        ..Volume::default()
-    }
-}
-
-/// Directory of the projected token the agent presents to satellites.
-pub const AGENT_TOKEN_DIR: &str = "/var/run/secrets/vedette";
-/// Audience of the agent's token; satellites accept no other.
-pub const AGENT_TOKEN_AUDIENCE: &str = "vedette";
-/// Lifetime of the agent's token; the kubelet renews it before it ends.
-pub const AGENT_TOKEN_EXPIRATION_SECONDS: i64 = 3600;
-
 /// The zone's agent DaemonSet, or `None` when the zone runs no agents
 /// (`spec.agents.enabled: false`); the reconciler then deletes any it made before.
 pub fn agent_daemon_set(zone: &MonitorZone, ctx: &BuildContext) -> Option<DaemonSet> {

@@ -14,21 +14,21 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, TopologySpreadConstraint, Volume, VolumeMount, WeightedPodAffinityTerm,
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, TopologySpreadConstraint,
+    Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
+use super::common::{AGENT_TOKEN_DIR, field_env, vedette_token_volume};
 use super::common::{
     Component, SATELLITE_PORT, SATELLITE_PORT_NAME, object_meta,
     restricted_container_security_context, runtime_default_seccomp, satellite_name,
     selector_labels, zone_name,
 };
-use super::daemon_set::{AGENT_TOKEN_DIR, vedette_token_volume};
 
 /// Where the satellite keeps its spool (an emptyDir).
 pub const SATELLITE_SPOOL_DIR: &str = "/var/lib/vedette/spool";
@@ -145,21 +145,6 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
             },
         ]),
         ..Container::default()
-    }
-}
-
-/// An environment variable from the pod's own fields (the downward API).
-pub(super) fn field_env(name: &str, field_path: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_owned(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                api_version: None,
-                field_path: field_path.to_owned(),
-            }),
-            ..EnvVarSource::default()
-        }),
     }
 }
 

@@ -70,11 +70,12 @@ fn counts_pending_stale_and_the_worst_problems_first() {
         .collect();
     assert_eq!(
         order,
+        // Worst first by `CheckState` severity (CRITICAL > UNKNOWN > WARNING), then oldest.
         [
             ("n3", CheckState::Critical),
+            ("n1", CheckState::Unknown),
             ("n4", CheckState::Warning),
-            ("n2", CheckState::Warning),
-            ("n1", CheckState::Unknown)
+            ("n2", CheckState::Warning)
         ]
     );
     assert_eq!(rule_set.problems[0].check, "tcp");
