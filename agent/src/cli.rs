@@ -69,20 +69,20 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 10)]
     pub plan_poll_seconds: u64,
     /// Seconds between keepalives until a plan says otherwise.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = vedette_crds::zone::DEFAULT_KEEPALIVE_INTERVAL_SECONDS)]
     pub keepalive_seconds: u64,
     /// Seconds the last good plan keeps running without confirmation (72 h) when its zone
     /// sets no `planHoldSeconds`.
-    #[arg(long, default_value_t = 259_200)]
+    #[arg(long, default_value_t = vedette_crds::zone::DEFAULT_PLAN_HOLD_SECONDS)]
     pub plan_hold_seconds: u64,
     /// Backlog entries replayed per second after an outage.
     #[arg(long, default_value_t = 1000)]
     pub replay_per_second: u32,
     /// Largest spool, bytes, when the zone sets no `spoolMaxBytes`.
-    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    #[arg(long, default_value_t = vedette_crds::zone::DEFAULT_SPOOL_MAX_BYTES)]
     pub spool_max_bytes: u64,
     /// Oldest spool entry kept, seconds, when the zone sets no `spoolMaxAgeSeconds`.
-    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    #[arg(long, default_value_t = vedette_crds::zone::DEFAULT_SPOOL_MAX_AGE_SECONDS)]
     pub spool_max_age_seconds: u64,
     /// Directory searched for plugins given by name; repeat for several.
     #[arg(long = "plugin-dir")]

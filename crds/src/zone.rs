@@ -174,20 +174,31 @@ fn default_true() -> bool {
     true
 }
 
+/// Largest spool by default, bytes (agents and satellites): 256 MiB.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Oldest spool entry kept by default, seconds (agents and satellites): 7 days. Longer than
+/// the plan hold, so that an outage over a long weekend loses nothing a spool acknowledged;
+/// the byte limit still bounds the disk.
+pub const DEFAULT_SPOOL_MAX_AGE_SECONDS: u64 = 7 * 24 * 3600;
+/// How long an agent keeps running its last good plan by default, seconds: 72 hours.
+pub const DEFAULT_PLAN_HOLD_SECONDS: u64 = 72 * 3600;
+/// Seconds between an agent's keepalives by default.
+pub const DEFAULT_KEEPALIVE_INTERVAL_SECONDS: u64 = 10;
+
 fn default_spool_max_bytes() -> i64 {
-    256 * 1024 * 1024
+    DEFAULT_SPOOL_MAX_BYTES as i64
 }
 
 fn default_spool_max_age_seconds() -> i64 {
-    7 * 24 * 3600
+    DEFAULT_SPOOL_MAX_AGE_SECONDS as i64
 }
 
 fn default_plan_hold_seconds() -> i64 {
-    72 * 3600
+    DEFAULT_PLAN_HOLD_SECONDS as i64
 }
 
 fn default_keepalive_interval_seconds() -> i64 {
-    10
+    DEFAULT_KEEPALIVE_INTERVAL_SECONDS as i64
 }
 
 fn default_cycle_seconds() -> u32 {

@@ -2,7 +2,7 @@
 //! and an operator, plus the fixtures the results scenarios share: a zone with a short
 //! keepalive interval, a TCP template and a rule set probing a local listener.
 //!
-//! The binary is found like the operator's (see [`crate::operator`]): built once per test
+//! The binary is found like the operator's (see [`crate::tools::build_binary`]): built once per test
 //! process with the `cargo` running the tests; `VEDETTE_AGENT_BIN` overrides it.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use crate::http::{http_get, http_post};
 
 use crate::control_plane::free_port;
 use crate::process::Managed;
@@ -22,7 +23,7 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            crate::operator::build_binary("vedette-agent", "VEDETTE_AGENT_BIN")
+            crate::tools::build_binary("vedette-agent", "VEDETTE_AGENT_BIN")
                 .map_err(|e| format!("{e:#}"))
         })
         .clone()
@@ -34,7 +35,7 @@ pub fn satellite_binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            crate::operator::build_binary("vedette-satellite", "VEDETTE_SATELLITE_BIN")
+            crate::tools::build_binary("vedette-satellite", "VEDETTE_SATELLITE_BIN")
                 .map_err(|e| format!("{e:#}"))
         })
         .clone()
@@ -286,49 +287,6 @@ pub fn metric_in(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
         })
         .find(|line| labels.iter().all(|label| line.contains(label)))
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-}
-
-/// GET `path` on 127.0.0.1:`port` over HTTP/1.0: status and body.
-pub async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no status line")?;
-    Ok((code, body.to_owned()))
-}
-
-/// POST JSON `body` to 127.0.0.1:`port``path` with an optional bearer token: status, body.
-pub async fn http_post(
-    port: u16,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> anyhow::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let authorization = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n{authorization}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no status line")?;
-    Ok((code, body.to_owned()))
 }
 
 /// A zone `zone` (nodes labelled `zone=<zone>`, keepalives every 2 s), a TCP template and a

@@ -4,6 +4,7 @@
 
 pub mod control_plane;
 pub mod fleet;
+pub mod http;
 pub mod manifests;
 pub mod operator;
 pub mod process;

@@ -22,67 +22,16 @@ use crate::control_plane::free_port;
 use crate::process::Managed;
 use crate::{ControlPlane, manifests, wait};
 
-/// The repository root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("e2e lives in the repository")
-        .to_owned()
-}
-
 /// The operator binary, built on first use.
 pub fn binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            build_binary("vedette-operator", "VEDETTE_OPERATOR_BIN").map_err(|e| format!("{e:#}"))
+            crate::tools::build_binary("vedette-operator", "VEDETTE_OPERATOR_BIN")
+                .map_err(|e| format!("{e:#}"))
         })
         .clone()
         .map_err(anyhow::Error::msg)
-}
-
-/// Builds binary `name` of package `name` (or takes `$override_var`), in the profile and
-/// target directory of the running test.
-pub fn build_binary(name: &str, override_var: &str) -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var(override_var) {
-        return Ok(PathBuf::from(path));
-    }
-    // A test binary lives in target/<profile>/deps, a `[[bin]]` of this crate (the
-    // benchmarks) in target/<profile>.
-    let exe_dir = std::env::current_exe()?
-        .parent()
-        .context("the running binary has no directory")?
-        .to_owned();
-    let profile_dir = if exe_dir.file_name().is_some_and(|n| n == "deps") {
-        exe_dir
-            .parent()
-            .context("test binary is not in target/<profile>/deps")?
-            .to_owned()
-    } else {
-        exe_dir
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(repo())
-        .args(["build", "-p", name, "--bin", name]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        command.arg("--release");
-    }
-    if let Some(target) = profile_dir.parent() {
-        command.env("CARGO_TARGET_DIR", target);
-    }
-    let output = command
-        .output()
-        .with_context(|| format!("run cargo build -p {name}"))?;
-    anyhow::ensure!(
-        output.status.success(),
-        "cargo build -p {name} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let binary = profile_dir.join(name);
-    anyhow::ensure!(binary.exists(), "{} was not built", binary.display());
-    Ok(binary)
 }
 
 /// A running `vedette-operator run`.
@@ -165,7 +114,7 @@ impl Operator {
 
     /// GET `path` on its HTTP port; the status line and body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        crate::fleet::http_get(self.metrics_port, path).await
+        crate::http::http_get(self.metrics_port, path).await
     }
 
     /// The value of one series of `/metrics` (the sum when several match), 0 when absent.
@@ -189,7 +138,7 @@ impl Operator {
                 let port = self.metrics_port;
                 async move {
                     alive?;
-                    let probe = crate::fleet::http_get(port, "/readyz").await;
+                    let probe = crate::http::http_get(port, "/readyz").await;
                     Ok(matches!(probe, Ok((200, _))).then_some(()))
                 }
             },
@@ -202,7 +151,7 @@ impl Operator {
 pub async fn install_crds(plane: &ControlPlane) -> anyhow::Result<()> {
     let client = plane.client().await?;
     let mut names = Vec::new();
-    for file in manifests::yaml_files(&repo().join("crds"))? {
+    for file in manifests::yaml_files(&crate::tools::repository().join("crds"))? {
         for document in manifests::documents(&file)? {
             manifests::apply(&client, &document.value).await?;
             names.push(

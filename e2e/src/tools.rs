@@ -70,3 +70,47 @@ fn ensure_success(command: &Command, output: &Output) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Builds binary `name` of package `name` (or takes `$override_var`), in the profile and
+/// target directory of the running test.
+pub fn build_binary(name: &str, override_var: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var(override_var) {
+        return Ok(PathBuf::from(path));
+    }
+    // A test binary lives in target/<profile>/deps, a `[[bin]]` of this crate (the
+    // benchmarks) in target/<profile>.
+    let exe_dir = std::env::current_exe()?
+        .parent()
+        .context("the running binary has no directory")?
+        .to_owned();
+    let profile_dir = if exe_dir.file_name().is_some_and(|n| n == "deps") {
+        exe_dir
+            .parent()
+            .context("test binary is not in target/<profile>/deps")?
+            .to_owned()
+    } else {
+        exe_dir
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(repository())
+        .args(["build", "-p", name, "--bin", name]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        command.arg("--release");
+    }
+    if let Some(target) = profile_dir.parent() {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    let output = command
+        .output()
+        .with_context(|| format!("run cargo build -p {name}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "cargo build -p {name} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let binary = profile_dir.join(name);
+    anyhow::ensure!(binary.exists(), "{} was not built", binary.display());
+    Ok(binary)
+}

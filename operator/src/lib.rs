@@ -6,5 +6,6 @@ pub mod cli;
 pub mod compile;
 pub mod manifests;
 pub mod masters;
+pub mod metrics;
 pub mod reconcile;
 pub mod standalone;

@@ -84,14 +84,14 @@ impl SpoolConfig {
     }
 }
 
-/// Default byte limit: 256 MiB.
+/// Default byte limit: the zone's default `spoolMaxBytes` (256 MiB).
 pub fn default_max_bytes() -> u64 {
-    256 * 1024 * 1024
+    vedette_crds::zone::DEFAULT_SPOOL_MAX_BYTES
 }
 
-/// Default age limit: 3 days, as long as an agent keeps running a plan without a satellite.
+/// Default age limit: the zone's default `spoolMaxAgeSeconds` (7 days).
 pub fn default_max_age_seconds() -> u64 {
-    3 * 24 * 3600
+    vedette_crds::zone::DEFAULT_SPOOL_MAX_AGE_SECONDS
 }
 
 /// Default segment size: 8 MiB (disk space comes back a segment at a time).

@@ -11,7 +11,7 @@ use vedette_protocol::plan::{CheckId, PlannedCheck};
 use super::Machine;
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};
 use super::selector::Selector;
-use super::template::{Instance, Template, instantiate};
+use super::template::{Instance, Template, find_template, instantiate};
 use super::zones::{Membership, count, list};
 
 /// A rule set after compiling: its checks and the machines that run them.
@@ -200,25 +200,6 @@ fn compile_rule(
         return Err(vec![(Reason::InvalidTiming, message)]);
     }
     Ok(check)
-}
-
-/// The template `namespace/name`, if it exists and is valid.
-pub fn find_template<'t>(
-    templates: &BTreeMap<(&str, &str), Template<'t>>,
-    namespace: &str,
-    name: &str,
-) -> Result<Template<'t>, Vec<(Reason, String)>> {
-    match templates.get(&(namespace, name)) {
-        None => Err(vec![(
-            Reason::UnknownTemplate,
-            format!("template {namespace}/{name} not found"),
-        )]),
-        Some(template) if !template.valid => Err(vec![(
-            Reason::InvalidTemplate,
-            format!("template {namespace}/{name} is invalid (see its diagnostics)"),
-        )]),
-        Some(template) => Ok(*template),
-    }
 }
 
 /// How often a check runs, as a rule may override its template's: either field replaces the

@@ -325,3 +325,22 @@ fn resolve_values(
         Err(problems)
     }
 }
+
+/// The template `namespace/name`, if it exists and is valid.
+pub fn find_template<'t>(
+    templates: &BTreeMap<(&str, &str), Template<'t>>,
+    namespace: &str,
+    name: &str,
+) -> Result<Template<'t>, Vec<(Reason, String)>> {
+    match templates.get(&(namespace, name)) {
+        None => Err(vec![(
+            Reason::UnknownTemplate,
+            format!("template {namespace}/{name} not found"),
+        )]),
+        Some(template) if !template.valid => Err(vec![(
+            Reason::InvalidTemplate,
+            format!("template {namespace}/{name} is invalid (see its diagnostics)"),
+        )]),
+        Some(template) => Ok(*template),
+    }
+}

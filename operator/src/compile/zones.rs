@@ -220,7 +220,7 @@ fn remote_check(
                 );
                 return Err(vec![(Reason::InvalidRemoteCheck, message)]);
             };
-            let template = super::rules::find_template(templates, namespace, &reference.name)?;
+            let template = super::template::find_template(templates, namespace, &reference.name)?;
             let instance = instantiate(&template, &remote.parameters).map_err(|problems| {
                 problems
                     .into_iter()

@@ -20,7 +20,7 @@ use vedette_crds::template::CheckState;
 use vedette_protocol::plan::CheckId;
 
 use super::state::HardChange;
-use crate::reconcile::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// Changes waiting at most; beyond, new keys are dropped (and counted).
 pub const MAX_PENDING: usize = 10_000;

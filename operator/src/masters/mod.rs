@@ -37,7 +37,7 @@ use vedette_protocol::forward::Forwarded;
 use vedette_protocol::report::Batch;
 use vedette_satellite::auth::{self, Auth, Identity};
 
-use crate::reconcile::metrics::Metrics;
+use crate::metrics::Metrics;
 use state::{HardChange, MasterState};
 
 /// Largest batch body: 8 MiB (a satellite sends at most 1 MiB of entries per batch).

@@ -16,13 +16,13 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::last_good::{Compiled, LastGood};
-use super::metrics::{Metrics, ZoneLabels};
 use super::owned::{OwnedIndex, OwnedKey};
 use super::publish::Publisher;
 use super::sources::Sources;
 use super::status::{self, Satellites};
 use super::status_writer::StatusWriter;
 use crate::build::common::satellite_name;
+use crate::metrics::{Metrics, ZoneLabels};
 
 /// Quiet time after the last event before a pass starts.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);

@@ -101,3 +101,9 @@ impl Error {
 
 /// Result of the reconciler's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl crate::metrics::LabelledError for Error {
+    fn metric_label(&self) -> &'static str {
+        Error::metric_label(self)
+    }
+}

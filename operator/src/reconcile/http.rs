@@ -49,7 +49,7 @@ fn router(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Router {
             get(move || {
                 let registry = registry.clone();
                 async move {
-                    let text = super::metrics::encode(&registry);
+                    let text = crate::metrics::encode(&registry);
                     ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
                 }
             }),

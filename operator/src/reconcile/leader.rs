@@ -8,7 +8,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 use super::error::Error;
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// Seconds a Lease stays valid after its last renewal.
 pub const LEASE_DURATION_SECONDS: u64 = 15;

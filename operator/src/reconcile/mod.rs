@@ -21,7 +21,6 @@ pub mod error;
 pub mod http;
 pub mod last_good;
 pub mod leader;
-pub mod metrics;
 pub mod owned;
 pub mod publish;
 pub mod sources;
@@ -63,7 +62,7 @@ pub struct Config {
 pub async fn run(config: Config) -> Result<()> {
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
     let mut registry = Registry::default();
-    let metrics = Arc::new(metrics::Metrics::new(&mut registry));
+    let metrics = Arc::new(crate::metrics::Metrics::new(&mut registry));
     let ready = Arc::new(AtomicBool::new(false));
     let listener = http::bind(&config.listen).await?;
     tracing::info!(message = "Serving.", listen = %config.listen, identity = %config.identity);

@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use super::error::Error;
-use super::metrics::Metrics;
 use crate::build::common::{LABEL_MANAGED_BY, LABEL_ZONE, MANAGER};
+use crate::metrics::Metrics;
 
 /// Annotation holding the hash of the content the operator last applied to an object.
 pub const APPLIED_HASH_ANNOTATION: &str = "vedette.dev/applied-hash";

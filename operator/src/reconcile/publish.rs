@@ -14,11 +14,11 @@ use vedette_protocol::plan::ZoneBundle;
 
 use super::desired::{self, Desired};
 use super::error::{Error, Result};
-use super::metrics::Metrics;
 use super::owned::{KINDS, OwnedIndex, OwnedKey};
 use crate::build::BuildContext;
 use crate::build::common::{MANAGER, zone_label_value};
 use crate::compile::bundle_hash;
+use crate::metrics::Metrics;
 
 /// What every zone shares of the build context.
 #[derive(Clone, Debug)]

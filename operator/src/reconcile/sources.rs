@@ -27,8 +27,8 @@ use tokio::sync::Notify;
 use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
 
 use super::error::Error;
-use super::metrics::Metrics;
 use crate::compile::{Input, Machine};
+use crate::metrics::Metrics;
 
 /// The reflector stores of everything compile reads.
 #[derive(Clone)]

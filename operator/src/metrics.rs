@@ -8,8 +8,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::error::Error;
-
 /// A reconcile of one object.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
@@ -157,7 +155,7 @@ impl Metrics {
     }
 
     /// Counts an error and logs it.
-    pub fn error(&self, error: &Error) {
+    pub fn error(&self, error: &impl LabelledError) {
         tracing::warn!(message = "Reconcile step failed.", %error, variant = error.metric_label());
         self.errors
             .get_or_create(&ErrorLabels {
@@ -183,4 +181,11 @@ pub fn encode(registry: &Registry) -> String {
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, registry);
     text
+}
+
+/// An error that names its variant for the `error` label (bounded: the variant, never the
+/// message).
+pub trait LabelledError: std::fmt::Display {
+    /// The variant's name.
+    fn metric_label(&self) -> &'static str;
 }
