@@ -47,6 +47,21 @@ pub struct BatchLabels {
     pub result: String,
 }
 
+/// An event of the masters' stream, by kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MasterEventLabels {
+    /// `hard_change`, `state_change`, `result`, `agent_fresh`, `agent_stale`, `plan_held`,
+    /// `plan_released` or `zone_summary`.
+    pub kind: String,
+}
+
+/// A subscriber of the masters' stream.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubscriberLabels {
+    /// Its name (`status`, `events`).
+    pub subscriber: String,
+}
+
 /// Every metric of `vedette-operator run`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -68,6 +83,10 @@ pub struct Metrics {
     pub satellite_entries: Counter,
     /// Events that failed to publish.
     pub event_failures: Counter,
+    /// Events of the masters' stream, by kind.
+    pub master_events: Family<MasterEventLabels, Counter>,
+    /// Events lost by a subscriber whose queue was full.
+    pub master_events_dropped: Family<SubscriberLabels, Counter>,
 }
 
 impl Metrics {
@@ -83,6 +102,8 @@ impl Metrics {
             satellite_batches: Family::default(),
             satellite_entries: Counter::default(),
             event_failures: Counter::default(),
+            master_events: Family::default(),
+            master_events_dropped: Family::default(),
         };
         let registry = registry.sub_registry_with_prefix("vedette_operator");
         registry.register(
@@ -126,6 +147,16 @@ impl Metrics {
             "Kubernetes Events that failed to publish",
             metrics.event_failures.clone(),
         );
+        registry.register(
+            "master_events",
+            "Events of the masters' stream, by kind",
+            metrics.master_events.clone(),
+        );
+        registry.register(
+            "master_events_dropped",
+            "Events a subscriber of the masters' stream lost because its queue was full",
+            metrics.master_events_dropped.clone(),
+        );
         metrics
     }
 
@@ -141,6 +172,33 @@ impl Metrics {
     /// Counts an event that failed to publish.
     pub fn event_failed(&self) {
         self.event_failures.inc();
+    }
+
+    /// Counts one event of the masters' stream.
+    pub fn master_event(&self, kind: &str) {
+        self.master_events
+            .get_or_create(&MasterEventLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one event `subscriber` lost.
+    pub fn master_event_dropped(&self, subscriber: &str) {
+        self.master_events_dropped
+            .get_or_create(&SubscriberLabels {
+                subscriber: subscriber.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Events `subscriber` lost so far.
+    pub fn master_events_dropped_for(&self, subscriber: &str) -> u64 {
+        self.master_events_dropped
+            .get_or_create(&SubscriberLabels {
+                subscriber: subscriber.to_owned(),
+            })
+            .get()
     }
 
     /// Counts one reconcile of an object of `kind`.

@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use vedette_crds::RuleSet;
 use vedette_crds::template::CheckState;
 use vedette_protocol::plan::CheckId;
 
 use super::state::HardChange;
+use super::stream::{MasterEvent, Subscription};
 use crate::metrics::Metrics;
 
 /// Changes waiting at most; beyond, new keys are dropped (and counted).
@@ -146,11 +147,13 @@ pub struct EventSettings {
     pub instance: String,
 }
 
-/// Sends events for `changes` while `leader` is true; looks the RuleSets up in `rule_sets`.
+/// Subscribes to the masters' stream: sends an Event for each hard change while `leader` is
+/// true; looks the RuleSets up in `rule_sets`. Ends when the stream closes, after offering
+/// what was queued.
 pub async fn run(
     client: kube::Client,
     settings: EventSettings,
-    mut changes: mpsc::Receiver<HardChange>,
+    mut stream: Subscription,
     leader: watch::Receiver<bool>,
     rule_sets: kube::runtime::reflector::Store<RuleSet>,
     metrics: Arc<Metrics>,
@@ -166,8 +169,13 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
-            change = changes.recv() => match change {
-                Some(change) => limiter.offer(change),
+            event = stream.recv() => match event.as_deref() {
+                Some(MasterEvent::Check(check)) => {
+                    if let Some(change) = check.hard_change() {
+                        limiter.offer(change);
+                    }
+                }
+                Some(_) => {}
                 None => return,
             },
             _ = tick.tick() => {

@@ -8,9 +8,14 @@
 //!
 //! | module | concept |
 //! | --- | --- |
-//! | [`state`] | the merge (pure): watermarks, last writer wins, keepalives, summaries |
+//! | [`state`] | the merge (pure): watermarks, last writer wins, keepalives, summaries → events |
+//! | [`stream`] | the event stream: typed events and the bus to bounded subscriber channels |
 //! | [`live`] | the live part of statuses (pure): counts, stale, worst problems, agents |
 //! | [`events`] | Kubernetes Events for hard state changes, rate-limited, Lease holder only |
+//!
+//! What the merge learns goes out on the [`stream::Bus`]; the status subscriber marks the
+//! live statuses stale and the Events subscriber turns hard changes into Kubernetes Events.
+//! History, business processes, notifications and the dashboard subscribe the same way.
 //!
 //! Satellites authenticate with a bearer token checked by TokenReview (audience `vedette`,
 //! cached a minute); the token must belong to a ServiceAccount of the operator's namespace
@@ -19,6 +24,7 @@
 pub mod events;
 pub mod live;
 pub mod state;
+pub mod stream;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -31,14 +37,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::mpsc;
 use vedette_protocol::clock::unix_ms;
 use vedette_protocol::forward::Forwarded;
 use vedette_protocol::report::Batch;
 use vedette_satellite::auth::{self, Auth, Identity};
 
 use crate::metrics::Metrics;
-use state::{HardChange, MasterState};
+use state::MasterState;
+use stream::Bus;
 
 /// Largest batch body: 8 MiB (a satellite sends at most 1 MiB of entries per batch).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -46,24 +52,19 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// What the handlers share.
 pub struct Masters {
     state: Mutex<MasterState>,
-    changes: mpsc::Sender<HardChange>,
+    bus: Bus,
     auth: Auth,
     namespace: String,
     metrics: Arc<Metrics>,
 }
 
 impl Masters {
-    /// Masters accepting satellites of `namespace` authenticated by `auth`; hard state
-    /// changes go to `changes` (dropped when it is full).
-    pub fn new(
-        auth: Auth,
-        namespace: &str,
-        changes: mpsc::Sender<HardChange>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    /// Masters accepting satellites of `namespace` authenticated by `auth`; what the merge
+    /// learns is published on `bus`.
+    pub fn new(auth: Auth, namespace: &str, bus: Bus, metrics: Arc<Metrics>) -> Self {
         Self {
             state: Mutex::new(MasterState::default()),
-            changes,
+            bus,
             auth,
             namespace: namespace.to_owned(),
             metrics,
@@ -77,19 +78,22 @@ impl Masters {
 
     /// Applies a batch received now and returns the acknowledgement.
     pub fn receive(&self, batch: Batch<Forwarded>) -> vedette_protocol::report::Ack {
-        let (ack, changes, applied) = {
-            let mut state = self.state();
-            let before = state.applied().entries;
-            let (ack, changes) = state.receive(batch, unix_ms());
-            (ack, changes, state.applied().entries - before)
-        };
-        self.metrics.satellite_entries.inc_by(applied);
-        for change in changes {
-            if self.changes.try_send(change).is_err() {
-                tracing::warn!(message = "Dropped a state change event: the queue is full.");
-            }
-        }
+        // Published under the lock, so subscribers see every batch's events in merge order.
+        let mut state = self.state();
+        let before = state.applied().entries;
+        let (ack, events) = state.receive(batch, unix_ms());
+        self.metrics
+            .satellite_entries
+            .inc_by(state.applied().entries - before);
+        self.bus.publish(events);
         ack
+    }
+
+    /// Publishes the agents that went stale by now.
+    pub fn sweep(&self) {
+        let mut state = self.state();
+        let events = state.sweep(unix_ms());
+        self.bus.publish(events);
     }
 
     fn authorize(&self, identity: Option<&Identity>) -> Result<(), auth::Error> {

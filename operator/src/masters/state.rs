@@ -9,6 +9,10 @@
 //! - **Keepalives** give each agent's freshness and held plan; **summaries** are kept as the
 //!   satellites last sent them.
 //!
+//! The merge says what it learned as [`MasterEvent`]s (the masters' event stream, see
+//! [`super::stream`]): every applied check report, agents fresh again, held plans, zone
+//! summaries; [`MasterState::sweep`] finds agents that went stale since the last sweep.
+//!
 //! Time comes in as arguments (`now_ms`), so tests need no clock.
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +24,8 @@ use vedette_protocol::merge::{Stamp, is_stale};
 use vedette_protocol::plan::CheckId;
 use vedette_protocol::report::{Ack, Batch, CheckReport, Keepalive, Report};
 use vedette_protocol::watermark::Watermark;
+
+use super::stream::{AgentEvent, CheckEvent, MasterEvent};
 
 /// Most sequences an agent's watermark keeps above its contiguous part; beyond, the gap is
 /// skipped (the agent dropped those entries, or they were forwarded by a replica that is gone).
@@ -61,6 +67,8 @@ pub struct AgentEntry {
     pub plan_held: bool,
     /// Why.
     pub plan_reason: String,
+    /// Whether the stream has been told it is stale (by [`MasterState::sweep`]).
+    pub reported_stale: bool,
 }
 
 impl AgentEntry {
@@ -114,12 +122,12 @@ pub struct MasterState {
 
 impl MasterState {
     /// Applies a satellite's batch received at `now_ms`; returns the acknowledgement and the
-    /// hard state changes it caused.
-    pub fn receive(&mut self, batch: Batch<Forwarded>, now_ms: u64) -> (Ack, Vec<HardChange>) {
+    /// events the merge made, in the order of the batch.
+    pub fn receive(&mut self, batch: Batch<Forwarded>, now_ms: u64) -> (Ack, Vec<MasterEvent>) {
         let satellite = batch.agent;
         let mut watermark = self.satellites.remove(&satellite).unwrap_or_default();
         watermark.advance_floor(batch.floor);
-        let mut changes = Vec::new();
+        let mut events = Vec::new();
         for envelope in batch.entries {
             if !watermark.record(envelope.sequence) {
                 self.applied.duplicates += 1;
@@ -130,14 +138,27 @@ impl MasterState {
                 envelope.sequence,
                 envelope.report,
                 now_ms,
-                &mut changes,
+                &mut events,
             );
         }
         let ack = Ack {
             up_to: watermark.contiguous(),
         };
         self.satellites.insert(satellite, watermark);
-        (ack, changes)
+        (ack, events)
+    }
+
+    /// The agents that went stale at `now_ms` since the last sweep, each reported once until
+    /// it is fresh again.
+    pub fn sweep(&mut self, now_ms: u64) -> Vec<MasterEvent> {
+        let mut events = Vec::new();
+        for (host, agent) in &mut self.agents {
+            if !agent.reported_stale && agent.stale(now_ms) {
+                agent.reported_stale = true;
+                events.push(MasterEvent::AgentStale(agent_event(host, agent)));
+            }
+        }
+        events
     }
 
     fn apply(
@@ -146,7 +167,7 @@ impl MasterState {
         sequence: u64,
         entry: Forwarded,
         now_ms: u64,
-        changes: &mut Vec<HardChange>,
+        events: &mut Vec<MasterEvent>,
     ) {
         self.applied.entries += 1;
         self.version += 1;
@@ -167,17 +188,17 @@ impl MasterState {
                 let zone = self.agents.get(&agent).map(|a| a.zone.clone());
                 match report {
                     Report::StateChange(check) | Report::Result(check) => {
-                        self.apply_check(&agent, sequence, &check, zone, changes);
+                        self.apply_check(&agent, sequence, &check, zone, events);
                     }
                     Report::Keepalive(keepalive) => {
-                        self.apply_keepalive(&agent, sequence, &keepalive, now_ms);
+                        self.apply_keepalive(&agent, sequence, &keepalive, now_ms, events);
                     }
                 }
             }
             Forwarded::Own { report } => {
                 if let Report::StateChange(check) | Report::Result(check) = report {
                     let zone = self.satellite_zones.get(satellite).cloned();
-                    self.apply_check(satellite, sequence, &check, zone, changes);
+                    self.apply_check(satellite, sequence, &check, zone, events);
                 }
             }
             Forwarded::RuleSetSummary(summary) => {
@@ -191,6 +212,10 @@ impl MasterState {
             Forwarded::ZoneSummary(summary) => {
                 self.satellite_zones
                     .insert(satellite.to_owned(), summary.zone.clone());
+                events.push(MasterEvent::ZoneSummary {
+                    zone: summary.zone.clone(),
+                    replica: summary.replica.clone(),
+                });
                 self.zone_summaries
                     .insert((summary.zone.clone(), summary.replica.clone()), summary);
             }
@@ -203,7 +228,7 @@ impl MasterState {
         sequence: u64,
         report: &CheckReport,
         zone: Option<String>,
-        changes: &mut Vec<HardChange>,
+        events: &mut Vec<MasterEvent>,
     ) {
         let key = CheckKey::new(&report.host, &report.check);
         let previous = self.checks.get(&key);
@@ -227,18 +252,20 @@ impl MasterState {
             Some(entry) if entry.state == report.state => entry.since_ms,
             _ => report.at_ms,
         };
-        if report.hard && report.state != last_hard {
-            changes.push(HardChange {
-                host: report.host.clone(),
-                check: report.check.clone(),
-                state: report.state,
-                previous: last_hard,
-                output: report.output.clone(),
-                at_ms: report.at_ms,
-            });
-        }
+        let zone = zone.or_else(|| previous.and_then(|e| e.zone.clone()));
+        events.push(MasterEvent::Check(CheckEvent {
+            host: report.host.clone(),
+            check: report.check.clone(),
+            zone: zone.clone(),
+            state: report.state,
+            previous: previous.map(|e| e.state),
+            hard: report.hard,
+            last_hard,
+            output: report.output.clone(),
+            at_ms: report.at_ms,
+        }));
         let entry = CheckEntry {
-            zone: zone.or_else(|| previous.and_then(|e| e.zone.clone())),
+            zone,
             state: report.state,
             hard: report.hard,
             output: report.output.clone(),
@@ -250,11 +277,20 @@ impl MasterState {
         self.checks.insert(key, entry);
     }
 
-    fn apply_keepalive(&mut self, agent: &str, sequence: u64, keepalive: &Keepalive, now: u64) {
+    fn apply_keepalive(
+        &mut self,
+        agent: &str,
+        sequence: u64,
+        keepalive: &Keepalive,
+        now: u64,
+        events: &mut Vec<MasterEvent>,
+    ) {
         let entry = self.agents.entry(agent.to_owned()).or_default();
         if entry.seen_ms > 0 && sequence < entry.sequence {
             return;
         }
+        let was_fresh = entry.seen_ms > 0 && !entry.stale(now);
+        let was_held = entry.seen_ms > 0 && entry.plan_held;
         *entry = AgentEntry {
             zone: keepalive.zone.clone(),
             // An agent clock ahead of ours must not keep it fresh forever.
@@ -263,7 +299,20 @@ impl MasterState {
             sequence,
             plan_held: keepalive.plan.held,
             plan_reason: keepalive.plan.reason.clone(),
+            reported_stale: false,
         };
+        let seen = agent_event(agent, entry);
+        if !was_fresh && !entry.stale(now) {
+            events.push(MasterEvent::AgentFresh(seen.clone()));
+        }
+        match (was_held, entry.plan_held) {
+            (false, true) => events.push(MasterEvent::PlanHeld {
+                agent: seen,
+                reason: entry.plan_reason.clone(),
+            }),
+            (true, false) => events.push(MasterEvent::PlanReleased(seen)),
+            _ => {}
+        }
     }
 
     /// Every check's state.
@@ -310,6 +359,14 @@ impl MasterState {
     /// Changes with every applied entry.
     pub fn version(&self) -> u64 {
         self.version
+    }
+}
+
+fn agent_event(host: &str, agent: &AgentEntry) -> AgentEvent {
+    AgentEvent {
+        host: host.to_owned(),
+        zone: agent.zone.clone(),
+        seen_ms: agent.seen_ms,
     }
 }
 

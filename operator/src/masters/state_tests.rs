@@ -117,8 +117,8 @@ fn an_older_entry_never_overwrites_a_newer_state() {
 fn an_agent_entry_forwarded_by_two_satellites_counts_once() {
     let mut state = MasterState::default();
     let entry = agent("n1", 7, change("n1", CheckState::Critical, true, 70));
-    let (_, first) = state.receive(batch("sat-a", vec![(1, entry.clone())]), 100);
-    let (_, second) = state.receive(batch("sat-b", vec![(9, entry)]), 100);
+    let (_, first) = receive_hard(&mut state, batch("sat-a", vec![(1, entry.clone())]), 100);
+    let (_, second) = receive_hard(&mut state, batch("sat-b", vec![(9, entry)]), 100);
     assert_eq!((first.len(), second.len()), (1, 0));
     assert_eq!(state.applied().duplicates, 1);
 }
@@ -126,7 +126,8 @@ fn an_agent_entry_forwarded_by_two_satellites_counts_once() {
 #[test]
 fn hard_changes_are_reported_once_with_the_previous_hard_state() {
     let mut state = MasterState::default();
-    let (_, soft) = state.receive(
+    let (_, soft) = receive_hard(
+        &mut state,
         batch(
             "s",
             vec![(
@@ -137,7 +138,8 @@ fn hard_changes_are_reported_once_with_the_previous_hard_state() {
         100,
     );
     assert!(soft.is_empty(), "a soft problem is not a hard change");
-    let (_, hard) = state.receive(
+    let (_, hard) = receive_hard(
+        &mut state,
         batch(
             "s",
             vec![(
@@ -154,7 +156,8 @@ fn hard_changes_are_reported_once_with_the_previous_hard_state() {
         [(CheckState::Critical, CheckState::Ok)]
     );
     assert_eq!(state.check("n1", &id("tcp")).unwrap().since_ms, 10);
-    let (_, recovered) = state.receive(
+    let (_, recovered) = receive_hard(
+        &mut state,
         batch(
             "s",
             vec![(3, agent("n1", 3, change("n1", CheckState::Ok, true, 30)))],
@@ -188,4 +191,95 @@ fn keepalives_make_agents_fresh_then_stale_and_tell_held_plans() {
 
 fn agent_entry(sequence: u64, at_ms: u64) -> Forwarded {
     agent("n1", sequence, keepalive("n1", at_ms, false))
+}
+
+/// The hard changes among the events of one batch.
+fn receive_hard(
+    state: &mut MasterState,
+    batch: Batch<Forwarded>,
+    now_ms: u64,
+) -> (Ack, Vec<HardChange>) {
+    let (ack, events) = state.receive(batch, now_ms);
+    let changes = events
+        .iter()
+        .filter_map(|event| match event {
+            MasterEvent::Check(check) => check.hard_change(),
+            _ => None,
+        })
+        .collect();
+    (ack, changes)
+}
+
+#[test]
+fn every_applied_report_is_an_event_with_the_state_before() {
+    let mut state = MasterState::default();
+    let (_, events) = state.receive(
+        batch(
+            "s",
+            vec![
+                (
+                    1,
+                    agent("n1", 1, change("n1", CheckState::Warning, false, 10)),
+                ),
+                (
+                    2,
+                    agent("n1", 2, change("n1", CheckState::Warning, true, 20)),
+                ),
+                (
+                    3,
+                    agent("n1", 1, change("n1", CheckState::Critical, true, 5)),
+                ),
+            ],
+        ),
+        100,
+    );
+    let checks: Vec<(Option<CheckState>, CheckState, bool, bool)> = events
+        .iter()
+        .filter_map(|event| match event {
+            MasterEvent::Check(c) => Some((c.previous, c.state, c.hard, c.is_state_change())),
+            _ => None,
+        })
+        .collect();
+    // The third is a duplicate sequence of n1: no event.
+    assert_eq!(
+        checks,
+        [
+            (None, CheckState::Warning, false, true),
+            (Some(CheckState::Warning), CheckState::Warning, true, false),
+        ]
+    );
+}
+
+#[test]
+fn agents_are_fresh_once_stale_once_and_fresh_again() {
+    let mut state = MasterState::default();
+    let kinds = |events: &[MasterEvent]| -> Vec<&'static str> {
+        events.iter().map(crate::masters::stream::kind).collect()
+    };
+    let (_, events) = state.receive(batch("s", vec![(1, agent_entry(1, 1_000))]), 1_000);
+    assert_eq!(kinds(&events), ["agent_fresh"]);
+    let (_, events) = state.receive(batch("s", vec![(2, agent_entry(2, 2_000))]), 2_000);
+    assert!(events.is_empty(), "still fresh: {events:?}");
+    assert!(
+        state.sweep(2_000 + 6_000).is_empty(),
+        "three intervals of 2 s: not yet"
+    );
+    assert_eq!(kinds(&state.sweep(2_000 + 6_001)), ["agent_stale"]);
+    assert!(state.sweep(60_000).is_empty(), "reported once");
+    let (_, events) = state.receive(batch("s", vec![(3, agent_entry(3, 70_000))]), 70_000);
+    assert_eq!(kinds(&events), ["agent_fresh"]);
+}
+
+#[test]
+fn a_held_plan_and_its_release_are_events() {
+    let mut state = MasterState::default();
+    let held = agent("n1", 1, keepalive("n1", 1_000, true));
+    let (_, events) = state.receive(batch("s", vec![(1, held)]), 1_000);
+    assert!(matches!(
+        events.as_slice(),
+        [MasterEvent::AgentFresh(_), MasterEvent::PlanHeld { .. }]
+    ));
+    let released = agent("n1", 2, keepalive("n1", 2_000, false));
+    let (_, events) = state.receive(batch("s", vec![(2, released)]), 2_000);
+    assert!(matches!(events.as_slice(), [MasterEvent::PlanReleased(_)]));
 }

@@ -2,13 +2,16 @@
 //! only on the Lease holder — publish every zone and write statuses. Every replica compiles,
 //! so a replica that takes over has a warm last-good cache and current metrics.
 //!
-//! Live state from the satellites (see [`crate::masters`]) is merged into the statuses: every
-//! [`LIVE_REFRESH`] a pass runs without compiling again (the last compile output is kept), so
-//! counts, staleness and problems reach status within seconds, while the status writer keeps
-//! the budget (only on change, at most once per object per 10 s).
+//! Live state from the satellites (see [`crate::masters`]) is merged into the statuses: the
+//! status path subscribes to the masters' event stream ([`LiveChanges`]), and every
+//! [`LIVE_REFRESH`] in which an event arrived a pass runs without compiling again (the last
+//! compile output is kept), so counts, staleness and problems reach status within seconds,
+//! while the status writer keeps the budget (only on change, at most once per object per
+//! 10 s). With no event, nothing live changed and no pass runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -33,6 +36,30 @@ pub const RETRY: Duration = Duration::from_secs(5);
 /// How often live state (results, freshness) is merged into statuses.
 pub const LIVE_REFRESH: Duration = Duration::from_secs(3);
 
+/// Whether the masters' stream said anything since the last look: the status path's
+/// subscription.
+#[derive(Clone, Debug, Default)]
+pub struct LiveChanges(Arc<AtomicBool>);
+
+impl LiveChanges {
+    /// Drains `stream` in a task, marking a change for every event, until the stream closes.
+    pub fn subscribe(mut stream: crate::masters::stream::Subscription) -> Self {
+        let changes = LiveChanges::default();
+        let flag = changes.0.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                flag.store(true, AtomicOrdering::Release);
+            }
+        });
+        changes
+    }
+
+    /// Whether anything changed since the last call.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, AtomicOrdering::AcqRel)
+    }
+}
+
 /// The parts of the loop.
 pub struct Controller {
     /// What compile reads.
@@ -47,6 +74,8 @@ pub struct Controller {
     pub last_good: LastGood,
     /// What satellites sent.
     pub masters: Arc<crate::masters::Masters>,
+    /// Whether it changed since the last pass.
+    pub live: LiveChanges,
     /// The last compile output; `None`: compile on the next pass.
     pub compiled: Option<Compiled>,
     /// Metrics.
@@ -81,7 +110,11 @@ impl Controller {
                     self.debounce().await;
                 }
                 () = sleep_until(due) => {}
-                () = tokio::time::sleep(LIVE_REFRESH) => {}
+                () = tokio::time::sleep(LIVE_REFRESH) => {
+                    if !self.live.take() && retry_at.is_none() {
+                        continue;
+                    }
+                }
             }
             retry_at = (!self.pass().await).then(|| Instant::now() + RETRY);
         }

@@ -8,6 +8,9 @@ pub enum Error {
     /// Building a Kubernetes client failed.
     #[error("failed to create a kubernetes client: {0}")]
     Client(#[source] kube::Error),
+    /// The masters' event stream does not make a valid topology.
+    #[error("failed to build the masters' event stream: {0}")]
+    Topology(#[source] crate::masters::stream::TopologyError),
     /// A server-side apply of an owned object failed.
     #[error("failed to apply {kind} {name}: {source}")]
     Apply {
@@ -87,6 +90,7 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Client(_) => "client",
+            Error::Topology(_) => "topology",
             Error::Apply { .. } => "apply",
             Error::Delete { .. } => "delete",
             Error::Status { .. } => "status",

@@ -66,14 +66,21 @@ pub async fn run(config: Config) -> Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let listener = http::bind(&config.listen).await?;
     tracing::info!(message = "Serving.", listen = %config.listen, identity = %config.identity);
-    let (changes_tx, changes) = tokio::sync::mpsc::channel(crate::masters::events::MAX_PENDING);
+    // The masters' event stream: every subscriber is declared and the topology validated
+    // before any task runs or any batch is accepted.
+    let mut topology = crate::masters::stream::BusBuilder::default();
+    let status_stream = topology.subscribe("status", STATUS_STREAM_CAPACITY);
+    let events_stream = topology.subscribe("events", crate::masters::events::MAX_PENDING);
+    let bus = topology.build(metrics.clone()).map_err(Error::Topology)?;
     let masters = Arc::new(crate::masters::Masters::new(
         satellite_auth(&client, config.insecure_no_auth),
         &config.namespace,
-        changes_tx,
+        bus,
         metrics.clone(),
     ));
-    let server = tokio::spawn(http::serve(
+    let live = controller::LiveChanges::subscribe(status_stream);
+    let sweeper = tokio::spawn(sweep(Arc::downgrade(&masters)));
+    let mut server = tokio::spawn(http::serve(
         listener,
         Arc::new(registry),
         ready.clone(),
@@ -97,14 +104,14 @@ pub async fn run(config: Config) -> Result<()> {
         identity: config.identity.clone(),
     };
     let leader = leader::start(client.clone(), election, metrics.clone());
-    tokio::spawn(crate::masters::events::run(
+    let events = tokio::spawn(crate::masters::events::run(
         client.clone(),
         crate::masters::events::EventSettings {
             per_check: std::time::Duration::from_secs(config.event_interval_seconds.max(1)),
             per_second: config.events_per_second,
             instance: config.identity.clone(),
         },
-        changes,
+        events_stream,
         leader.clone(),
         sources.rule_sets.clone(),
         metrics.clone(),
@@ -121,6 +128,7 @@ pub async fn run(config: Config) -> Result<()> {
         statuses: status_writer::StatusWriter::new(client),
         last_good: last_good::LastGood::default(),
         masters,
+        live,
         compiled: None,
         metrics,
         leader,
@@ -128,15 +136,60 @@ pub async fn run(config: Config) -> Result<()> {
         namespace: config.namespace,
     };
     changed.notify_one();
-    tokio::select! {
+    let result = tokio::select! {
         () = controller.run() => Ok(()),
-        served = server => match served {
+        served = &mut server => match served {
             Ok(result) => result,
             Err(join) => {
                 tracing::error!(message = "The http server panicked.", error = %join);
                 Ok(())
             }
         },
+        () = shutdown_signal() => {
+            tracing::info!(message = "Shutting down: no more batches; draining the event stream.");
+            Ok(())
+        }
+    };
+    // Stop the input (the server and its handle on the masters, the sweeper), so the bus
+    // goes away and every subscriber drains what is queued and ends.
+    server.abort();
+    let _ = server.await;
+    sweeper.abort();
+    let _ = sweeper.await;
+    if tokio::time::timeout(DRAIN_TIMEOUT, events).await.is_err() {
+        tracing::warn!(message = "The event stream did not drain in time.");
+    }
+    result
+}
+
+/// Events the status subscriber may have queued (it only needs to know that something came).
+const STATUS_STREAM_CAPACITY: usize = 1024;
+/// How long shutdown waits for the subscribers to drain.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often agents are checked for staleness.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Publishes agents that went stale, every [`SWEEP_INTERVAL`], while the masters exist.
+async fn sweep(masters: std::sync::Weak<crate::masters::Masters>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(masters) = masters.upgrade() else {
+            return;
+        };
+        masters.sweep();
+    }
+}
+
+/// SIGTERM (the kubelet stopping the pod) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
