@@ -9,3 +9,4 @@ pub mod masters;
 pub mod metrics;
 pub mod reconcile;
 pub mod standalone;
+pub mod status;

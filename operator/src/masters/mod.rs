@@ -10,7 +10,6 @@
 //! | --- | --- |
 //! | [`state`] | the merge (pure): watermarks, last writer wins, keepalives, summaries → events |
 //! | [`stream`] | the event stream: typed events and the bus to bounded subscriber channels |
-//! | [`live`] | the live part of statuses (pure): counts, stale, worst problems, agents |
 //! | [`events`] | Kubernetes Events for hard state changes, rate-limited, Lease holder only |
 //!
 //! What the merge learns goes out on the [`stream::Bus`]; the status subscriber marks the
@@ -22,7 +21,6 @@
 //! (where the satellites run). `--insecure-no-auth` turns this off for tests and standalone.
 
 pub mod events;
-pub mod live;
 pub mod state;
 pub mod stream;
 

@@ -22,10 +22,10 @@ use super::last_good::{Compiled, LastGood};
 use super::owned::{OwnedIndex, OwnedKey};
 use super::publish::Publisher;
 use super::sources::Sources;
-use super::status::{self, Satellites};
 use super::status_writer::StatusWriter;
 use crate::build::common::satellite_name;
 use crate::metrics::{Metrics, ZoneLabels};
+use crate::status::{self, Satellites};
 
 /// Quiet time after the last event before a pass starts.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -194,7 +194,7 @@ impl Controller {
             .to_string();
         let live = {
             let state = self.masters.state();
-            crate::masters::live::summarise(
+            crate::status::live::summarise(
                 &state,
                 &compiled.served.bundles,
                 vedette_protocol::clock::unix_ms(),

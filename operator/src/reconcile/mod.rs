@@ -24,7 +24,6 @@ pub mod leader;
 pub mod owned;
 pub mod publish;
 pub mod sources;
-pub mod status;
 pub mod status_writer;
 
 use std::sync::Arc;

@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
 
 use super::error::{Error, Result};
-use super::status::DesiredStatus;
 use crate::build::common::MANAGER;
 use crate::compile::ObjectRef;
 use crate::metrics::Metrics;
+use crate::status::DesiredStatus;
 
 /// Shortest time between two status writes of one object.
 pub const MIN_STATUS_INTERVAL: Duration = Duration::from_secs(10);

@@ -1,13 +1,20 @@
-//! Status from the compile output, as pure functions: for every object the fields the
-//! operator owns (observedGeneration, conditions Ready / InvalidSpec / Degraded, counts).
+//! Every status the operator writes, built in one place as pure functions: from the compile
+//! output (observedGeneration, conditions Ready / InvalidSpec / Degraded, counts) and from the
+//! live state the masters merged ([`live`]: checks by state, stale, worst problems, agents).
+//! Each status is its `vedette-crds` type (`MonitorZoneStatus`, `CheckTemplateStatus`,
+//! `RuleSetStatus`, `BusinessProcessStatus`), so what is written is what the CRD declares.
 //! A condition keeps its `lastTransitionTime` while its status and reason stay the same, so
 //! an unchanged object renders a byte-identical status and causes no write.
 
-use serde_json::{Value, json};
-use vedette_crds::Condition;
+pub mod live;
+
+use serde_json::Value;
+use vedette_crds::{
+    BusinessProcessStatus, CheckTemplateStatus, Condition, MonitorZoneStatus, RuleSetStatus,
+};
 
 use crate::compile::{Diagnostic, Input, ObjectRef, Output, Severity};
-use crate::masters::live::Live;
+use live::Live;
 
 /// The status one object should have.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,17 +75,17 @@ pub fn desired(
         });
         let previous = zone.status.as_ref().map(|s| s.conditions.as_slice());
         let agents = live.zones.get(&name).copied().unwrap_or_default();
-        let status = json!({
-            "observedGeneration": zone.metadata.generation,
-            "conditions": conditions(&reported.diagnostics, &object, extra, previous, now),
-            "machines": summary.machines,
-            "checks": summary.checks,
-            "satellites": format!("{ready}/{wanted}"),
-            "agentsConnected": agents.connected,
-            "agentsStale": agents.stale,
-            "agentsOnHeldPlan": agents.on_held_plan,
-        });
-        all.push(entry(object, status, &zone.status));
+        let status = MonitorZoneStatus {
+            observed_generation: zone.metadata.generation,
+            conditions: conditions(&reported.diagnostics, &object, extra, previous, now),
+            satellites: Some(format!("{ready}/{wanted}")),
+            machines: summary.machines,
+            agents_connected: agents.connected,
+            agents_stale: agents.stale,
+            agents_on_held_plan: agents.on_held_plan,
+            checks: summary.checks,
+        };
+        all.push(entry(object, &status, &zone.status));
     }
     for template in &current.templates {
         let object = key(&template.metadata, ObjectRef::template);
@@ -88,15 +95,13 @@ pub fn desired(
             .cloned()
             .unwrap_or_default();
         let previous = template.status.as_ref().map(|s| s.conditions.as_slice());
-        let mut status = json!({
-            "observedGeneration": template.metadata.generation,
-            "conditions": conditions(&reported.diagnostics, &object, None, previous, now),
-            "ruleSets": summary.rule_sets,
-        });
-        if let Some(probe) = summary.probe {
-            status["probe"] = json!(probe);
-        }
-        all.push(entry(object, status, &template.status));
+        let status = CheckTemplateStatus {
+            observed_generation: template.metadata.generation,
+            conditions: conditions(&reported.diagnostics, &object, None, previous, now),
+            probe: summary.probe,
+            rule_sets: summary.rule_sets,
+        };
+        all.push(entry(object, &status, &template.status));
     }
     for rule_set in &current.rule_sets {
         let object = key(&rule_set.metadata, ObjectRef::rule_set);
@@ -111,29 +116,30 @@ pub fn desired(
             .get(&(object.namespace.clone(), object.name.clone()))
             .cloned()
             .unwrap_or_default();
-        let mut status = json!({
-            "observedGeneration": rule_set.metadata.generation,
-            "conditions": conditions(&reported.diagnostics, &object, None, previous, now),
-            "machines": summary.machines,
-            "checks": summary.checks,
-            "checksByState": results.counts,
-            "stale": results.stale,
-        });
-        // Absent when empty, as the type serializes it, so that "unchanged" compares equal.
-        if !results.problems.is_empty() {
-            status["problems"] = json!(results.problems);
-        }
-        all.push(entry(object, status, &rule_set.status));
+        let status = RuleSetStatus {
+            observed_generation: rule_set.metadata.generation,
+            conditions: conditions(&reported.diagnostics, &object, None, previous, now),
+            machines: summary.machines,
+            checks: summary.checks,
+            checks_by_state: results.counts,
+            stale: results.stale,
+            problems: results.problems,
+        };
+        all.push(entry(object, &status, &rule_set.status));
     }
     for process in &current.processes {
         let object = key(&process.metadata, ObjectRef::process);
         let previous = process.status.as_ref().map(|s| s.conditions.as_slice());
-        let status = json!({
-            "observedGeneration": process.metadata.generation,
-            "conditions": conditions(&reported.diagnostics, &object, None, previous, now),
-            "elementCount": process.spec.elements.len(),
-        });
-        all.push(entry(object, status, &process.status));
+        // The runtime fields (running, completed, …) are not the operator's yet: nothing
+        // evaluates processes, so they keep whatever the object has.
+        let current = process.status.clone().unwrap_or_default();
+        let status = BusinessProcessStatus {
+            observed_generation: process.metadata.generation,
+            conditions: conditions(&reported.diagnostics, &object, None, previous, now),
+            element_count: u32::try_from(process.spec.elements.len()).unwrap_or(u32::MAX),
+            ..current
+        };
+        all.push(entry(object, &status, &process.status));
     }
     all
 }
@@ -153,14 +159,10 @@ fn keyed(object: &ObjectRef) -> String {
     format!("{}/{}", object.namespace, object.name)
 }
 
-fn entry<S: serde::Serialize>(
-    object: ObjectRef,
-    status: Value,
-    current: &Option<S>,
-) -> DesiredStatus {
+fn entry<S: serde::Serialize>(object: ObjectRef, status: &S, current: &Option<S>) -> DesiredStatus {
     DesiredStatus {
         object,
-        status,
+        status: serde_json::to_value(status).unwrap_or(Value::Null),
         current: current
             .as_ref()
             .and_then(|s| serde_json::to_value(s).ok())
@@ -240,6 +242,7 @@ fn condition(
 mod tests {
     use super::*;
     use crate::compile::Reason;
+    use serde_json::json;
 
     fn diagnostic(severity: Severity, reason: Reason, message: &str) -> Diagnostic {
         Diagnostic {

@@ -10,7 +10,7 @@ use vedette_crds::ruleset::{Problem, StateCounts};
 use vedette_crds::template::CheckState;
 use vedette_protocol::plan::ZoneBundle;
 
-use super::state::{CheckEntry, MasterState};
+use crate::masters::state::{CheckEntry, MasterState};
 
 /// Problems per rule set in status.
 pub const WORST_PROBLEMS: usize = 10;
