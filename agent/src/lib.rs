@@ -5,6 +5,7 @@
 //! outside the cluster. The satellite (`vedette-satellite`) reuses its spool, sender,
 //! transport and check runner.
 
+pub mod atomic_file;
 pub mod backoff;
 pub mod check_once;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod nagios;
 pub mod node;
 pub mod probe;
+pub mod rate;
 pub mod runner;
 pub mod schedule;
 pub mod sender;

@@ -61,6 +61,9 @@ pub struct Api {
 /// The router of every endpoint.
 pub fn router(api: Arc<Api>) -> Router {
     let limit = api.max_body_bytes;
+    let (for_metrics, for_ready) = (api.clone(), api.clone());
+    let admin =
+        vedette_agent::http::admin_router(move || metrics(&for_metrics), move || ready(&for_ready));
     Router::new()
         .route("/v1/plan", get(plan))
         .route(
@@ -68,10 +71,8 @@ pub fn router(api: Arc<Api>) -> Router {
             post(results).layer(DefaultBodyLimit::max(limit)),
         )
         .route("/v1/state", get(state))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
         .with_state(api)
+        .merge(admin)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -345,22 +346,19 @@ async fn state(
     Json(state_view_for(&api, host)).into_response()
 }
 
-async fn metrics(State(api): State<Arc<Api>>) -> Response {
+/// The metrics text, with the state table's gauges refreshed first.
+fn metrics(api: &Api) -> String {
     {
         let core = api.ingest.core();
         api.metrics.refresh(&api.zone, &core.table, unix_ms());
     }
-    (
-        [(CONTENT_TYPE, vedette_agent::http::METRICS_CONTENT_TYPE)],
-        vedette_agent::metrics::encode(&api.registry),
-    )
-        .into_response()
+    vedette_agent::metrics::encode(&api.registry)
 }
 
-async fn ready(State(api): State<Arc<Api>>) -> Response {
-    if api.plans.current().is_some() {
-        "ready".into_response()
-    } else {
-        error(StatusCode::SERVICE_UNAVAILABLE, "no zone bundle loaded yet")
+/// Ready once a bundle is loaded.
+fn ready(api: &Api) -> Result<(), String> {
+    match api.plans.current() {
+        Some(_) => Ok(()),
+        None => Err("no zone bundle loaded yet".to_owned()),
     }
 }

@@ -290,24 +290,12 @@ fn read_snapshot(path: &Path) -> Result<Option<Core>, Error> {
 
 /// Writes the snapshot atomically: a temporary file, fsync, rename, fsync of the directory.
 fn write_snapshot(path: &Path, core: &Core) -> Result<(), Error> {
-    use std::io::Write;
-    let error = |message: std::io::Error| Error::Snapshot {
+    let bytes = serde_json::to_vec(core).expect("the core always serializes");
+    vedette_agent::atomic_file::replace(path, &bytes).map_err(|error| Error::Snapshot {
         action: "write",
         path: path.to_owned(),
-        message: message.to_string(),
-    };
-    let temporary = path.with_extension("tmp");
-    let bytes = serde_json::to_vec(core).expect("the core always serializes");
-    let mut file = std::fs::File::create(&temporary).map_err(error)?;
-    file.write_all(&bytes).map_err(error)?;
-    file.sync_data().map_err(error)?;
-    std::fs::rename(&temporary, path).map_err(error)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(error)?;
-    }
-    Ok(())
+        message: error.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::backoff::Backoff;
-use crate::spool::{Record, Spool, TokenBucket};
+use crate::rate::TokenBucket;
+use crate::spool::{Record, Spool};
 use crate::transport::Transport;
 use vedette_protocol::report::{Batch, Envelope};
 

@@ -23,7 +23,6 @@ pub mod cursors;
 mod error;
 mod frame;
 mod position;
-mod rate;
 mod segment;
 mod stats;
 mod store;
@@ -40,7 +39,6 @@ use tokio::sync::oneshot;
 
 pub use error::{Error, Result};
 pub use frame::{FRAME_OVERHEAD, Priority};
-pub use rate::TokenBucket;
 pub use stats::{PerPriority, RecoveryReport, SpoolStats};
 
 use store::{Limits, State};

@@ -4,12 +4,12 @@
 //! `position`, fsync the directory. A reader therefore sees the old or the new content, never
 //! a mix; a CRC guards against anything else.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use super::error::{Error, Result};
 use super::frame::Priority;
+use crate::atomic_file;
 
 const MAGIC: [u8; 8] = *b"VSPOS1\0\0";
 const LEN: usize = 8 + 8 + 3 * 8 + 3 * 8 + 4;
@@ -98,21 +98,16 @@ impl Position {
 /// Atomically replaces `dir/name` with `bytes`: write `dir/temp_name`, fsync it, rename it
 /// over `name`, fsync the directory. A reader sees the old or the new content, never a mix.
 pub fn replace_file(dir: &Path, name: &str, temp_name: &str, bytes: &[u8]) -> Result<()> {
-    let temp = dir.join(temp_name);
-    let mut file = File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
-    file.write_all(bytes)
-        .map_err(|e| Error::io("write", &temp, e))?;
-    file.sync_all().map_err(|e| Error::io("fsync", &temp, e))?;
-    let path = dir.join(name);
-    fs::rename(&temp, &path).map_err(|e| Error::io("rename", &path, e))?;
-    sync_dir(dir)
+    atomic_file::replace_through(&dir.join(temp_name), &dir.join(name), bytes).map_err(spool_error)
 }
 
 /// Makes a directory's entries (created, renamed, removed files) durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(|e| Error::io("fsync directory", dir, e))
+    atomic_file::sync_dir(dir).map_err(spool_error)
+}
+
+fn spool_error(error: atomic_file::ReplaceError) -> Error {
+    Error::io(error.step, &error.path, error.source)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use vedette_agent::rate::TokenBucket;
 use vedette_crds::RuleSet;
 use vedette_crds::template::CheckState;
 use vedette_protocol::plan::CheckId;
@@ -34,11 +35,9 @@ type Key = (String, CheckId);
 #[derive(Debug)]
 pub struct Limiter {
     per_check: Duration,
-    per_second: u32,
     last_sent: HashMap<Key, (Instant, CheckState)>,
     pending: BTreeMap<Key, HardChange>,
-    tokens: f64,
-    refilled: Instant,
+    budget: TokenBucket,
     /// Changes dropped because too many were waiting.
     pub dropped: u64,
 }
@@ -48,11 +47,9 @@ impl Limiter {
     pub fn new(per_check: Duration, per_second: u32, now: Instant) -> Self {
         Self {
             per_check,
-            per_second: per_second.max(1),
             last_sent: HashMap::new(),
             pending: BTreeMap::new(),
-            tokens: f64::from(per_second.max(1)),
-            refilled: now,
+            budget: TokenBucket::new(per_second, per_second, now.into_std()),
             dropped: 0,
         }
     }
@@ -69,10 +66,6 @@ impl Limiter {
 
     /// The changes to send at `now`, within both limits.
     pub fn due(&mut self, now: Instant) -> Vec<HardChange> {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        let cap = f64::from(self.per_second);
-        self.tokens = (self.tokens + elapsed * cap).min(cap);
-        self.refilled = now;
         let ready: Vec<Key> = self
             .pending
             .keys()
@@ -85,7 +78,7 @@ impl Limiter {
             .collect();
         let mut out = Vec::new();
         for key in ready {
-            if self.tokens < 1.0 {
+            if self.budget.wait_time(1, now.into_std()) > Duration::ZERO {
                 break;
             }
             let Some(change) = self.pending.remove(&key) else {
@@ -98,7 +91,7 @@ impl Limiter {
             if repeat {
                 continue;
             }
-            self.tokens -= 1.0;
+            self.budget.take_up_to(1, now.into_std());
             self.last_sent.insert(key, (now, change.state));
             out.push(change);
         }

@@ -5,16 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use super::error::{Error, Result};
-
-/// The content type of the Prometheus text format.
-pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Binds `address`; separate from serving so a bad address fails at startup.
 pub async fn bind(address: &str) -> Result<tokio::net::TcpListener> {
@@ -43,29 +36,11 @@ pub async fn serve(
 }
 
 fn router(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let registry = registry.clone();
-                async move {
-                    let text = crate::metrics::encode(&registry);
-                    ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.load(Ordering::Acquire);
-                async move {
-                    if ready {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "watches not synced")
-                    }
-                }
-            }),
-        )
+    vedette_agent::http::admin_router(
+        move || crate::metrics::encode(&registry),
+        move || match ready.load(Ordering::Acquire) {
+            true => Ok(()),
+            false => Err("watches not synced".to_owned()),
+        },
+    )
 }

@@ -1,5 +1,6 @@
-//! A token bucket for replay: after an outage the transport sends the spooled backlog no
-//! faster than `rate_per_second` records, with bursts of at most `burst`.
+//! A token bucket: at most `rate_per_second` on average, in bursts of at most `burst`. The
+//! sender replays a spooled backlog through one (after an outage, no faster than the replay
+//! rate); the masters' Events sender keeps its events-per-second budget with one.
 //!
 //! Pure: the caller passes the current [`Instant`], so tests need no clock.
 
