@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::host_paths::HostPaths;
-use crate::node::NodeConfig;
+use crate::node::{NodeConfig, defaults};
 
 /// Vedette's agent: runs checks on this machine and reports state changes upstream.
 #[derive(Parser, Debug)]
@@ -51,38 +51,38 @@ pub struct NodeArgs {
     #[arg(long)]
     pub plan: Option<PathBuf>,
     /// Directory of the durable spool.
-    #[arg(long, default_value = "/var/lib/vedette/spool")]
+    #[arg(long, default_value = defaults::SPOOL_DIR)]
     pub spool_dir: PathBuf,
     /// Directory where the last good plan is kept.
-    #[arg(long, default_value = "/var/lib/vedette/state")]
+    #[arg(long, default_value = defaults::STATE_DIR)]
     pub state_dir: PathBuf,
     /// File holding the bearer token presented to upstreams (re-read at every request).
     #[arg(long, env = "VEDETTE_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// Address of /metrics and /healthz.
-    #[arg(long, default_value = "0.0.0.0:9710")]
+    #[arg(long, default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
     /// Checks running at once at most.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults::CONCURRENCY)]
     pub concurrency: usize,
     /// Seconds between plan fetches.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults::PLAN_POLL_SECONDS)]
     pub plan_poll_seconds: u64,
     /// Seconds between keepalives until a plan says otherwise.
-    #[arg(long, default_value_t = vedette_crds::zone::DEFAULT_KEEPALIVE_INTERVAL_SECONDS)]
+    #[arg(long, default_value_t = defaults::KEEPALIVE_SECONDS)]
     pub keepalive_seconds: u64,
     /// Seconds the last good plan keeps running without confirmation (72 h) when its zone
     /// sets no `planHoldSeconds`.
-    #[arg(long, default_value_t = vedette_crds::zone::DEFAULT_PLAN_HOLD_SECONDS)]
+    #[arg(long, default_value_t = defaults::PLAN_HOLD_SECONDS)]
     pub plan_hold_seconds: u64,
     /// Backlog entries replayed per second after an outage.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults::REPLAY_PER_SECOND)]
     pub replay_per_second: u32,
     /// Largest spool, bytes, when the zone sets no `spoolMaxBytes`.
-    #[arg(long, default_value_t = vedette_crds::zone::DEFAULT_SPOOL_MAX_BYTES)]
+    #[arg(long, default_value_t = defaults::SPOOL_MAX_BYTES)]
     pub spool_max_bytes: u64,
     /// Oldest spool entry kept, seconds, when the zone sets no `spoolMaxAgeSeconds`.
-    #[arg(long, default_value_t = vedette_crds::zone::DEFAULT_SPOOL_MAX_AGE_SECONDS)]
+    #[arg(long, default_value_t = defaults::SPOOL_MAX_AGE_SECONDS)]
     pub spool_max_age_seconds: u64,
     /// Directory searched for plugins given by name; repeat for several.
     #[arg(long = "plugin-dir")]

@@ -21,7 +21,6 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use futures::future::BoxFuture;
-use vedette_agent::host_paths::HostPaths;
 use vedette_agent::node::NodeConfig;
 use vedette_crds::CheckState;
 use vedette_protocol::plan::ZoneBundle;
@@ -229,19 +228,9 @@ fn satellite_config(zone: &str, listen: SocketAddr, data_dir: &Path) -> Satellit
         replica: "standalone".to_owned(),
         namespace: String::new(),
         listen,
-        masters: Vec::new(),
-        token_file: None,
         spool_dir: data_dir.join("satellite"),
-        bundle_file: None,
         insecure_no_auth: true,
-        max_body_bytes: vedette_satellite::http::DEFAULT_MAX_BODY_BYTES,
-        summary_seconds: 30,
-        worst_problems: 10,
-        snapshot_seconds: 2,
-        lease_renew_seconds: 5,
-        lease_duration_seconds: 15,
-        concurrency: 64,
-        replay_per_second: 1000,
+        ..SatelliteConfig::default()
     }
 }
 
@@ -249,22 +238,13 @@ fn node_config(host: &str, satellite: SocketAddr, data_dir: &Path) -> NodeConfig
     NodeConfig {
         host: host.to_owned(),
         upstreams: vec![format!("http://{satellite}")],
-        plan_file: None,
         spool_dir: data_dir.join("agent").join("spool"),
         state_dir: data_dir.join("agent").join("state"),
-        token_file: None,
         // Not bound: the agent's metrics are served under /agent on the shared listener.
         listen: satellite,
-        concurrency: 64,
         plan_poll_seconds: 2,
-        keepalive_seconds: 10,
-        plan_hold_seconds: 259_200,
-        replay_per_second: 1000,
-        spool_max_bytes: 256 * 1024 * 1024,
-        spool_max_age_seconds: 7 * 24 * 3600,
-        plugin_dirs: Vec::new(),
-        // The operator's own machine.
-        host_paths: HostPaths::default(),
+        // The operator's own machine (the default host paths).
+        ..NodeConfig::default()
     }
 }
 

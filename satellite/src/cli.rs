@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser};
 
-use crate::SatelliteConfig;
+use crate::{SatelliteConfig, defaults};
 
 /// Vedette's satellite: serves a zone's plans to its agents, stores their results durably
 /// before acknowledging them, keeps the zone's state table, runs its remote checks, and
@@ -28,7 +28,7 @@ pub struct SatelliteArgs {
     #[arg(long)]
     pub zone: String,
     /// Address of the API (plans, results, state, /metrics).
-    #[arg(long, default_value = "0.0.0.0:7080")]
+    #[arg(long, default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
     /// Master base URL; repeat for several. None: nothing is forwarded.
     #[arg(long = "masters", env = "VEDETTE_MASTERS", value_delimiter = ',')]
@@ -37,7 +37,7 @@ pub struct SatelliteArgs {
     #[arg(long, env = "VEDETTE_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// Directory of the spool and the state snapshot.
-    #[arg(long, default_value = "/var/lib/vedette/satellite")]
+    #[arg(long, default_value = defaults::SPOOL_DIR)]
     pub spool_dir: PathBuf,
     /// Read the zone bundle (JSON) from this file instead of the zone's ConfigMaps.
     #[arg(long)]
@@ -46,34 +46,34 @@ pub struct SatelliteArgs {
     #[arg(long)]
     pub insecure_no_auth: bool,
     /// This replica's id.
-    #[arg(long, env = "POD_NAME", default_value = "satellite-0")]
+    #[arg(long, env = "POD_NAME", default_value = defaults::REPLICA)]
     pub replica: String,
     /// Namespace of the bundle ConfigMaps and Leases.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "vedette-system")]
+    #[arg(long, env = "POD_NAMESPACE", default_value = defaults::NAMESPACE)]
     pub namespace: String,
     /// Largest result batch accepted, bytes.
-    #[arg(long, default_value_t = crate::http::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// Seconds between summaries sent to the masters.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::SUMMARY_SECONDS)]
     pub summary_seconds: u64,
     /// Worst problems per rule-set summary.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults::WORST_PROBLEMS)]
     pub worst_problems: usize,
     /// Seconds between snapshots of the state table and watermarks.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = defaults::SNAPSHOT_SECONDS)]
     pub snapshot_seconds: u64,
     /// Seconds between renewals of this replica's Lease.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults::LEASE_RENEW_SECONDS)]
     pub lease_renew_seconds: u64,
     /// Seconds a replica's Lease lasts without renewal.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = defaults::LEASE_DURATION_SECONDS)]
     pub lease_duration_seconds: u64,
     /// Remote checks running at once at most.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults::CONCURRENCY)]
     pub concurrency: usize,
     /// Backlog entries replayed to the masters per second.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults::REPLAY_PER_SECOND)]
     pub replay_per_second: u32,
 }
 

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod bundle_source;
 pub mod cli;
+pub mod defaults;
 pub mod http;
 pub mod ingest;
 pub mod metrics;

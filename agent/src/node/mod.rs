@@ -1,6 +1,7 @@
 //! The node role (`vedette-agent node`): wires the plan keeper, the check engine, the
 //! keepalive, the sender and the metrics endpoint together, each a task joined by channels.
 
+pub mod defaults;
 pub mod engine;
 pub mod plan_keeper;
 pub mod retention;
