@@ -173,7 +173,7 @@ impl From<NodeArgs> for NodeConfig {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(&cli.log_level);
     match cli.command {
-        Command::Node(args) => runtime()?.block_on(crate::node::run(args.into())),
+        Command::Node(args) => Ok(runtime()?.block_on(crate::node::run(args.into()))?),
         Command::Check(args) => runtime()?.block_on(crate::check_once::run(args.into())),
         Command::ApiVersion => {
             println!("{}/{}", vedette_crds::GROUP, vedette_crds::VERSION);

@@ -80,6 +80,62 @@ async fn reviews_are_cached_and_identities_must_match_the_agent() {
     );
 }
 
+/// Counts reviews and answers after a pause; `down` answers that the API server failed.
+struct SlowReviewer {
+    reviews: AtomicUsize,
+    down: bool,
+}
+
+impl TokenReviewer for SlowReviewer {
+    fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Identity, Error>> {
+        Box::pin(async move {
+            self.reviews.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.down {
+                return Err(Error::Unavailable("connection refused".into()));
+            }
+            Ok(Identity {
+                username: token.to_owned(),
+                node_name: None,
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_new_token_share_one_review() {
+    let reviewer = Arc::new(SlowReviewer {
+        reviews: AtomicUsize::new(0),
+        down: false,
+    });
+    let auth = Arc::new(Authenticator::new(
+        reviewer.clone(),
+        Duration::from_secs(60),
+    ));
+    let requests = (0..20).map(|_| {
+        let auth = auth.clone();
+        tokio::spawn(async move { auth.authenticate(Some("Bearer shared")).await })
+    });
+    for request in requests.collect::<Vec<_>>() {
+        assert_eq!(request.await.unwrap().unwrap().username, "shared");
+    }
+    assert_eq!(reviewer.reviews.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_failed_review_is_not_cached() {
+    let reviewer = Arc::new(SlowReviewer {
+        reviews: AtomicUsize::new(0),
+        down: true,
+    });
+    let auth = Authenticator::new(reviewer.clone(), Duration::from_secs(60));
+    for _ in 0..2 {
+        let error = auth.authenticate(Some("Bearer t")).await.unwrap_err();
+        assert_eq!(error, Error::Unavailable("connection refused".into()));
+    }
+    assert_eq!(reviewer.reviews.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn a_bad_token_is_refused_with_401_and_changes_nothing() {
     use crate::http::{Api, router, state_view};

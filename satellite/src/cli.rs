@@ -104,5 +104,5 @@ impl From<SatelliteArgs> for SatelliteConfig {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     vedette_agent::cli::init_logging(&cli.log_level);
-    vedette_agent::cli::runtime()?.block_on(crate::run(cli.args.into()))
+    Ok(vedette_agent::cli::runtime()?.block_on(crate::run(cli.args.into()))?)
 }

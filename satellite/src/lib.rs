@@ -13,6 +13,7 @@ pub mod auth;
 pub mod bundle_source;
 pub mod cli;
 pub mod defaults;
+pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
@@ -27,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+pub use error::Error;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -84,15 +85,19 @@ pub struct SatelliteConfig {
 }
 
 /// Runs the satellite until the process is stopped.
-pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
+pub async fn run(config: SatelliteConfig) -> Result<(), Error> {
     let api = start(config.clone(), None).await?;
+    let listen = |source| Error::Listen {
+        address: config.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("failed to listen on {}", config.listen))?;
-    info!(message = "Serving the satellite API.", address = %listener.local_addr()?, zone = %config.zone);
+        .map_err(listen)?;
+    info!(message = "Serving the satellite API.", address = %listener.local_addr().map_err(listen)?, zone = %config.zone);
     axum::serve(listener, http::router(api))
         .await
-        .context("the satellite API stopped")
+        .map_err(listen)
 }
 
 /// Starts every task of the satellite and returns the state its HTTP API serves (mount it
@@ -102,27 +107,31 @@ pub async fn run(config: SatelliteConfig) -> anyhow::Result<()> {
 pub async fn start(
     mut config: SatelliteConfig,
     source: Option<Box<dyn BundleSource>>,
-) -> anyhow::Result<Arc<http::Api>> {
+) -> Result<Arc<http::Api>, Error> {
     config.masters = master_urls(&config.masters);
     let standalone = source.is_some() || config.bundle_file.is_some();
     let metrics = Arc::new(SatelliteMetrics::default());
-    let spool = Spool::open(SpoolConfig::new(config.spool_dir.join("spool")))
-        .with_context(|| format!("failed to open the spool in {}", config.spool_dir.display()))?;
+    let spool =
+        Spool::open(SpoolConfig::new(config.spool_dir.join("spool"))).map_err(|source| {
+            Error::Spool {
+                dir: config.spool_dir.clone(),
+                source,
+            }
+        })?;
     let (live_tx, live_rx) = mpsc::channel(10_000);
     let live = (!config.masters.is_empty()).then_some(live_tx);
-    let ingest = Arc::new(Ingest::open(
-        &config.replica,
-        spool.clone(),
-        &config.spool_dir.join("satellite-snapshot.json"),
-        live,
-        metrics.clone(),
-    )?);
-    let client = if !standalone || !config.insecure_no_auth {
-        Some(
-            kube::Client::try_default()
-                .await
-                .context("failed to create a Kubernetes client (in cluster or KUBECONFIG)")?,
+    let ingest = Arc::new(
+        Ingest::open(
+            &config.replica,
+            spool.clone(),
+            &config.spool_dir.join("satellite-snapshot.json"),
+            live,
+            metrics.clone(),
         )
+        .map_err(Error::Recover)?,
+    );
+    let client = if !standalone || !config.insecure_no_auth {
+        Some(kube::Client::try_default().await.map_err(Error::Client)?)
     } else {
         None
     };
@@ -214,13 +223,11 @@ fn forward_to_masters(
     gate: AckGate,
     metrics: &SatelliteMetrics,
     live: mpsc::Receiver<LiveEntry>,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let masters = &config.masters;
-    let cursors = Cursors::open(spool, gate, masters).with_context(|| {
-        format!(
-            "failed to open the masters' cursors in {}",
-            config.spool_dir.display()
-        )
+    let cursors = Cursors::open(spool, gate, masters).map_err(|source| Error::Cursors {
+        dir: config.spool_dir.clone(),
+        source,
     })?;
     let upstreams = masters
         .iter()

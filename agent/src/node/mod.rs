@@ -3,6 +3,7 @@
 
 pub mod defaults;
 pub mod engine;
+pub mod error;
 pub mod plan_keeper;
 pub mod retention;
 
@@ -11,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -27,6 +27,7 @@ use vedette_protocol::report::{Keepalive, Report};
 
 use crate::sender::{self, AckGate, Cursors, SenderConfig};
 use engine::{Reporter, SpoolSink};
+pub use error::Error;
 use plan_keeper::{ActivePlan, PlanKeeper, PlanStatus};
 use retention::Retention;
 use vedette_protocol::clock::unix_ms;
@@ -69,13 +70,17 @@ pub struct NodeConfig {
 }
 
 /// Runs the node role until the process is stopped, serving `/metrics` on `config.listen`.
-pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+pub async fn run(config: NodeConfig) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(metrics::registry(&metrics));
+    let listen = |source| Error::Listen {
+        address: config.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("failed to listen on {}", config.listen))?;
-    info!(message = "Serving metrics.", address = %listener.local_addr()?);
+        .map_err(listen)?;
+    info!(message = "Serving metrics.", address = %listener.local_addr().map_err(listen)?);
     tokio::spawn(crate::http::serve_metrics(listener, registry));
     run_with_metrics(config, metrics).await
 }
@@ -83,7 +88,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 /// Runs the node role until the process is stopped, recording into `metrics` (serve them with
 /// [`crate::metrics::registry`] and [`crate::http::metrics_router`]); `config.listen` is not
 /// bound here.
-pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> Result<(), Error> {
     let spool = open_spool(&config)?;
     let hold = Duration::from_secs(config.plan_hold_seconds);
     let (mut keeper, plans, status) = PlanKeeper::open(&config.host, &config.state_dir, hold);
@@ -96,7 +101,10 @@ pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> anyh
         let plan = read_plan_file(path, &config.host)?;
         keeper
             .use_plan(plan, unix_ms())
-            .map_err(|problems| invalid_plan(path, &problems))?;
+            .map_err(|problems| Error::InvalidPlan {
+                path: path.clone(),
+                problems,
+            })?;
     }
     if !config.upstreams.is_empty() {
         let transport = transport(&config);
@@ -140,12 +148,14 @@ pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> anyh
     Ok(())
 }
 
-fn open_spool(config: &NodeConfig) -> anyhow::Result<Spool> {
+fn open_spool(config: &NodeConfig) -> Result<Spool, Error> {
     let mut spool_config = SpoolConfig::new(&config.spool_dir);
     spool_config.max_bytes = config.spool_max_bytes;
     spool_config.max_age_seconds = config.spool_max_age_seconds;
-    Spool::open(spool_config)
-        .with_context(|| format!("failed to open the spool in {}", config.spool_dir.display()))
+    Spool::open(spool_config).map_err(|source| Error::Spool {
+        dir: config.spool_dir.clone(),
+        source,
+    })
 }
 
 fn runner(config: &NodeConfig) -> CheckRunner {
@@ -168,27 +178,23 @@ fn transport(config: &NodeConfig) -> Transport {
 }
 
 /// Reads a plan file (JSON) for `host`; a plan for another host is refused.
-pub fn read_plan_file(path: &std::path::Path, host: &str) -> anyhow::Result<Plan> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("failed to read plan {}", path.display()))?;
-    let plan: Plan = serde_json::from_slice(&bytes)
-        .with_context(|| format!("plan {} does not parse", path.display()))?;
+pub fn read_plan_file(path: &std::path::Path, host: &str) -> Result<Plan, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::ReadPlan {
+        path: path.to_owned(),
+        source,
+    })?;
+    let plan: Plan = serde_json::from_slice(&bytes).map_err(|source| Error::ParsePlan {
+        path: path.to_owned(),
+        source,
+    })?;
     if plan.host != host && !host.is_empty() {
-        anyhow::bail!(
-            "plan {} is for host {:?}, this agent is {host:?}",
-            path.display(),
-            plan.host
-        );
+        return Err(Error::OtherHost {
+            path: path.to_owned(),
+            plan_host: plan.host,
+            host: host.to_owned(),
+        });
     }
     Ok(plan)
-}
-
-fn invalid_plan(
-    path: &std::path::Path,
-    problems: &[vedette_protocol::plan::PlanError],
-) -> anyhow::Error {
-    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    anyhow::anyhow!("plan {} is invalid: {}", path.display(), list.join("; "))
 }
 
 async fn fetch_plans(mut keeper: PlanKeeper, mut transport: Transport, every_seconds: u64) {
