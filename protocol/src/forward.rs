@@ -30,7 +30,9 @@ pub enum Forwarded {
         /// The report.
         report: Report,
     },
-    /// Summary of one rule set's checks in the zone.
+    /// Summary of one rule set's checks in the zone. No longer sent: the masters count rule
+    /// sets from the check states they merge. Still accepted (and ignored) so that a
+    /// satellite of the previous release can forward what it spooled during an upgrade.
     RuleSetSummary(RuleSetSummary),
     /// Summary of the zone's agents.
     ZoneSummary(ZoneSummary),

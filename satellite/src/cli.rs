@@ -57,9 +57,6 @@ pub struct SatelliteArgs {
     /// Seconds between summaries sent to the masters.
     #[arg(long, default_value_t = defaults::SUMMARY_SECONDS)]
     pub summary_seconds: u64,
-    /// Worst problems per rule-set summary.
-    #[arg(long, default_value_t = defaults::WORST_PROBLEMS)]
-    pub worst_problems: usize,
     /// Seconds between snapshots of the state table and watermarks.
     #[arg(long, default_value_t = defaults::SNAPSHOT_SECONDS)]
     pub snapshot_seconds: u64,
@@ -91,7 +88,6 @@ impl From<SatelliteArgs> for SatelliteConfig {
             insecure_no_auth: args.insecure_no_auth,
             max_body_bytes: args.max_body_bytes,
             summary_seconds: args.summary_seconds,
-            worst_problems: args.worst_problems,
             snapshot_seconds: args.snapshot_seconds,
             lease_renew_seconds: args.lease_renew_seconds,
             lease_duration_seconds: args.lease_duration_seconds,

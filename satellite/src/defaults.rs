@@ -18,8 +18,6 @@ pub const NAMESPACE: &str = "vedette-system";
 pub const MAX_BODY_BYTES: usize = crate::http::DEFAULT_MAX_BODY_BYTES;
 /// Seconds between summaries sent to the masters.
 pub const SUMMARY_SECONDS: u64 = 30;
-/// Worst problems per rule-set summary.
-pub const WORST_PROBLEMS: usize = 10;
 /// Seconds between snapshots of the state table and watermarks.
 pub const SNAPSHOT_SECONDS: u64 = 2;
 /// Seconds between renewals of this replica's Lease.
@@ -46,7 +44,6 @@ impl Default for SatelliteConfig {
             insecure_no_auth: false,
             max_body_bytes: MAX_BODY_BYTES,
             summary_seconds: SUMMARY_SECONDS,
-            worst_problems: WORST_PROBLEMS,
             snapshot_seconds: SNAPSHOT_SECONDS,
             lease_renew_seconds: LEASE_RENEW_SECONDS,
             lease_duration_seconds: LEASE_DURATION_SECONDS,

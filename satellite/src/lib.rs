@@ -70,8 +70,6 @@ pub struct SatelliteConfig {
     pub max_body_bytes: usize,
     /// Seconds between summaries sent to the masters.
     pub summary_seconds: u64,
-    /// Problems per rule-set summary.
-    pub worst_problems: usize,
     /// Seconds between snapshots of the core.
     pub snapshot_seconds: u64,
     /// Seconds between Lease renewals.
@@ -320,15 +318,12 @@ async fn summaries(
         let entries: Vec<Forwarded> = {
             let core = ingest.core();
             let owned = metrics.remote_checks_owned.get() as u32;
-            core.table
-                .rule_set_summaries(&config.zone, now, config.worst_problems)
-                .into_iter()
-                .map(Forwarded::RuleSetSummary)
-                .chain(std::iter::once(Forwarded::ZoneSummary(
-                    core.table
-                        .zone_summary(&config.zone, &config.replica, now, owned),
-                )))
-                .collect()
+            vec![Forwarded::ZoneSummary(core.table.zone_summary(
+                &config.zone,
+                &config.replica,
+                now,
+                owned,
+            ))]
         };
         for entry in entries {
             if let Err(error) = ingest.append_own(entry).await {

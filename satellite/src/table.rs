@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use vedette_crds::template::CheckState;
 
-use vedette_protocol::forward::{Problem, RuleSetSummary, ZoneSummary};
+use vedette_protocol::forward::ZoneSummary;
 use vedette_protocol::merge::{Stamp, is_stale};
 use vedette_protocol::plan::{CheckId, ZoneBundle};
 use vedette_protocol::report::{CheckReport, Keepalive, Report, StateCounts};
@@ -347,52 +347,6 @@ impl StateTable {
     /// What was applied so far.
     pub fn applied(&self) -> &Applied {
         &self.applied
-    }
-
-    /// One summary per rule set, with at most `worst` problems each.
-    pub fn rule_set_summaries(&self, zone: &str, now_ms: u64, worst: usize) -> Vec<RuleSetSummary> {
-        let mut groups: BTreeMap<(&str, &str), Vec<(&CheckKey, &CheckEntry)>> = BTreeMap::new();
-        for (key, entry) in &self.checks {
-            groups
-                .entry((&key.check.namespace, &key.check.rule_set))
-                .or_default()
-                .push((key, entry));
-        }
-        groups
-            .into_iter()
-            .map(|((namespace, rule_set), entries)| {
-                let mut counts = StateCounts::default();
-                let mut stale = 0;
-                let mut problems = Vec::new();
-                for (key, entry) in entries {
-                    counts.add(entry.state);
-                    if !entry.remote && self.is_stale(&key.host, now_ms) {
-                        stale += 1;
-                    }
-                    if let Some(state) = entry.state.filter(|s| *s != CheckState::Ok) {
-                        problems.push(Problem {
-                            host: key.host.clone(),
-                            check: key.check.clone(),
-                            state,
-                            hard: entry.hard,
-                            output: entry.output.clone(),
-                            at_ms: entry.at_ms,
-                        });
-                    }
-                }
-                problems.sort_by_key(|p| (p.state.worst_first(), !p.hard, p.at_ms));
-                problems.truncate(worst);
-                RuleSetSummary {
-                    zone: zone.to_owned(),
-                    namespace: namespace.to_owned(),
-                    rule_set: rule_set.to_owned(),
-                    at_ms: now_ms,
-                    counts,
-                    stale,
-                    problems,
-                }
-            })
-            .collect()
     }
 
     /// The zone's agents counted.

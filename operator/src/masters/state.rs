@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use vedette_crds::template::CheckState;
-use vedette_protocol::forward::{Forwarded, RuleSetSummary, ZoneSummary};
+use vedette_protocol::forward::{Forwarded, ZoneSummary};
 pub use vedette_protocol::merge::CheckKey;
 use vedette_protocol::merge::{Stamp, is_stale};
 use vedette_protocol::plan::CheckId;
@@ -114,7 +114,6 @@ pub struct MasterState {
     agent_sequences: HashMap<String, Watermark>,
     checks: BTreeMap<CheckKey, CheckEntry>,
     agents: BTreeMap<String, AgentEntry>,
-    rule_set_summaries: BTreeMap<(String, String, String), RuleSetSummary>,
     zone_summaries: BTreeMap<(String, String), ZoneSummary>,
     applied: Applied,
     version: u64,
@@ -201,14 +200,9 @@ impl MasterState {
                     self.apply_check(satellite, sequence, &check, zone, events);
                 }
             }
-            Forwarded::RuleSetSummary(summary) => {
-                let key = (
-                    summary.zone.clone(),
-                    summary.namespace.clone(),
-                    summary.rule_set.clone(),
-                );
-                self.rule_set_summaries.insert(key, summary);
-            }
+            // From a satellite of the previous release: the masters count rule sets from
+            // the check states they merge.
+            Forwarded::RuleSetSummary(_) => {}
             Forwarded::ZoneSummary(summary) => {
                 self.satellite_zones
                     .insert(satellite.to_owned(), summary.zone.clone());
@@ -331,11 +325,6 @@ impl MasterState {
     /// Every agent that sent a keepalive.
     pub fn agents(&self) -> &BTreeMap<String, AgentEntry> {
         &self.agents
-    }
-
-    /// The latest rule-set summaries, by (zone, namespace, rule set).
-    pub fn rule_set_summaries(&self) -> &BTreeMap<(String, String, String), RuleSetSummary> {
-        &self.rule_set_summaries
     }
 
     /// The latest zone summaries, by (zone, replica).
