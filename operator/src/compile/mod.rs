@@ -7,6 +7,7 @@ pub mod cycles;
 pub mod diagnostic;
 pub mod duration;
 pub mod params;
+pub mod planned;
 pub mod process;
 pub mod rules;
 pub mod selector;

@@ -227,11 +227,11 @@ fn remote_check(
                     .map(|p| (p.reason, p.message))
                     .collect::<Problems>()
             })?;
-            Ok(super::rules::planned(
+            Ok(super::planned::planned(
                 id,
                 &template,
                 instance,
-                super::rules::Cadence::default(),
+                super::planned::Cadence::default(),
                 Default::default(),
             ))
         }

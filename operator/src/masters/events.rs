@@ -20,8 +20,7 @@ use vedette_crds::RuleSet;
 use vedette_crds::template::CheckState;
 use vedette_protocol::plan::CheckId;
 
-use super::state::HardChange;
-use super::stream::{MasterEvent, Subscription};
+use super::stream::{HardChange, MasterEvent, Subscription};
 use crate::metrics::Metrics;
 
 /// Changes waiting at most; beyond, new keys are dropped (and counted).

@@ -25,6 +25,7 @@ use vedette_protocol::plan::CheckId;
 use vedette_protocol::report::{Ack, Batch, CheckReport, Keepalive, Report};
 use vedette_protocol::watermark::Watermark;
 
+pub use super::stream::HardChange;
 use super::stream::{AgentEvent, CheckEvent, MasterEvent};
 
 /// Most sequences an agent's watermark keeps above its contiguous part; beyond, the gap is
@@ -76,23 +77,6 @@ impl AgentEntry {
     pub fn stale(&self, now_ms: u64) -> bool {
         is_stale(self.seen_ms, self.interval_seconds, now_ms)
     }
-}
-
-/// A hard state change, for a Kubernetes Event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HardChange {
-    /// The machine or target.
-    pub host: String,
-    /// The check.
-    pub check: CheckId,
-    /// The new hard state.
-    pub state: CheckState,
-    /// The hard state before.
-    pub previous: CheckState,
-    /// Output of the run.
-    pub output: String,
-    /// When the run finished, Unix ms.
-    pub at_ms: u64,
 }
 
 /// Counts of what was applied (for `/metrics` and tests).

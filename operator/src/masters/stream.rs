@@ -21,7 +21,6 @@ use tokio::sync::mpsc;
 use vedette_crds::CheckState;
 use vedette_protocol::plan::CheckId;
 
-use super::state::HardChange;
 use crate::metrics::Metrics;
 
 /// One thing the merge learned.
@@ -92,6 +91,23 @@ impl CheckEvent {
             at_ms: self.at_ms,
         })
     }
+}
+
+/// A hard state change, for a Kubernetes Event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HardChange {
+    /// The machine or target.
+    pub host: String,
+    /// The check.
+    pub check: CheckId,
+    /// The new hard state.
+    pub state: CheckState,
+    /// The hard state before.
+    pub previous: CheckState,
+    /// Output of the run.
+    pub output: String,
+    /// When the run finished, Unix ms.
+    pub at_ms: u64,
 }
 
 /// An agent, its zone, and when it was seen (Unix ms).
