@@ -112,6 +112,11 @@ impl Operator {
         self.process.kill();
     }
 
+    /// SIGTERM, like a pod being stopped: how it exited within `grace`, if it did.
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        self.process.terminate(grace)
+    }
+
     /// GET `path` on its HTTP port; the status line and body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
         crate::http::http_get(self.metrics_port, path).await

@@ -1,6 +1,7 @@
 //! Two operator replicas: only the Lease holder writes. Killing the holder with SIGKILL
 //! (no release) hands the Lease to the other replica once it expires, and the next change
-//! still lands. The surviving replica must never have exited.
+//! still lands. The surviving replica must never have exited; stopped with SIGTERM at the
+//! end, it stops taking batches, drains its event stream and exits 0.
 
 use std::time::Duration;
 
@@ -97,5 +98,16 @@ async fn operator_failover_on_kill() -> anyhow::Result<()> {
     assert_eq!(code, 200);
 
     survivor.ensure_running()?;
+    let exit = survivor.terminate(Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "SIGTERM: {exit:?}\n{}",
+        survivor.log_tail(20)
+    );
+    assert!(
+        survivor.log_tail(50).contains("draining the event stream"),
+        "{}",
+        survivor.log_tail(20)
+    );
     plane.ensure_running()
 }
