@@ -1,9 +1,14 @@
 //! `vedette-agent check --plan FILE --once`: runs every check of a plan once, concurrently,
 //! and prints a table of state, duration, output and perfdata — or with `--dry-run` only
-//! validates the plan. Exits non-zero when the plan is invalid.
+//! validates the plan. Exits like a Nagios plugin, so it can gate a pipeline: 0 when every
+//! check is OK (or the dry run is valid), else the worst state's code (1 WARNING, 2 CRITICAL,
+//! 3 UNKNOWN; the worst by severity, CRITICAL over UNKNOWN); non-zero also when the plan is
+//! invalid.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use vedette_crds::CheckState;
 
 use crate::host_paths::HostPaths;
 use crate::nagios::exec::PluginRunner;
@@ -24,8 +29,8 @@ pub struct CheckOnceConfig {
     pub host_paths: HostPaths,
 }
 
-/// Runs the command.
-pub async fn run(args: CheckOnceConfig) -> anyhow::Result<()> {
+/// Runs the command; the worst state of the checks (OK for a dry run or an empty plan).
+pub async fn run(args: CheckOnceConfig) -> anyhow::Result<CheckState> {
     let plan = crate::node::read_plan_file(&args.plan, "")?;
     let active = ActivePlan::new(plan).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
@@ -54,7 +59,7 @@ pub async fn run(args: CheckOnceConfig) -> anyhow::Result<()> {
             };
             println!("  {} ({kind}, {every})", check.planned.id);
         }
-        return Ok(());
+        return Ok(CheckState::Ok);
     }
     let mut plugins = PluginRunner::default();
     if !args.plugin_dirs.is_empty() {
@@ -73,7 +78,12 @@ pub async fn run(args: CheckOnceConfig) -> anyhow::Result<()> {
         outcomes[index] = Some(outcome);
     }
     print!("{}", table(&active, &outcomes));
-    Ok(())
+    Ok(worst(outcomes.iter().flatten().map(|o| o.state)))
+}
+
+/// The worst of `states` by severity; OK when there is none.
+fn worst(states: impl Iterator<Item = CheckState>) -> CheckState {
+    states.fold(CheckState::Ok, CheckState::worse)
 }
 
 fn table(active: &ActivePlan, outcomes: &[Option<Outcome>]) -> String {
@@ -115,4 +125,18 @@ fn table(active: &ActivePlan, outcomes: &[Option<Outcome>]) -> String {
         text.push('\n');
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_state_is_the_worst_by_severity() {
+        use CheckState::{Critical, Ok, Unknown, Warning};
+        assert_eq!(worst([].into_iter()), Ok);
+        assert_eq!(worst([Ok, Warning].into_iter()), Warning);
+        assert_eq!(worst([Warning, Unknown, Ok].into_iter()), Unknown);
+        assert_eq!(worst([Unknown, Critical].into_iter()), Critical);
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -26,7 +27,8 @@ pub enum Command {
     /// Run the checks of this machine: fetch the plan from the satellites (or read it from
     /// --plan), run it, spool and send state changes and keepalives, serve /metrics.
     Node(NodeArgs),
-    /// Run every check of a plan once and print a table (troubleshooting).
+    /// Run every check of a plan once and print a table (troubleshooting); exits 0 when all
+    /// are OK, else with the worst state's Nagios code (1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     Check(CheckArgs),
     /// Print the Vedette API version this agent speaks.
     ApiVersion,
@@ -169,18 +171,22 @@ impl From<NodeArgs> for NodeConfig {
     }
 }
 
-/// Runs the parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command; the process's exit code (`check` exits with the worst state's
+/// Nagios code).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging(&cli.log_level);
     match cli.command {
-        Command::Node(args) => Ok(runtime()?.block_on(crate::node::run(args.into()))?),
-        Command::Check(args) => runtime()?.block_on(crate::check_once::run(args.into())),
+        Command::Node(args) => runtime()?.block_on(crate::node::run(args.into()))?,
+        Command::Check(args) => {
+            let worst = runtime()?.block_on(crate::check_once::run(args.into()))?;
+            return Ok(ExitCode::from(worst.exit_code() as u8));
+        }
         Command::ApiVersion => {
             println!("{}/{}", vedette_crds::GROUP, vedette_crds::VERSION);
-            Ok(())
         }
-        Command::Spool { command } => crate::spool::command::run(command),
+        Command::Spool { command } => crate::spool::command::run(command)?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The runtime every command of the agent (and the satellite) runs on: two worker threads.

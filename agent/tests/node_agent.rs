@@ -280,6 +280,38 @@ async fn a_bad_plan_file_is_refused_with_the_reason() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_once_exits_with_the_worst_states_nagios_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let run = |plan: &vedette_protocol::plan::Plan, name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, serde_json::to_vec(plan).unwrap()).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_vedette-agent"))
+            .args(["check", "--once", "--plan"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let healthy = tcp_plan("node-e", open, 5);
+    let (code, table) = run(&healthy, "ok.json");
+    assert_eq!(code, Some(0), "{table}");
+    let mut failing = tcp_plan("node-e", open, 5);
+    let mut refused = failing.checks[0].clone();
+    refused.id.rule = "refused".into();
+    refused.check.tcp.as_mut().unwrap().port =
+        vedette_crds::check::PortOrParameter::Int(i64::from(closed_port()));
+    failing.checks.push(refused);
+    let (code, table) = run(&failing, "critical.json");
+    assert_eq!(code, Some(2), "one check CRITICAL, one OK: {table}");
+    assert!(table.contains("CRITICAL"), "{table}");
+}
+
 /// Finish times (Unix ms) of every run of `rule` the upstream received.
 fn runs_of(entries: &[Envelope], rule: &str) -> Vec<u64> {
     let mut runs: Vec<u64> = entries

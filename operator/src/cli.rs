@@ -25,14 +25,17 @@ pub enum Command {
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
     /// Check Vedette manifests offline: every document of a Vedette kind must parse into its
-    /// type (no unknown fields, right types). Exits non-zero naming each problem.
+    /// type (no unknown fields, right types), and the objects must compile (templates,
+    /// parameters, thresholds, references; machines are not known here, so selectors are not
+    /// judged). Exits non-zero naming each problem, so it can gate a pipeline.
     Validate {
         /// Files or directories (searched for *.yaml, *.yml, not recursively).
         #[arg(short = 'f', long = "filename", required = true)]
         paths: Vec<PathBuf>,
     },
     /// Compile manifests offline and print the plan one machine would get (JSON), with every
-    /// diagnostic on stderr. `vedette-agent check --plan` runs such a plan.
+    /// diagnostic on stderr; exits non-zero when compile reports an error (the plan printed
+    /// then lacks the checks in error). `vedette-agent check --plan` runs such a plan.
     Plan {
         /// Files or directories of manifests.
         #[arg(short = 'f', long = "filename", required = true)]
@@ -217,28 +220,40 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Validate { paths } => {
-            let loaded = manifests::load_paths(&paths)?;
-            for problem in &loaded.problems {
-                eprintln!("{problem}");
-            }
-            println!(
-                "{} Vedette objects valid, {} problems",
-                loaded.objects.len(),
-                loaded.problems.len()
-            );
-            if loaded.problems.is_empty() {
-                Ok(())
-            } else {
-                anyhow::bail!("invalid manifests")
-            }
-        }
+        Command::Validate { paths } => validate(&paths),
         Command::Plan {
             paths,
             host,
             labels,
         } => print_plan(&paths, &host, labels),
     }
+}
+
+/// `validate`: every document parses, and what parses compiles without an error.
+fn validate(paths: &[PathBuf]) -> anyhow::Result<()> {
+    let loaded = manifests::load_paths(paths)?;
+    for problem in &loaded.problems {
+        eprintln!("{problem}");
+    }
+    let objects = loaded.objects.len();
+    let output = crate::compile::compile(&manifests::input(loaded.objects, Vec::new()));
+    let errors = report_errors(&output.diagnostics);
+    let problems = loaded.problems.len() + errors;
+    println!("{objects} Vedette objects read, {problems} problems");
+    anyhow::ensure!(problems == 0, "invalid manifests: {problems} problems");
+    Ok(())
+}
+
+/// Prints every compile error on stderr; how many there are.
+fn report_errors(diagnostics: &[crate::compile::Diagnostic]) -> usize {
+    let errors: Vec<_> = diagnostics
+        .iter()
+        .filter(|d| d.severity == crate::compile::Severity::Error)
+        .collect();
+    for error in &errors {
+        eprintln!("{error}");
+    }
+    errors.len()
 }
 
 fn print_plan(paths: &[PathBuf], host: &str, labels: Vec<(String, String)>) -> anyhow::Result<()> {
@@ -262,5 +277,14 @@ fn print_plan(paths: &[PathBuf], host: &str, labels: Vec<(String, String)>) -> a
         .find_map(|bundle| vedette_protocol::plan::plan_for(bundle, host))
         .ok_or_else(|| anyhow::anyhow!("no zone selects machine {host}"))?;
     println!("{}", serde_json::to_string_pretty(&plan)?);
+    let errors = output
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == crate::compile::Severity::Error)
+        .count();
+    anyhow::ensure!(
+        errors == 0,
+        "compile reported {errors} error(s); the plan above lacks the checks they concern"
+    );
     Ok(())
 }
