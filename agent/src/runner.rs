@@ -9,10 +9,10 @@ use vedette_crds::template::CheckState;
 
 use crate::condition::{self, Condition, Inputs};
 use crate::nagios::exec::{ExecRequest, PluginRunner};
-use crate::nagios::range::Range;
 use crate::probe::Prober;
 use crate::state::evaluate;
 use vedette_protocol::plan::{PlanError, PlannedCheck};
+use vedette_protocol::range::Range;
 
 /// A planned check with its ranges and condition compiled.
 #[derive(Debug)]

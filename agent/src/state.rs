@@ -9,7 +9,7 @@
 
 use vedette_crds::template::CheckState;
 
-use crate::nagios::range::Range;
+use vedette_protocol::range::Range;
 
 /// Whether a state is confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

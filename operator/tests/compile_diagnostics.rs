@@ -192,6 +192,28 @@ fn a_threshold_that_is_no_range_after_substitution_is_reported() {
 }
 
 #[test]
+fn a_range_the_agent_would_refuse_is_refused_here_with_the_agents_reason() {
+    let mut input = world("  - {name: backwards, template: {name: reversed}}");
+    input.templates.push(template(
+        "web",
+        "reversed",
+        "check: {cpu: {}}\nwarning: \"10:5\"",
+    ));
+    let output = compile(&input);
+    assert_eq!(
+        only(&output, Reason::InvalidThreshold),
+        "rule backwards: warning: range \"10:5\": start 10 is greater than end 5"
+    );
+    assert!(
+        output
+            .bundles
+            .values()
+            .all(|bundle| bundle.checks.is_empty()),
+        "the check is not published"
+    );
+}
+
+#[test]
 fn a_rule_interval_not_longer_than_the_timeout_is_reported() {
     let output = compile(&world(
         "  - {name: fast, template: {name: http-check}, parameters: {url: x}, intervalSeconds: 5}",

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::range::{Range, RangeError, parse_number};
+use vedette_protocol::range::{Range, RangeError, parse_number};
 
 /// Why one performance data item was skipped.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -7,6 +7,7 @@ use vedette_crds::check::PortOrParameter;
 use vedette_crds::template::{CheckTemplateSpec, DEFAULT_INTERVAL_SECONDS, ParameterType};
 use vedette_crds::{CheckSpec, ParameterValue};
 use vedette_protocol::plan::parameter_names;
+use vedette_protocol::range::Range;
 
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};
 use super::params::{resolve, shown};
@@ -245,13 +246,7 @@ pub fn instantiate(
     ]
     .into_iter()
     .filter_map(|(field, value)| Some((field, value.as_deref()?)))
-    .filter(|(_, value)| !is_threshold(value))
-    .map(|(field, value)| {
-        Problem::new(
-            Reason::InvalidThreshold,
-            format!("{field} {value:?} is not a Nagios range"),
-        )
-    })
+    .filter_map(|(field, value)| threshold_problem(field, value))
     .collect();
     if problems.is_empty() {
         Ok(instance)
@@ -343,4 +338,16 @@ pub fn find_template<'t>(
         )]),
         Some(template) => Ok(*template),
     }
+}
+/// Why `value` cannot be the `field` threshold: not in Nagios range syntax, or not a range
+/// the agent accepts (the same parser, `vedette_protocol::range`, so a published threshold is
+/// never refused by an agent: `10:5` is refused here, not on every machine).
+fn threshold_problem(field: &str, value: &str) -> Option<Problem> {
+    let message = if !is_threshold(value) {
+        format!("{field} {value:?} is not a Nagios range")
+    } else {
+        let error = Range::parse(value).err()?;
+        format!("{field}: {error}")
+    };
+    Some(Problem::new(Reason::InvalidThreshold, message))
 }

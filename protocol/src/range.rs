@@ -113,7 +113,7 @@ impl Range {
 }
 
 /// A finite number in the plain notation plugins print (no `inf`, no `NaN`).
-pub(crate) fn parse_number(token: &str) -> Option<f64> {
+pub fn parse_number(token: &str) -> Option<f64> {
     let plain = token
         .bytes()
         .all(|byte| byte.is_ascii_digit() || matches!(byte, b'.' | b'-' | b'+' | b'e' | b'E'));
