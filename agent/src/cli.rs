@@ -172,14 +172,24 @@ impl From<NodeArgs> for NodeConfig {
 }
 
 /// Runs the parsed command; the process's exit code (`check` exits with the worst state's
-/// Nagios code).
+/// Nagios code). `node` and `check` stop on SIGTERM or SIGINT, and their running plugins
+/// (each in its own process group) are killed with their groups before the process exits.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging(&cli.log_level);
     match cli.command {
-        Command::Node(args) => runtime()?.block_on(crate::node::run(args.into()))?,
+        Command::Node(args) => {
+            let runtime = runtime()?;
+            runtime.block_on(until_stopped(crate::node::run(args.into())))?;
+            stop(runtime);
+        }
         Command::Check(args) => {
-            let worst = runtime()?.block_on(crate::check_once::run(args.into()))?;
-            return Ok(ExitCode::from(worst.exit_code() as u8));
+            let runtime = runtime()?;
+            let worst = runtime.block_on(until_stopped(crate::check_once::run(args.into())));
+            stop(runtime);
+            return match worst? {
+                Some(worst) => Ok(ExitCode::from(worst.exit_code() as u8)),
+                None => Ok(ExitCode::from(STOPPED_EXIT_CODE)),
+            };
         }
         Command::ApiVersion => {
             println!("{}/{}", vedette_crds::GROUP, vedette_crds::VERSION);
@@ -187,6 +197,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Spool { command } => crate::spool::command::run(command)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The exit code of `check` stopped by a signal before it finished: UNKNOWN.
+const STOPPED_EXIT_CODE: u8 = 3;
+/// How long stopping waits for tasks (and the spool's writers) to finish.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `work` until it ends (`Some`) or SIGTERM or SIGINT arrives (`None`).
+async fn until_stopped<T, E>(work: impl Future<Output = Result<T, E>>) -> Result<Option<T>, E> {
+    tokio::select! {
+        result = work => result.map(Some),
+        () = crate::signal::stopped() => {
+            tracing::info!(message = "Stopping: killing running plugins.");
+            Ok(None)
+        }
+    }
+}
+
+/// Drops every task, which kills each running plugin's process group (its guard), and waits
+/// a bounded time for them.
+fn stop(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_timeout(STOP_GRACE);
 }
 
 /// The runtime every command of the agent (and the satellite) runs on: two worker threads.

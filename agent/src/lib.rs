@@ -20,6 +20,7 @@ pub mod rate;
 pub mod runner;
 pub mod schedule;
 pub mod sender;
+pub mod signal;
 pub mod spool;
 pub mod state;
 pub mod transport;

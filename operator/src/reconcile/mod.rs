@@ -144,7 +144,7 @@ pub async fn run(config: Config) -> Result<()> {
                 Ok(())
             }
         },
-        () = shutdown_signal() => {
+        () = vedette_agent::signal::stopped() => {
             tracing::info!(message = "Shutting down: no more batches; draining the event stream.");
             Ok(())
         }
@@ -177,18 +177,6 @@ async fn sweep(masters: std::sync::Weak<crate::masters::Masters>) {
             return;
         };
         masters.sweep();
-    }
-}
-
-/// SIGTERM (the kubelet stopping the pod) or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
