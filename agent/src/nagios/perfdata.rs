@@ -89,7 +89,9 @@ pub enum Uom {
     Terabytes,
     /// `c`, a continuous counter.
     Counter,
-    /// Any other unit, kept as written.
+    /// Any other unit, kept as written: a letter, then letters, digits, `/`, `_` or `%`
+    /// (`MiB`, `req/s`). Anything else after the number (`10,5`, `1.2.3`) is not a unit but a
+    /// malformed value, and the item is dropped.
     Other(String),
 }
 
@@ -233,10 +235,12 @@ fn parse_item(item: &str) -> Result<PerfDatum, PerfdataError> {
         return Err(PerfdataError::TooManyFields { item: owned() });
     }
     let field = |index: usize| fields.get(index).copied().unwrap_or("");
-    let (value, uom) = split_value(field(0)).ok_or_else(|| PerfdataError::InvalidValue {
-        item: owned(),
-        value: field(0).to_owned(),
-    })?;
+    let (value, uom) = split_value(field(0))
+        .filter(|(_, uom)| is_unit(uom))
+        .ok_or_else(|| PerfdataError::InvalidValue {
+            item: owned(),
+            value: field(0).to_owned(),
+        })?;
     let threshold = |index: usize, name: &'static str| match field(index) {
         "" => Ok(None),
         text => Range::parse(text)
@@ -298,6 +302,19 @@ fn split_label(item: &str) -> Result<(String, &str), PerfdataError> {
     Err(PerfdataError::UnterminatedQuote {
         item: item.to_owned(),
     })
+}
+
+/// Whether what follows a value can be its unit: nothing, or a letter or `%` then letters,
+/// digits, `/`, `_` or `%`.
+fn is_unit(text: &str) -> bool {
+    let mut characters = text.chars();
+    match characters.next() {
+        None => true,
+        Some(first) if first.is_ascii_alphabetic() || first == '%' => {
+            characters.all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '%'))
+        }
+        Some(_) => false,
+    }
 }
 
 /// Splits `12.5ms` into the number and its unit; `U` is an unknown value.
@@ -407,6 +424,23 @@ mod tests {
             let datum = only_item(&format!("x=-1.5{unit}"));
             assert_eq!(datum.value, Some(-1.5), "{unit}");
             assert_eq!(datum.uom, uom, "{unit}");
+        }
+    }
+
+    #[test]
+    fn a_value_with_anything_but_a_unit_after_its_number_is_dropped() {
+        for item in ["v=10,5", "v=1.2.3", "v=5-3", "v=7#"] {
+            let parsed = parse_perfdata(&format!("{item} w=6"));
+            let labels: Vec<&str> = parsed.items.iter().map(|d| d.label.as_str()).collect();
+            assert_eq!(labels, ["w"], "{item}");
+            assert!(
+                matches!(
+                    parsed.problems.as_slice(),
+                    [PerfdataError::InvalidValue { .. }]
+                ),
+                "{item}: {:?}",
+                parsed.problems
+            );
         }
     }
 
@@ -581,7 +615,7 @@ mod tests {
             Just(Uom::Gigabytes),
             Just(Uom::Terabytes),
             Just(Uom::Counter),
-            "[a-df-zA-DF-Z/][a-zA-Z/]{0,4}".prop_map(|unit| Uom::parse(&unit)),
+            "[a-df-zA-DF-Z][a-zA-Z/]{0,4}".prop_map(|unit| Uom::parse(&unit)),
         ];
         let range = (
             proptest::option::of(number.clone()),
