@@ -106,7 +106,16 @@ impl CheckRunner {
                         .map(|v| (p.label.clone(), v, p.uom.as_str().to_owned()))
                 })
                 .collect();
-            let value = perfdata.first().map_or(f64::NAN, |p| p.1);
+            // Thresholds apply to the first item the plugin wrote; when that one is malformed
+            // they have no value (UNKNOWN, with the reason), not the next item's.
+            let unreadable = result
+                .first_perfdata_malformed
+                .then(|| result.problems.first().map(ToString::to_string))
+                .flatten();
+            let value = match unreadable {
+                Some(_) => f64::NAN,
+                None => perfdata.first().map_or(f64::NAN, |p| p.1),
+            };
             let outcome = Outcome {
                 state: result.state,
                 output: result.output,
@@ -114,7 +123,8 @@ impl CheckRunner {
                 perfdata,
                 duration: result.duration,
             };
-            return apply_condition(check, value, apply_thresholds(check, value, outcome));
+            let outcome = apply_thresholds(check, value, unreadable.as_deref(), outcome);
+            return apply_condition(check, value, outcome);
         }
         let started = Instant::now();
         let probe = self.prober.run(&planned.check, timeout).await;
@@ -159,8 +169,14 @@ impl CheckRunner {
 
 /// Thresholds on a plugin's value (its first performance datum): the plugin decides its own
 /// state, the thresholds can only make it worse. A plugin without a numeric datum for them is
-/// UNKNOWN unless its own state is worse already.
-fn apply_thresholds(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> Outcome {
+/// UNKNOWN unless its own state is worse already; `unreadable` says why the first datum could
+/// not be read, when that is the reason.
+fn apply_thresholds(
+    check: &CompiledCheck,
+    value: f64,
+    unreadable: Option<&str>,
+    mut outcome: Outcome,
+) -> Outcome {
     if check.warning.is_none() && check.critical.is_none() {
         return outcome;
     }
@@ -170,7 +186,9 @@ fn apply_thresholds(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> 
         check.critical.as_ref(),
     ));
     if state != outcome.state {
-        let reason = if value.is_nan() {
+        let reason = if let Some(problem) = unreadable.filter(|_| value.is_nan()) {
+            format!("the thresholds' performance datum could not be read: {problem}")
+        } else if value.is_nan() {
             "no performance data to compare with the thresholds".to_owned()
         } else {
             format!("value {value} is {state} by the thresholds")

@@ -210,3 +210,28 @@ async fn thresholds_on_a_plugin_can_only_make_its_state_worse() {
         outcome.output
     );
 }
+
+#[tokio::test]
+async fn thresholds_on_a_malformed_first_datum_are_unknown_not_the_next_datums() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, perfdata) in [("reversed", "v=50;2:1 w=6"), ("comma", "v=10,5 w=6")] {
+        let program = plugin(dir.path(), name, &format!("echo 'OK | {perfdata}'; exit 0"));
+        let mut check = plugin_check(&program);
+        check.critical = Some("10".into());
+        let outcome = run(check).await;
+        assert_eq!(
+            outcome.state,
+            CheckState::Unknown,
+            "{perfdata}: {outcome:?}"
+        );
+        assert!(
+            outcome
+                .output
+                .contains("the thresholds' performance datum could not be read"),
+            "{perfdata}: {}",
+            outcome.output
+        );
+        let labels: Vec<&str> = outcome.perfdata.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(labels, ["w"], "the readable item is still kept");
+    }
+}

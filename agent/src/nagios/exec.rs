@@ -135,6 +135,8 @@ pub struct ExecResult {
     pub perfdata: Vec<PerfDatum>,
     /// Malformed performance data items.
     pub problems: Vec<PerfdataError>,
+    /// The first item written was malformed (it is the first of `problems`).
+    pub first_perfdata_malformed: bool,
     /// Wall-clock time from start to the plugin's end.
     pub duration: Duration,
     /// How the run ended.
@@ -206,6 +208,7 @@ impl PluginRunner {
                 long_output: String::new(),
                 perfdata: Vec::new(),
                 problems: Vec::new(),
+                first_perfdata_malformed: false,
                 duration: started.elapsed(),
                 termination: Termination::NotStarted,
                 truncated: false,
@@ -306,6 +309,7 @@ impl PluginRunner {
             long_output,
             perfdata: parsed.perfdata.items,
             problems: parsed.perfdata.problems,
+            first_perfdata_malformed: parsed.perfdata.first_malformed,
             duration: run.duration,
             termination,
             truncated: run.truncated,

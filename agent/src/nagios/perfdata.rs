@@ -159,6 +159,9 @@ pub struct Perfdata {
     pub items: Vec<PerfDatum>,
     /// One entry per malformed item.
     pub problems: Vec<PerfdataError>,
+    /// Whether the first item written is one of `problems`: thresholds apply to the first
+    /// item, so they then have no value, rather than moving on to the next one.
+    pub first_malformed: bool,
 }
 
 /// A plugin's output split into its parts.
@@ -196,7 +199,11 @@ pub fn parse_perfdata(text: &str) -> Perfdata {
         let (item, after) = split_item(rest);
         match parse_item(item) {
             Ok(datum) => perfdata.items.push(datum),
-            Err(problem) => perfdata.problems.push(problem),
+            Err(problem) => {
+                perfdata.first_malformed |=
+                    perfdata.items.is_empty() && perfdata.problems.is_empty();
+                perfdata.problems.push(problem);
+            }
         }
         rest = after.trim_start();
     }
