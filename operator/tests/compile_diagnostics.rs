@@ -297,14 +297,24 @@ fn zone_parents_must_exist_and_form_no_cycle() {
     let output = compile(&input);
     assert_eq!(
         messages(&output, Reason::ZoneCycle),
+        // Every member of a cycle is flagged, its message starting at that member.
         [
             "parentZone forms a cycle: a -> b -> a",
+            "parentZone forms a cycle: b -> a -> b",
             "parentZone forms a cycle: e -> e"
         ]
     );
+    let flagged: Vec<ObjectRef> = with_reason(&output, Reason::ZoneCycle)
+        .iter()
+        .map(|d| d.object.clone())
+        .collect();
     assert_eq!(
-        with_reason(&output, Reason::ZoneCycle)[0].object,
-        ObjectRef::zone("a")
+        flagged,
+        [
+            ObjectRef::zone("a"),
+            ObjectRef::zone("b"),
+            ObjectRef::zone("e")
+        ]
     );
     assert_eq!(
         only(&output, Reason::UnknownZone),

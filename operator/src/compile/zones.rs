@@ -128,19 +128,20 @@ fn check_parents(zones: &BTreeMap<&str, &MonitorZoneSpec>, diagnostics: &mut Dia
             );
             continue;
         }
-        // Walk up; a cycle is reported once, on its first zone by name, starting there.
+        // Walk up; a cycle is reported on every zone in it, each message starting there.
         let mut path = vec![name];
         while let Some(next) = parent(path[path.len() - 1]) {
             if let Some(start) = path.iter().position(|z| *z == next) {
                 let cycle = &path[start..];
-                let first = cycle.iter().min().copied().unwrap_or(next);
-                if reported.insert(first) {
-                    let at = cycle.iter().position(|z| *z == first).unwrap_or(0);
+                for (at, &member) in cycle.iter().enumerate() {
+                    if !reported.insert(member) {
+                        continue;
+                    }
                     let mut ordered: Vec<&str> =
                         cycle[at..].iter().chain(&cycle[..at]).copied().collect();
-                    ordered.push(first);
+                    ordered.push(member);
                     let message = format!("parentZone forms a cycle: {}", ordered.join(" -> "));
-                    diagnostics.error(&ObjectRef::zone(first), Reason::ZoneCycle, message);
+                    diagnostics.error(&ObjectRef::zone(member), Reason::ZoneCycle, message);
                 }
                 break;
             }
