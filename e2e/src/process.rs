@@ -81,22 +81,9 @@ impl Managed {
 
     /// Stops the process: SIGTERM, up to `grace` to exit, then SIGKILL.
     pub fn stop(&mut self, grace: Duration) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate(grace);
         }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

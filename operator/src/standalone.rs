@@ -203,7 +203,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         result = server => result.context("the API stopped"),
         result = node => result.context("the agent stopped"),
         () = summaries => Ok(()),
-        result = stop_signal() => result,
+        () = vedette_agent::signal::stopped() => Ok(()),
     };
     if let Err(error) = api.ingest.snapshot().await {
         eprintln!("failed to write the final snapshot: {error}");
@@ -211,15 +211,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     print!("{}", summary(&state_view(&api), &now_hms()));
     println!("stopped");
     outcome
-}
-
-async fn stop_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }
 
 fn satellite_config(zone: &str, listen: SocketAddr, data_dir: &Path) -> SatelliteConfig {

@@ -170,7 +170,7 @@ impl PlanKeeper {
             etag: etag.clone(),
             confirmed_at_ms: now_ms,
         };
-        if let Err(error) = write_atomically(
+        if let Err(error) = crate::atomic_file::replace(
             &self.store,
             &serde_json::to_vec(&stored).unwrap_or_default(),
         ) {
@@ -266,6 +266,3 @@ fn join(problems: &[PlanError]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
-
-/// Writes a file so that a crash leaves either the old or the new content.
-pub use crate::atomic_file::replace as write_atomically;

@@ -19,8 +19,6 @@ use crate::state::{CheckStateMachine, SavedState, Transition};
 use vedette_crds::template::CheckState;
 use vedette_protocol::plan::CheckId;
 
-use super::plan_keeper::write_atomically;
-
 /// The longest a changed state waits to be written.
 pub const SAVE_EVERY: Duration = Duration::from_secs(10);
 
@@ -179,7 +177,7 @@ impl Retention {
         let bytes = serde_json::to_vec(&saved).expect("saved states always serialize");
         let path = self.path.clone();
         self.writing = Some(tokio::task::spawn_blocking(move || {
-            if let Err(error) = write_atomically(&path, &bytes) {
+            if let Err(error) = crate::atomic_file::replace(&path, &bytes) {
                 warn!(message = "Failed to save the check states.", %error, path = %path.display());
             }
         }));

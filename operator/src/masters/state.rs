@@ -25,7 +25,6 @@ use vedette_protocol::plan::CheckId;
 use vedette_protocol::report::{Ack, Batch, CheckReport, Keepalive, Report};
 use vedette_protocol::watermark::Watermark;
 
-pub use super::stream::HardChange;
 use super::stream::{AgentEvent, CheckEvent, MasterEvent};
 
 /// Most sequences an agent's watermark keeps above its contiguous part; beyond, the gap is

@@ -1,4 +1,5 @@
 use super::*;
+use crate::masters::stream::HardChange;
 use vedette_protocol::report::{Envelope, PlanState, StateCounts};
 
 pub(crate) fn id(rule: &str) -> CheckId {

@@ -79,10 +79,15 @@ impl CheckEvent {
         self.previous != Some(self.state)
     }
 
-    /// The hard state change this report is, if any: a hard state that differs from the last
+    /// Whether this report is a hard state change: a hard state that differs from the last
     /// hard state the masters saw.
+    pub fn is_hard_change(&self) -> bool {
+        self.hard && self.state != self.last_hard
+    }
+
+    /// The hard state change this report is, if any (see [`CheckEvent::is_hard_change`]).
     pub fn hard_change(&self) -> Option<HardChange> {
-        (self.hard && self.state != self.last_hard).then(|| HardChange {
+        self.is_hard_change().then(|| HardChange {
             host: self.host.clone(),
             check: self.check.clone(),
             state: self.state,
@@ -210,7 +215,7 @@ impl Bus {
 /// The event's kind, as a metric label.
 pub fn kind(event: &MasterEvent) -> &'static str {
     match event {
-        MasterEvent::Check(check) if check.hard_change().is_some() => "hard_change",
+        MasterEvent::Check(check) if check.is_hard_change() => "hard_change",
         MasterEvent::Check(check) if check.is_state_change() => "state_change",
         MasterEvent::Check(_) => "result",
         MasterEvent::AgentFresh(_) => "agent_fresh",
