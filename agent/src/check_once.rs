@@ -29,16 +29,36 @@ pub struct CheckOnceConfig {
     pub host_paths: HostPaths,
 }
 
+/// Why `check` could not run the plan.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The plan file cannot be read or parsed.
+    #[error(transparent)]
+    Read(#[from] crate::node::Error),
+    /// The plan parses but is not one the agent can run.
+    #[error("plan {} is invalid:\n{}", path.display(), listed(problems))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem, one per line.
+        problems: Vec<String>,
+    },
+    /// A check's task panicked.
+    #[error("a check's task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn listed(problems: &[String]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+    lines.join("\n")
+}
+
 /// Runs the command; the worst state of the checks (OK for a dry run or an empty plan).
-pub async fn run(args: CheckOnceConfig) -> anyhow::Result<CheckState> {
+pub async fn run(args: CheckOnceConfig) -> Result<CheckState, Error> {
     let plan = crate::node::read_plan_file(&args.plan, "")?;
-    let active = ActivePlan::new(plan).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-        anyhow::anyhow!(
-            "plan {} is invalid:\n{}",
-            args.plan.display(),
-            list.join("\n")
-        )
+    let active = ActivePlan::new(plan).map_err(|problems| Error::Invalid {
+        path: args.plan.clone(),
+        problems: problems.iter().map(ToString::to_string).collect(),
     })?;
     if args.dry_run {
         println!(

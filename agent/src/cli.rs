@@ -174,16 +174,16 @@ impl From<NodeArgs> for NodeConfig {
 /// Runs the parsed command; the process's exit code (`check` exits with the worst state's
 /// Nagios code). `node` and `check` stop on SIGTERM or SIGINT, and their running plugins
 /// (each in its own process group) are killed with their groups before the process exits.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     init_logging(&cli.log_level);
     match cli.command {
         Command::Node(args) => {
-            let runtime = runtime()?;
+            let runtime = runtime().map_err(Error::Runtime)?;
             runtime.block_on(until_stopped(crate::node::run(args.into())))?;
             stop(runtime);
         }
         Command::Check(args) => {
-            let runtime = runtime()?;
+            let runtime = runtime().map_err(Error::Runtime)?;
             let worst = runtime.block_on(until_stopped(crate::check_once::run(args.into())));
             stop(runtime);
             return match worst? {
@@ -197,6 +197,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Spool { command } => crate::spool::command::run(command)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a command of the agent failed; each variant's message is the command's own.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The async runtime cannot start.
+    #[error("failed to start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// `node` stopped.
+    #[error(transparent)]
+    Node(#[from] crate::node::Error),
+    /// `check` could not run its plan.
+    #[error(transparent)]
+    Check(#[from] crate::check_once::Error),
+    /// A `spool` tool failed.
+    #[error(transparent)]
+    Spool(#[from] crate::spool::command::Error),
 }
 
 /// The exit code of `check` stopped by a signal before it finished: UNKNOWN.

@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod check_once;
 pub mod cli;
 pub mod condition;
+pub mod error_chain;
 pub mod host_paths;
 pub mod http;
 pub mod metrics;

@@ -1,7 +1,8 @@
-//! `vedette-agent` entry point.
+//! `vedette-agent` entry point: the one place errors become `anyhow` (printed with their
+//! causes).
 
 use clap::Parser;
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
-    vedette_agent::cli::run(vedette_agent::cli::Cli::parse())
+    Ok(vedette_agent::cli::run(vedette_agent::cli::Cli::parse())?)
 }

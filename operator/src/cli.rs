@@ -183,14 +183,46 @@ fn host_name() -> String {
         .unwrap_or_else(|| "vedette-operator".to_owned())
 }
 
+/// Why a command of the operator failed; each message names what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The async runtime cannot start.
+    #[error("failed to start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// `run` stopped.
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::Error),
+    /// `standalone` cannot start, or stopped.
+    #[error(transparent)]
+    Standalone(#[from] crate::standalone::Error),
+    /// A manifest file or directory cannot be read.
+    #[error(transparent)]
+    Load(#[from] manifests::Error),
+    /// `validate` found problems (printed before).
+    #[error("invalid manifests: {0} problems")]
+    Problems(usize),
+    /// `plan`: documents that do not parse.
+    #[error("invalid manifests: {}", .0.join("; "))]
+    InvalidManifests(Vec<String>),
+    /// `plan`: no zone selects the host.
+    #[error("no zone selects machine {0}")]
+    NoZone(String),
+    /// `plan`: the plan does not serialize.
+    #[error("failed to print the plan")]
+    Json(#[from] serde_json::Error),
+    /// `plan`: compile errors (printed before); the plan lacks their checks.
+    #[error("compile reported {0} error(s); the plan above lacks the checks they concern")]
+    CompileErrors(usize),
+}
+
 /// Runs the parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Run(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log_level))
                 .init();
-            let runtime = tokio::runtime::Runtime::new()?;
+            let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
             runtime.block_on(reconcile::run(args.config()))?;
             Ok(())
         }
@@ -208,11 +240,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
                 .with_writer(std::io::stderr)
                 .init();
-            let runtime = tokio::runtime::Runtime::new()?;
+            let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
             let result = runtime.block_on(crate::standalone::run(args.config()));
             // The spool's blocking writers must not hold the exit up.
             runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-            result
+            Ok(result?)
         }
         Command::Crds => {
             for (_, crd) in vedette_crds::generate::all() {
@@ -230,7 +262,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `validate`: every document parses, and what parses compiles without an error.
-fn validate(paths: &[PathBuf]) -> anyhow::Result<()> {
+fn validate(paths: &[PathBuf]) -> Result<(), Error> {
     let loaded = manifests::load_paths(paths)?;
     for problem in &loaded.problems {
         eprintln!("{problem}");
@@ -240,7 +272,9 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<()> {
     let errors = report_errors(&output.diagnostics);
     let problems = loaded.problems.len() + errors;
     println!("{objects} Vedette objects read, {problems} problems");
-    anyhow::ensure!(problems == 0, "invalid manifests: {problems} problems");
+    if problems > 0 {
+        return Err(Error::Problems(problems));
+    }
     Ok(())
 }
 
@@ -256,13 +290,15 @@ fn report_errors(diagnostics: &[crate::compile::Diagnostic]) -> usize {
     errors.len()
 }
 
-fn print_plan(paths: &[PathBuf], host: &str, labels: Vec<(String, String)>) -> anyhow::Result<()> {
+fn print_plan(
+    paths: &[PathBuf],
+    host: &str,
+    labels: Vec<(String, String)>,
+) -> Result<(), Error> {
     let loaded = manifests::load_paths(paths)?;
-    anyhow::ensure!(
-        loaded.problems.is_empty(),
-        "invalid manifests: {}",
-        loaded.problems.join("; ")
-    );
+    if !loaded.problems.is_empty() {
+        return Err(Error::InvalidManifests(loaded.problems));
+    }
     let machine = crate::compile::Machine {
         name: host.to_owned(),
         labels: labels.into_iter().collect(),
@@ -275,16 +311,15 @@ fn print_plan(paths: &[PathBuf], host: &str, labels: Vec<(String, String)>) -> a
         .bundles
         .values()
         .find_map(|bundle| vedette_protocol::plan::plan_for(bundle, host))
-        .ok_or_else(|| anyhow::anyhow!("no zone selects machine {host}"))?;
+        .ok_or_else(|| Error::NoZone(host.to_owned()))?;
     println!("{}", serde_json::to_string_pretty(&plan)?);
     let errors = output
         .diagnostics
         .iter()
         .filter(|d| d.severity == crate::compile::Severity::Error)
         .count();
-    anyhow::ensure!(
-        errors == 0,
-        "compile reported {errors} error(s); the plan above lacks the checks they concern"
-    );
+    if errors > 0 {
+        return Err(Error::CompileErrors(errors));
+    }
     Ok(())
 }

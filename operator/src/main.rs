@@ -1,7 +1,10 @@
-//! `vedette-operator` entry point.
+//! `vedette-operator` entry point: the one place errors become `anyhow` (printed with their
+//! causes).
 
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    vedette_operator::cli::run(vedette_operator::cli::Cli::parse())
+    Ok(vedette_operator::cli::run(
+        vedette_operator::cli::Cli::parse(),
+    )?)
 }

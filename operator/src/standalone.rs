@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use futures::future::BoxFuture;
 use vedette_agent::node::NodeConfig;
 use vedette_crds::CheckState;
@@ -62,6 +61,85 @@ pub fn machine(name: &str, labels: Vec<(String, String)>) -> Machine {
     }
 }
 
+/// Why standalone mode cannot start, or stopped. Each message names the file, address or
+/// directory concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A manifest file or directory cannot be read.
+    #[error(transparent)]
+    Load(#[from] manifests::Error),
+    /// Documents that do not parse.
+    #[error("invalid manifests:\n  {}", problems.join("\n  "))]
+    InvalidManifests {
+        /// One line per problem, with its file and document.
+        problems: Vec<String>,
+    },
+    /// No zone selects this machine.
+    #[error(
+        "no MonitorZone in {paths} selects machine {machine} (labels {labels}){}",
+        indented(diagnostics)
+    )]
+    NoZone {
+        /// The manifest paths.
+        paths: String,
+        /// This machine.
+        machine: String,
+        /// Its labels, `k=v,…`.
+        labels: String,
+        /// What compile said.
+        diagnostics: Vec<String>,
+    },
+    /// The manifests have compile errors (printed before).
+    #[error("{errors} compile error(s) in {paths} (see above)")]
+    CompileErrors {
+        /// How many.
+        errors: usize,
+        /// The manifest paths.
+        paths: String,
+    },
+    /// The API would be served to more than this machine.
+    #[error(
+        "standalone mode serves its API without authentication: --listen must be a loopback \
+         address, not {0}"
+    )]
+    NotLoopback(SocketAddr),
+    /// The data directory cannot be created.
+    #[error("failed to create {}", dir.display())]
+    DataDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API address cannot be bound.
+    #[error("failed to listen on {address}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The satellite role cannot start.
+    #[error(transparent)]
+    Satellite(#[from] vedette_satellite::Error),
+    /// The API server stopped.
+    #[error("the API stopped")]
+    Serve(#[source] std::io::Error),
+    /// The node role stopped.
+    #[error("the agent stopped")]
+    Agent(#[source] vedette_agent::node::Error),
+}
+
+fn indented(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("\n  {}", lines.join("\n  "))
+    }
+}
+
 /// What compiling the manifest files gave for this machine.
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -75,10 +153,12 @@ pub struct Compiled {
 
 /// Loads and compiles `paths` for `machine`. Documents that do not parse, and a machine no
 /// zone selects, are errors naming the file, the document and the field.
-pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> anyhow::Result<Compiled> {
+pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> Result<Compiled, Error> {
     let loaded = manifests::load_paths(paths)?;
     if !loaded.problems.is_empty() {
-        anyhow::bail!("invalid manifests:\n  {}", loaded.problems.join("\n  "));
+        return Err(Error::InvalidManifests {
+            problems: loaded.problems,
+        });
     }
     let origins: BTreeMap<_, _> = loaded
         .objects
@@ -110,17 +190,12 @@ pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> anyhow::Result<Com
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        anyhow::bail!(
-            "no MonitorZone in {} selects machine {} (labels {}){}",
-            describe(paths),
-            machine.name,
-            labels.join(","),
-            if diagnostics.is_empty() {
-                String::new()
-            } else {
-                format!("\n  {}", diagnostics.join("\n  "))
-            }
-        );
+        return Err(Error::NoZone {
+            paths: describe(paths),
+            machine: machine.name.clone(),
+            labels: labels.join(","),
+            diagnostics,
+        });
     };
     Ok(Compiled {
         bundle,
@@ -135,36 +210,39 @@ fn describe(paths: &[PathBuf]) -> String {
 }
 
 /// Runs standalone mode until Ctrl-C (or SIGTERM).
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        config.listen.ip().is_loopback(),
-        "standalone mode serves its API without authentication: --listen must be a loopback \
-         address, not {}",
-        config.listen
-    );
+pub async fn run(config: Config) -> Result<(), Error> {
+    if !config.listen.ip().is_loopback() {
+        return Err(Error::NotLoopback(config.listen));
+    }
     let compiled = compile_files(&config.paths, &config.machine)?;
     for line in &compiled.diagnostics {
         eprintln!("{line}");
     }
-    anyhow::ensure!(
-        compiled.errors == 0,
-        "{} compile error(s) in {} (see above)",
-        compiled.errors,
-        describe(&config.paths)
-    );
+    if compiled.errors > 0 {
+        return Err(Error::CompileErrors {
+            errors: compiled.errors,
+            paths: describe(&config.paths),
+        });
+    }
     let zone = compiled.bundle.zone.clone();
     let checks = compiled
         .bundle
         .machines
         .get(&config.machine.name)
         .map_or(0, Vec::len);
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("failed to create {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
 
+    let listen = |source| Error::Listen {
+        address: config.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("failed to listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
+        .map_err(listen)?;
+    let address = listener.local_addr().map_err(listen)?;
     let source = ManifestSource {
         paths: config.paths.clone(),
         machine: config.machine.clone(),
@@ -200,8 +278,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let summaries = print_summaries(api.clone(), config.summary_seconds.max(1));
     let outcome = tokio::select! {
-        result = server => result.context("the API stopped"),
-        result = node => result.context("the agent stopped"),
+        result = server => result.map_err(Error::Serve),
+        result = node => result.map_err(Error::Agent),
         () = summaries => Ok(()),
         () = vedette_agent::signal::stopped() => Ok(()),
     };
@@ -296,7 +374,10 @@ impl BundleSource for ManifestSource {
                         last_report = compiled.diagnostics;
                     }
                     Err(error) => {
-                        eprintln!("{error:#}\nkeeping the last good configuration");
+                        eprintln!(
+                            "{}\nkeeping the last good configuration",
+                            vedette_agent::error_chain::error_chain(&error)
+                        );
                         last_report.clear();
                     }
                 }

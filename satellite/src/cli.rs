@@ -97,8 +97,20 @@ impl From<SatelliteArgs> for SatelliteConfig {
     }
 }
 
+/// Why the satellite stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The async runtime cannot start.
+    #[error("failed to start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// The satellite role stopped.
+    #[error(transparent)]
+    Satellite(#[from] crate::Error),
+}
+
 /// Runs the parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result<(), Error> {
     vedette_agent::cli::init_logging(&cli.log_level);
-    Ok(vedette_agent::cli::runtime()?.block_on(crate::run(cli.args.into()))?)
+    let runtime = vedette_agent::cli::runtime().map_err(Error::Runtime)?;
+    Ok(runtime.block_on(crate::run(cli.args.into()))?)
 }

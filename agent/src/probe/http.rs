@@ -47,19 +47,7 @@ fn client(verifier: &Verifier) -> HttpsClient {
         .build(https)
 }
 
-/// `error` and its sources, joined by `: `, skipping repeats.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
-}
+pub(crate) use crate::error_chain::error_chain;
 
 impl HttpClients {
     pub(crate) fn new(verifier: &Verifier) -> Self {

@@ -62,8 +62,25 @@ pub enum SpoolCommand {
     },
 }
 
+/// Why a spool subcommand failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spool failed (opening, appending, waiting for durability).
+    #[error(transparent)]
+    Spool(#[from] super::Error),
+    /// Reading or writing a file, or stdout, failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The stats do not serialize.
+    #[error("failed to print the stats as JSON")]
+    Json(#[from] serde_json::Error),
+    /// An appending task panicked.
+    #[error("an appending task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Runs a spool subcommand.
-pub fn run(command: SpoolCommand) -> anyhow::Result<()> {
+pub fn run(command: SpoolCommand) -> Result<(), Error> {
     let runtime = tokio::runtime::Runtime::new()?;
     match command {
         SpoolCommand::Inspect { dir, json } => inspect(&dir, json),
@@ -103,7 +120,7 @@ pub fn run(command: SpoolCommand) -> anyhow::Result<()> {
     }
 }
 
-fn inspect(dir: &Path, json: bool) -> anyhow::Result<()> {
+fn inspect(dir: &Path, json: bool) -> Result<(), Error> {
     let stats = Spool::open(SpoolConfig::new(dir))?.stats();
     if json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
@@ -161,7 +178,7 @@ fn crash_test_payload(task: usize, index: usize) -> String {
     format!("{head}{}", "x".repeat(filler))
 }
 
-async fn append(config: SpoolConfig, count: usize, tasks: usize) -> anyhow::Result<()> {
+async fn append(config: SpoolConfig, count: usize, tasks: usize) -> Result<(), Error> {
     let spool = Spool::open(config)?;
     let tasks = tasks.max(1);
     let mut handles = Vec::new();
@@ -175,7 +192,7 @@ async fn append(config: SpoolConfig, count: usize, tasks: usize) -> anyhow::Resu
                 let sequence = spool.append(priority, payload.clone().into_bytes()).await?;
                 writeln!(std::io::stdout().lock(), "{sequence} {payload}")?;
             }
-            anyhow::Ok(())
+            Ok::<(), Error>(())
         }));
     }
     for handle in handles {
@@ -251,7 +268,7 @@ pub async fn bench(
     in_flight: usize,
     duration: Duration,
     payload_bytes: usize,
-) -> anyhow::Result<BenchReport> {
+) -> Result<BenchReport, Error> {
     let spool = Spool::open(SpoolConfig {
         max_bytes: u64::MAX,
         ..SpoolConfig::new(dir)
@@ -273,7 +290,7 @@ pub async fn bench(
                     latencies.push(began.elapsed());
                 }
             }
-            anyhow::Ok(latencies)
+            Ok::<_, Error>(latencies)
         }));
     }
     let mut latencies = Vec::new();
