@@ -35,7 +35,7 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A path could not be read.
-    #[error("failed to read {path}: {source}")]
+    #[error("failed to read {path}")]
     Read {
         /// The path.
         path: PathBuf,
