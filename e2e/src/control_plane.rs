@@ -15,7 +15,7 @@ use crate::process::Managed;
 use crate::wait;
 
 /// The admin token written into the kubeconfig (group `system:masters`).
-const ADMIN_TOKEN: &str = "vedette-e2e-admin-token";
+pub const ADMIN_TOKEN: &str = "vedette-e2e-admin-token";
 
 /// A running control plane.
 pub struct ControlPlane {

@@ -67,11 +67,16 @@ impl Operator {
     ) -> anyhow::Result<Self> {
         let metrics_port = free_port()?;
         let mut command = Command::new(binary()?);
+        // Like a StatefulSet pod and its volume: a replica started again with the same
+        // identity finds its history.
+        let data_dir = plane.dir().join(format!("operator-{identity}-data"));
         command
             .env("KUBECONFIG", kubeconfig)
             .env("VEDETTE_LOG", "info,kube=warn")
             .args(["run", "--namespace", namespace, "--identity", identity])
             .args(["--listen", &format!("127.0.0.1:{metrics_port}")])
+            .arg("--data-dir")
+            .arg(&data_dir)
             .args(["--image", "vedette-agent:e2e"])
             .args(extra);
         let log = plane.dir().join(format!("operator-{identity}.log"));

@@ -416,6 +416,14 @@ impl Store for SqliteStore {
         Ok(Pruned { by_age, by_size })
     }
 
+    fn namespaces(&self) -> Result<Vec<String>, Error> {
+        let connection = self.reader();
+        let mut select = connection
+            .prepare_cached("SELECT DISTINCT namespace FROM last_states ORDER BY namespace")?;
+        let rows = select.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn count(&self) -> Result<u64, Error> {
         let connection = self.reader();
         Ok(ms(connection.query_row(

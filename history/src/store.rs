@@ -103,6 +103,8 @@ pub trait Store: Send + Sync + 'static {
     fn availability(&self, query: &AvailabilityQuery) -> Result<Availability, Error>;
     /// Removes at most `batch` records that `retention` no longer keeps at `now_ms`.
     fn prune(&self, retention: &Retention, now_ms: u64, batch: usize) -> Result<Pruned, Error>;
+    /// The namespaces that have checks (what a caller may be allowed to read).
+    fn namespaces(&self) -> Result<Vec<String>, Error>;
     /// Records stored.
     fn count(&self) -> Result<u64, Error>;
     /// Bytes the store uses.

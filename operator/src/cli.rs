@@ -81,6 +81,30 @@ pub struct StandaloneArgs {
     /// Seconds between looks at the manifest files for changes; 0: never re-compile.
     #[arg(long, default_value_t = 2)]
     pub watch_seconds: u64,
+    /// How much history is kept.
+    #[command(flatten)]
+    pub history: HistoryArgs,
+}
+
+/// How much history the masters keep (in the data directory's `history.db`).
+#[derive(Args, Debug, Clone)]
+pub struct HistoryArgs {
+    /// Records older than this many days are removed.
+    #[arg(long, env = "VEDETTE_HISTORY_MAX_AGE_DAYS", default_value_t = vedette_history::store::DEFAULT_MAX_AGE_DAYS)]
+    pub history_max_age_days: u64,
+    /// Past this many bytes of history the oldest records are removed.
+    #[arg(long, env = "VEDETTE_HISTORY_MAX_BYTES", default_value_t = vedette_history::store::DEFAULT_MAX_BYTES)]
+    pub history_max_bytes: u64,
+}
+
+impl HistoryArgs {
+    /// The retention these flags ask for.
+    pub fn retention(&self) -> vedette_history::Retention {
+        vedette_history::Retention {
+            max_age_ms: self.history_max_age_days.saturating_mul(86_400_000),
+            max_bytes: self.history_max_bytes,
+        }
+    }
 }
 
 impl StandaloneArgs {
@@ -105,6 +129,7 @@ impl StandaloneArgs {
             data_dir,
             summary_seconds: self.summary_seconds,
             watch_seconds: self.watch_seconds,
+            retention: self.history.retention(),
         }
     }
 }
@@ -149,6 +174,14 @@ pub struct RunArgs {
     /// At most this many Events per second overall.
     #[arg(long, default_value_t = 10)]
     pub events_per_second: u32,
+    /// Directory of this replica's history (`history.db`: every state change and agent
+    /// event, and every check's last state, kept across restarts). Without it the masters
+    /// keep nothing on disk: no history, and `pending` for every check after a restart.
+    #[arg(long, env = "VEDETTE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// How much history is kept.
+    #[command(flatten)]
+    pub history: HistoryArgs,
 }
 
 impl RunArgs {
@@ -169,6 +202,8 @@ impl RunArgs {
             insecure_no_auth: self.insecure_no_auth,
             event_interval_seconds: self.event_interval_seconds,
             events_per_second: self.events_per_second,
+            data_dir: self.data_dir.clone(),
+            retention: self.history.retention(),
         }
     }
 }
@@ -290,11 +325,7 @@ fn report_errors(diagnostics: &[crate::compile::Diagnostic]) -> usize {
     errors.len()
 }
 
-fn print_plan(
-    paths: &[PathBuf],
-    host: &str,
-    labels: Vec<(String, String)>,
-) -> Result<(), Error> {
+fn print_plan(paths: &[PathBuf], host: &str, labels: Vec<(String, String)>) -> Result<(), Error> {
     let loaded = manifests::load_paths(paths)?;
     if !loaded.problems.is_empty() {
         return Err(Error::InvalidManifests(loaded.problems));

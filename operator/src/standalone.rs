@@ -7,10 +7,14 @@
 //!    re-compiles when the files change, unauthenticated and therefore on loopback only.
 //! 3. Run the **node** role ([`vedette_agent::node::run_with_metrics`]) for this machine,
 //!    pointed at that satellite over HTTP like any agent.
+//! 4. Run the **masters** ([`crate::masters::Masters`]) with their history in the data
+//!    directory, the satellite forwarding to them like to the cluster's: state changes and
+//!    agent events are kept, and every check's last state is shown after a restart.
 //!
 //! One listener serves the satellite's API (`/v1/state`, `/v1/plan`, `/v1/results`,
-//! `/metrics`) and the agent's own metrics under `/agent/metrics`. A summary of the state
-//! table goes to stdout every few seconds.
+//! `/metrics`), the masters' (`/v1/satellite`, `/v1/masters/state`, `/v1/history`,
+//! `/v1/availability`) and the agent's own metrics under `/agent/metrics`. A summary of the
+//! state table goes to stdout every few seconds, and each hard state change as it happens.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -45,6 +49,8 @@ pub struct Config {
     pub summary_seconds: u64,
     /// Seconds between looks at the manifest files (0: never re-compile).
     pub watch_seconds: u64,
+    /// How much history is kept.
+    pub retention: vedette_history::Retention,
 }
 
 /// The machine standalone mode runs as: `name`, with `labels` over the defaults
@@ -130,6 +136,15 @@ pub enum Error {
     /// The node role stopped.
     #[error("the agent stopped")]
     Agent(#[source] vedette_agent::node::Error),
+    /// The history cannot be opened (or is newer than this release).
+    #[error("failed to open the history in {}", dir.display())]
+    History {
+        /// Its directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: vedette_history::Error,
+    },
 }
 
 fn indented(lines: &[String]) -> String {
@@ -249,6 +264,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         first: compiled,
         every: (config.watch_seconds > 0).then(|| Duration::from_secs(config.watch_seconds)),
     };
+    let (masters_routes, pruner) = start_masters(&config)?;
     let api = vedette_satellite::start(
         satellite_config(&zone, address, &config.data_dir),
         Some(Box::new(source)),
@@ -256,10 +272,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
     .await?;
     let agent_metrics = Arc::new(vedette_agent::metrics::Metrics::default());
     let agent_registry = Arc::new(vedette_agent::metrics::registry(&agent_metrics));
-    let router = vedette_satellite::http::router(api.clone()).nest(
-        "/agent",
-        vedette_agent::http::metrics_router(agent_registry),
-    );
+    let router = vedette_satellite::http::router(api.clone())
+        .nest(
+            "/agent",
+            vedette_agent::http::metrics_router(agent_registry),
+        )
+        .merge(masters_routes);
     let server = axum::serve(listener, router);
     let node = vedette_agent::node::run_with_metrics(
         node_config(&config.machine.name, address, &config.data_dir),
@@ -283,6 +301,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         () = summaries => Ok(()),
         () = vedette_agent::signal::stopped() => Ok(()),
     };
+    pruner.abort();
     if let Err(error) = api.ingest.snapshot().await {
         eprintln!("failed to write the final snapshot: {error}");
     }
@@ -291,12 +310,71 @@ pub async fn run(config: Config) -> Result<(), Error> {
     outcome
 }
 
+/// The masters with their history in `config.data_dir` (`masters/history.db`): their routes,
+/// and the task that prunes the history. Hard state changes are printed as they happen.
+fn start_masters(config: &Config) -> Result<(axum::Router, tokio::task::JoinHandle<()>), Error> {
+    let dir = config.data_dir.join("masters");
+    let history = crate::masters::History::open(&dir).map_err(|source| Error::History {
+        dir: dir.clone(),
+        source,
+    })?;
+    let metrics = Arc::new(crate::metrics::Metrics::new(
+        &mut prometheus_client::registry::Registry::default(),
+    ));
+    let mut topology = crate::masters::stream::BusBuilder::default();
+    let changes = topology.subscribe("changes", 1024);
+    let bus = topology
+        .build(metrics.clone())
+        .expect("one subscriber with a capacity makes a valid topology");
+    let masters = crate::masters::Masters::new(
+        vedette_satellite::auth::Auth::Disabled,
+        "",
+        bus,
+        metrics,
+        Some(history.clone()),
+    )
+    .map_err(|source| Error::History { dir, source })?;
+    tokio::spawn(print_hard_changes(changes));
+    let api = crate::masters::history_api::HistoryApi {
+        store: history.store.clone(),
+        access: crate::masters::history_api::ReadAccess::Open,
+    };
+    let routes = crate::masters::router(Arc::new(masters))
+        .merge(crate::masters::history_api::router(Arc::new(api)));
+    let pruner = tokio::spawn(vedette_history::retention::run(
+        history.store,
+        config.retention,
+        vedette_protocol::clock::unix_ms,
+    ));
+    Ok((routes, pruner))
+}
+
+/// Prints each hard state change the masters merge, as it happens.
+async fn print_hard_changes(mut changes: crate::masters::stream::Subscription) {
+    while let Some(event) = changes.recv().await {
+        if let crate::masters::stream::MasterEvent::Check(check) = event.as_ref()
+            && let Some(change) = check.hard_change()
+        {
+            println!(
+                "[{}] {} on {}: {} -> {}: {}",
+                now_hms(),
+                change.check,
+                change.host,
+                change.previous.name(),
+                change.state.name(),
+                change.output
+            );
+        }
+    }
+}
+
 fn satellite_config(zone: &str, listen: SocketAddr, data_dir: &Path) -> SatelliteConfig {
     SatelliteConfig {
         zone: zone.to_owned(),
         replica: "standalone".to_owned(),
         namespace: String::new(),
         listen,
+        masters: vec![format!("http://{listen}")],
         spool_dir: data_dir.join("satellite"),
         insecure_no_auth: true,
         ..SatelliteConfig::default()

@@ -59,6 +59,8 @@ pub struct Identity {
     pub username: String,
     /// The node the token's pod runs on, when the token says.
     pub node_name: Option<String>,
+    /// The user's groups (for a SubjectAccessReview).
+    pub groups: Vec<String>,
 }
 
 impl Identity {
@@ -83,12 +85,26 @@ pub trait TokenReviewer: Send + Sync {
 /// TokenReviews against the API server.
 pub struct KubeTokenReviewer {
     client: kube::Client,
+    audiences: Option<Vec<String>>,
 }
 
 impl KubeTokenReviewer {
-    /// A reviewer using `client`.
+    /// A reviewer using `client`, for tokens issued for the [`AUDIENCE`] `vedette` (agents,
+    /// satellites).
     pub fn new(client: kube::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            audiences: Some(vec![AUDIENCE.to_owned()]),
+        }
+    }
+
+    /// A reviewer for tokens issued for the API server itself (people and tools reading the
+    /// masters' APIs with `kubectl create token` or their kubeconfig's token).
+    pub fn for_api_server_tokens(client: kube::Client) -> Self {
+        Self {
+            client,
+            audiences: None,
+        }
     }
 }
 
@@ -99,7 +115,7 @@ impl TokenReviewer for KubeTokenReviewer {
             let review = TokenReview {
                 spec: TokenReviewSpec {
                     token: Some(token.to_owned()),
-                    audiences: Some(vec![AUDIENCE.to_owned()]),
+                    audiences: self.audiences.clone(),
                 },
                 ..TokenReview::default()
             };
@@ -124,6 +140,7 @@ impl TokenReviewer for KubeTokenReviewer {
             Ok(Identity {
                 username: user.username.unwrap_or_default(),
                 node_name,
+                groups: user.groups.unwrap_or_default(),
             })
         })
     }

@@ -97,6 +97,7 @@ impl TokenReviewer for SlowReviewer {
             Ok(Identity {
                 username: token.to_owned(),
                 node_name: None,
+                groups: Vec::new(),
             })
         })
     }

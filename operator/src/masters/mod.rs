@@ -1,16 +1,25 @@
 //! The masters: `POST /v1/satellite` on the operator's `--listen` server, served by every
 //! replica. Satellites send [`Batch<Forwarded>`](vedette_protocol::report::Batch) (the batch's
 //! `agent` is the satellite replica); the batch is merged into the in-memory
-//! [`MasterState`](state::MasterState) and acknowledged with `Ack {upTo}` **after being
-//! applied to memory**. The masters keep nothing on disk: their durability is the satellites'
-//! spool, which resends whatever is not acknowledged, and a restarted master is brought back
-//! by the entries and periodic summaries that follow (see docs/architecture.md).
+//! [`MasterState`](state::MasterState) and acknowledged with `Ack {upTo}`.
+//!
+//! **Durability.** With a history store (the default in the chart; `--data-dir`), the batch's
+//! records and last states are submitted to the store's writer under the merge lock and the
+//! batch is acknowledged **only once that write is durable**; the writer commits in order and
+//! retries a failed commit until it succeeds, so an acknowledgement never covers a record that
+//! is not on disk, and a store that cannot write stops acknowledgements (the satellites keep
+//! spooling) instead of losing records. At start the last states are read back, so a restarted
+//! master serves every check's last known state, never `pending`. Without a store the masters
+//! keep nothing on disk and acknowledge after the merge; a restarted master is brought back by
+//! the entries and summaries that follow (see docs/architecture.md).
 //!
 //! | module | concept |
 //! | --- | --- |
 //! | [`state`] | the merge (pure): watermarks, last writer wins, keepalives, summaries → events |
 //! | [`stream`] | the event stream: typed events and the bus to bounded subscriber channels |
 //! | [`events`] | Kubernetes Events for hard state changes, rate-limited, Lease holder only |
+//! | [`recorder`] | what a merged batch writes to the history (pure) |
+//! | [`history_api`] | `GET /v1/history` and `GET /v1/availability`, per-namespace authorization |
 //!
 //! What the merge learns goes out on the [`stream::Bus`]; the status subscriber marks the
 //! live statuses stale and the Events subscriber turns hard changes into Kubernetes Events.
@@ -21,6 +30,8 @@
 //! (where the satellites run). `--insecure-no-auth` turns this off for tests and standalone.
 
 pub mod events;
+pub mod history_api;
+pub mod recorder;
 pub mod state;
 pub mod stream;
 
@@ -47,6 +58,31 @@ use stream::Bus;
 /// Largest batch body: 8 MiB (a satellite sends at most 1 MiB of entries per batch).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// The masters' history: the store and its writer.
+#[derive(Clone)]
+pub struct History {
+    /// What queries read.
+    pub store: Arc<dyn vedette_history::Store>,
+    /// What the merge writes through.
+    pub writer: vedette_history::Writer,
+}
+
+impl History {
+    /// The embedded store in `data_dir` (`history.db`), with its writer.
+    pub fn open(data_dir: &std::path::Path) -> Result<History, vedette_history::Error> {
+        let store: Arc<dyn vedette_history::Store> = Arc::new(vedette_history::SqliteStore::open(
+            &data_dir.join(HISTORY_FILE),
+        )?);
+        Ok(History {
+            writer: vedette_history::Writer::start(store.clone()),
+            store,
+        })
+    }
+}
+
+/// The embedded store's file in the data directory.
+pub const HISTORY_FILE: &str = "history.db";
+
 /// What the handlers share.
 pub struct Masters {
     state: Mutex<MasterState>,
@@ -54,19 +90,42 @@ pub struct Masters {
     auth: Auth,
     namespace: String,
     metrics: Arc<Metrics>,
+    history: Option<History>,
 }
 
 impl Masters {
     /// Masters accepting satellites of `namespace` authenticated by `auth`; what the merge
-    /// learns is published on `bus`.
-    pub fn new(auth: Auth, namespace: &str, bus: Bus, metrics: Arc<Metrics>) -> Self {
-        Self {
-            state: Mutex::new(MasterState::default()),
+    /// learns is published on `bus` and, with a `history`, written to it (whose last states
+    /// are read back first).
+    pub fn new(
+        auth: Auth,
+        namespace: &str,
+        bus: Bus,
+        metrics: Arc<Metrics>,
+        history: Option<History>,
+    ) -> Result<Self, vedette_history::Error> {
+        let mut state = MasterState::default();
+        if let Some(history) = &history {
+            let last = history.store.last_states()?;
+            tracing::info!(
+                message = "Last known states read from the history.",
+                checks = last.len()
+            );
+            state.restore(last.into_iter().map(recorder::restored_entry));
+        }
+        Ok(Self {
+            state: Mutex::new(state),
             bus,
             auth,
             namespace: namespace.to_owned(),
             metrics,
-        }
+            history,
+        })
+    }
+
+    /// The history, when the masters keep one.
+    pub fn history(&self) -> Option<&History> {
+        self.history.as_ref()
     }
 
     /// The state, locked.
@@ -74,23 +133,54 @@ impl Masters {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies a batch received now and returns the acknowledgement.
-    pub fn receive(&self, batch: Batch<Forwarded>) -> vedette_protocol::report::Ack {
-        // Published under the lock, so subscribers see every batch's events in merge order.
-        let mut state = self.state();
-        let before = state.applied().entries;
-        let (ack, events) = state.receive(batch, unix_ms());
-        self.metrics
-            .satellite_entries
-            .inc_by(state.applied().entries - before);
-        self.bus.publish(events);
-        ack
+    /// Applies a batch received now and returns the acknowledgement, once the batch's history
+    /// is durable (see the module documentation).
+    pub async fn receive(
+        &self,
+        batch: Batch<Forwarded>,
+    ) -> Result<vedette_protocol::report::Ack, vedette_history::writer::WriterStopped> {
+        let reports = self.history.as_ref().map(|_| recorder::reports(&batch));
+        let (ack, pending) = {
+            // Submitted and published under the lock, so the history and the subscribers see
+            // every batch in merge order.
+            let mut state = self.state();
+            let before = state.applied().entries;
+            let (ack, events) = state.receive(batch, unix_ms());
+            self.metrics
+                .satellite_entries
+                .inc_by(state.applied().entries - before);
+            let pending = self
+                .history
+                .as_ref()
+                .zip(reports)
+                .map(|(history, reports)| {
+                    history
+                        .writer
+                        .submit(recorder::write_for(&reports, &events, &state))
+                });
+            self.bus.publish(events);
+            (ack, pending)
+        };
+        if let Some(pending) = pending {
+            pending.durable().await?;
+        }
+        Ok(ack)
     }
 
-    /// Publishes the agents that went stale by now.
+    /// Publishes (and records) the agents that went stale by now.
     pub fn sweep(&self) {
         let mut state = self.state();
         let events = state.sweep(unix_ms());
+        if let Some(history) = &self.history {
+            let records: Vec<_> = events.iter().filter_map(recorder::agent_record).collect();
+            if !records.is_empty() {
+                // Not waited for: nothing is acknowledged on it, and the writer keeps order.
+                drop(history.writer.submit(vedette_history::Write {
+                    records,
+                    ..Default::default()
+                }));
+            }
+        }
         self.bus.publish(events);
     }
 
@@ -150,10 +240,16 @@ async fn receive(
             })
         });
     match batch {
-        Ok(batch) => {
-            masters.metrics.batch("ok");
-            axum::Json(masters.receive(batch)).into_response()
-        }
+        Ok(batch) => match masters.receive(batch).await {
+            Ok(ack) => {
+                masters.metrics.batch("ok");
+                axum::Json(ack).into_response()
+            }
+            Err(stopped) => {
+                masters.metrics.batch("store_unavailable");
+                error(StatusCode::SERVICE_UNAVAILABLE, stopped.to_string())
+            }
+        },
         Err((status, message)) => {
             masters.metrics.batch("malformed");
             error(status, message)
@@ -173,8 +269,9 @@ pub struct StateView {
     pub duplicates: u64,
     /// Check reports older than the stored state.
     pub outdated: u64,
-    /// Every check: host, `namespace/ruleSet/rule`, state, hard, output.
-    pub checks: Vec<(String, String, String, bool, String)>,
+    /// Every check: host, `namespace/ruleSet/rule`, state, hard, output, and when it was
+    /// last known (Unix ms) if it was read from the history and not reported since.
+    pub checks: Vec<(String, String, String, bool, String, Option<u64>)>,
     /// Every agent: host, zone, stale, plan held.
     pub agents: Vec<(String, String, bool, bool)>,
 }
@@ -202,6 +299,7 @@ async fn view(State(masters): State<Arc<Masters>>) -> Response {
                     state,
                     entry.hard,
                     entry.output.clone(),
+                    entry.restored.then_some(entry.at_ms),
                 )
             })
             .collect(),

@@ -50,6 +50,9 @@ pub struct CheckEntry {
     pub last_hard: CheckState,
     /// Who wrote it: sender id and its sequence.
     pub writer: (String, u64),
+    /// Read from the history at start, not reported since: the state is the last known one
+    /// (at `at_ms`).
+    pub restored: bool,
 }
 
 /// What the masters know of one agent.
@@ -250,6 +253,7 @@ impl MasterState {
             since_ms,
             last_hard: if report.hard { report.state } else { last_hard },
             writer: (writer.to_owned(), sequence),
+            restored: false,
         };
         self.checks.insert(key, entry);
     }
@@ -289,6 +293,14 @@ impl MasterState {
             }),
             (true, false) => events.push(MasterEvent::PlanReleased(seen)),
             _ => {}
+        }
+    }
+
+    /// Adds the last known states of checks the masters have no state for (read from the
+    /// history at start); a report applied later replaces them by the usual rule.
+    pub fn restore(&mut self, entries: impl IntoIterator<Item = (CheckKey, CheckEntry)>) {
+        for (key, entry) in entries {
+            self.checks.entry(key).or_insert(entry);
         }
     }
 

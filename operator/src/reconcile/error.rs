@@ -11,6 +11,9 @@ pub enum Error {
     /// The masters' event stream does not make a valid topology.
     #[error("failed to build the masters' event stream: {0}")]
     Topology(#[source] crate::masters::stream::TopologyError),
+    /// The history store cannot be opened (or is newer than this release).
+    #[error("failed to open the history")]
+    History(#[source] vedette_history::Error),
     /// A server-side apply of an owned object failed.
     #[error("failed to apply {kind} {name}: {source}")]
     Apply {
@@ -91,6 +94,7 @@ impl Error {
         match self {
             Error::Client(_) => "client",
             Error::Topology(_) => "topology",
+            Error::History(_) => "history",
             Error::Apply { .. } => "apply",
             Error::Delete { .. } => "delete",
             Error::Status { .. } => "status",

@@ -55,6 +55,10 @@ pub struct Config {
     pub event_interval_seconds: u64,
     /// At most this many Events per second.
     pub events_per_second: u32,
+    /// Where the history is kept (`None`: no history).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// How much of it.
+    pub retention: vedette_history::Retention,
 }
 
 /// Runs the operator until the process ends.
@@ -71,19 +75,45 @@ pub async fn run(config: Config) -> Result<()> {
     let status_stream = topology.subscribe("status", STATUS_STREAM_CAPACITY);
     let events_stream = topology.subscribe("events", crate::masters::events::MAX_PENDING);
     let bus = topology.build(metrics.clone()).map_err(Error::Topology)?;
-    let masters = Arc::new(crate::masters::Masters::new(
-        satellite_auth(&client, config.insecure_no_auth),
-        &config.namespace,
-        bus,
-        metrics.clone(),
-    ));
+    let history = open_history(config.data_dir.as_deref())?;
+    let masters = Arc::new(
+        crate::masters::Masters::new(
+            satellite_auth(&client, config.insecure_no_auth),
+            &config.namespace,
+            bus,
+            metrics.clone(),
+            history.clone(),
+        )
+        .map_err(Error::History)?,
+    );
     let live = controller::LiveChanges::subscribe(status_stream);
     let sweeper = tokio::spawn(sweep(Arc::downgrade(&masters)));
+    let mut routes = crate::masters::router(masters.clone());
+    let pruner = history.map(|history| {
+        let access = if config.insecure_no_auth {
+            crate::masters::history_api::ReadAccess::Open
+        } else {
+            crate::masters::history_api::ReadAccess::Kube(
+                Box::new(crate::masters::history_api::KubeAccess::new(client.clone())),
+            )
+        };
+        routes = std::mem::take(&mut routes).merge(crate::masters::history_api::router(Arc::new(
+            crate::masters::history_api::HistoryApi {
+                store: history.store.clone(),
+                access,
+            },
+        )));
+        tokio::spawn(vedette_history::retention::run(
+            history.store,
+            config.retention,
+            vedette_protocol::clock::unix_ms,
+        ))
+    });
     let mut server = tokio::spawn(http::serve(
         listener,
         Arc::new(registry),
         ready.clone(),
-        crate::masters::router(masters.clone()),
+        routes,
     ));
 
     let changed = Arc::new(Notify::new());
@@ -155,10 +185,26 @@ pub async fn run(config: Config) -> Result<()> {
     let _ = server.await;
     sweeper.abort();
     let _ = sweeper.await;
+    if let Some(pruner) = pruner {
+        pruner.abort();
+    }
     if tokio::time::timeout(DRAIN_TIMEOUT, events).await.is_err() {
         tracing::warn!(message = "The event stream did not drain in time.");
     }
     result
+}
+
+/// The history in `data_dir`, when there is one.
+fn open_history(data_dir: Option<&std::path::Path>) -> Result<Option<crate::masters::History>> {
+    let Some(dir) = data_dir else {
+        tracing::warn!(
+            message = "No --data-dir: the masters keep no history, and every check is pending after a restart."
+        );
+        return Ok(None);
+    };
+    let history = crate::masters::History::open(dir).map_err(Error::History)?;
+    tracing::info!(message = "History opened.", file = %dir.join(crate::masters::HISTORY_FILE).display());
+    Ok(Some(history))
 }
 
 /// Events the status subscriber may have queued (it only needs to know that something came).

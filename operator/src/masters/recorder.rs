@@ -1,0 +1,158 @@
+//! What the masters write to their history for one satellite batch (pure): a record for every
+//! state change an agent or satellite reported, in the batch or not yet merged, and for every
+//! agent event the merge made; and the last state of every check the batch touched.
+//!
+//! **Every transition, in its place.** Records are taken from the batch *before* the merge's
+//! deduplication and its "newer report wins" rule: a change from an agent's replayed backlog
+//! that arrives after a newer live one does not replace the current state (correctly), but it
+//! is still a transition that happened, and its record carries the agent's own time and
+//! sequence, so the history shows it where it happened. A report received twice (a resend, the
+//! other satellite replica after a failover) has the same natural key and is stored once.
+//!
+//! **Last states from the merge.** The last states written are the merged ones, read after the
+//! merge for every check the batch mentions, so a resend after a failed write writes them
+//! again.
+
+use std::collections::BTreeSet;
+
+use vedette_history::{Kind, LastState, Record, Write};
+use vedette_protocol::forward::Forwarded;
+use vedette_protocol::merge::CheckKey;
+use vedette_protocol::report::{Batch, CheckReport, Report};
+
+use super::state::{CheckEntry, MasterState};
+use super::stream::{AgentEvent, MasterEvent};
+
+/// The reports of `batch`, before it is merged: `(source, sequence, report, spooled as a
+/// change)`.
+pub fn reports(batch: &Batch<Forwarded>) -> Vec<(String, u64, CheckReport, bool)> {
+    batch
+        .entries
+        .iter()
+        .filter_map(|envelope| match &envelope.report {
+            Forwarded::Agent {
+                agent,
+                sequence,
+                report,
+            } => check_report(report).map(|(r, change)| (agent.clone(), *sequence, r, change)),
+            Forwarded::Own { report } => check_report(report)
+                .map(|(r, change)| (batch.agent.clone(), envelope.sequence, r, change)),
+            Forwarded::RuleSetSummary(_) | Forwarded::ZoneSummary(_) => None,
+        })
+        .collect()
+}
+
+fn check_report(report: &Report) -> Option<(CheckReport, bool)> {
+    match report {
+        Report::StateChange(check) => Some((check.clone(), true)),
+        Report::Result(check) => Some((check.clone(), false)),
+        Report::Keepalive(_) => None,
+    }
+}
+
+/// The write for a merged batch: its `reports` (from [`reports`]) and the `events` the merge
+/// made, with zones and last states from the merged `state`.
+pub fn write_for(
+    reports: &[(String, u64, CheckReport, bool)],
+    events: &[MasterEvent],
+    state: &MasterState,
+) -> Write {
+    let mut write = Write::default();
+    let mut touched = BTreeSet::new();
+    for (source, sequence, report, change) in reports {
+        let key = CheckKey::new(&report.host, &report.check);
+        let zone = state
+            .check(&key.host, &key.check)
+            .and_then(|e| e.zone.clone());
+        if let Some(record) =
+            Record::state_change(source, *sequence, zone.as_deref(), report, *change)
+        {
+            write.records.push(record);
+        }
+        touched.insert(key);
+    }
+    write.records.extend(events.iter().filter_map(agent_record));
+    write.last_states = touched
+        .into_iter()
+        .filter_map(|key| {
+            let entry = state.check(&key.host, &key.check)?.clone();
+            Some(last_state(key, entry))
+        })
+        .collect();
+    write
+}
+
+/// The record of an agent event (`None` for the events that are not about an agent).
+pub fn agent_record(event: &MasterEvent) -> Option<Record> {
+    let (kind, agent, message) = match event {
+        MasterEvent::AgentFresh(agent) => (Kind::AgentFresh, agent, "agent connected".to_owned()),
+        MasterEvent::AgentStale(agent) => (
+            Kind::AgentStale,
+            agent,
+            format!(
+                "agent missed {} keepalives",
+                vedette_protocol::merge::MISSED_KEEPALIVES
+            ),
+        ),
+        MasterEvent::PlanHeld { agent, reason } => {
+            (Kind::PlanHeld, agent, format!("plan held: {reason}"))
+        }
+        MasterEvent::PlanReleased(agent) => {
+            (Kind::PlanReleased, agent, "plan confirmed again".to_owned())
+        }
+        MasterEvent::Check(_) | MasterEvent::ZoneSummary { .. } => return None,
+    };
+    Some(record_of(kind, agent, message))
+}
+
+/// Keyed by the time of the agent's newest keepalive, which every master sees alike.
+fn record_of(kind: Kind, agent: &AgentEvent, message: String) -> Record {
+    Record::agent(
+        kind,
+        &agent.host,
+        &agent.zone,
+        agent.seen_ms,
+        agent.seen_ms,
+        message,
+    )
+}
+
+/// The stored form of a merged check entry.
+pub fn last_state(key: CheckKey, entry: CheckEntry) -> LastState {
+    LastState {
+        key,
+        zone: entry.zone,
+        state: entry.state,
+        hard: entry.hard,
+        last_hard: entry.last_hard,
+        output: entry.output,
+        at_ms: entry.at_ms,
+        since_ms: entry.since_ms,
+        writer: entry.writer.0,
+        writer_sequence: entry.writer.1,
+    }
+}
+
+/// The merged form of a stored last state, marked as restored. Its writer is left blank, so
+/// the next report replaces it by time alone (the merge's rule for another writer): an agent
+/// whose spool was wiped meanwhile starts its sequences again from 1.
+pub fn restored_entry(last: LastState) -> (CheckKey, CheckEntry) {
+    (
+        last.key,
+        CheckEntry {
+            zone: last.zone,
+            state: last.state,
+            hard: last.hard,
+            output: last.output,
+            at_ms: last.at_ms,
+            since_ms: last.since_ms,
+            last_hard: last.last_hard,
+            writer: (String::new(), 0),
+            restored: true,
+        },
+    )
+}
+
+#[cfg(test)]
+#[path = "recorder_tests.rs"]
+mod tests;
