@@ -93,9 +93,9 @@ pub async fn run(config: Config) -> Result<()> {
         let access = if config.insecure_no_auth {
             crate::masters::history_api::ReadAccess::Open
         } else {
-            crate::masters::history_api::ReadAccess::Kube(
-                Box::new(crate::masters::history_api::KubeAccess::new(client.clone())),
-            )
+            crate::masters::history_api::ReadAccess::Kube(Box::new(
+                crate::masters::history_api::KubeAccess::new(client.clone()),
+            ))
         };
         routes = std::mem::take(&mut routes).merge(crate::masters::history_api::router(Arc::new(
             crate::masters::history_api::HistoryApi {
