@@ -2,7 +2,8 @@
 # Installs the Debian packages Vedette's tests use (real Nagios plugins and peers), idempotently:
 # nothing is fetched when every package is already installed.
 set -euo pipefail
-PACKAGES=(monitoring-plugins-basic monitoring-plugins-common)
+# postgresql: the history store's PostgreSQL tests start a server of their own (initdb, pg_ctl).
+PACKAGES=(monitoring-plugins-basic monitoring-plugins-common postgresql)
 missing=()
 for p in "${PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,6 +20,7 @@ use vedette_protocol::merge::CheckKey;
 use vedette_protocol::plan::CheckId;
 
 use crate::availability::state_times;
+use crate::filter::{LAST_STATE_CHECKS, Param, RANGE_CHECKS, availability_sql, history_filter};
 use crate::last_state::LastState;
 use crate::query::{
     Availability, AvailabilityQuery, CheckAvailability, HistoryPage, HistoryQuery, MAX_PAGE,
@@ -184,54 +185,11 @@ fn stored(row: (i64, String, Record)) -> Result<StoredRecord, Error> {
     Ok(StoredRecord { id, record })
 }
 
-/// The `WHERE` clause and parameters of `query`.
-fn history_filter(query: &HistoryQuery) -> (String, Vec<Value>) {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
-    let mut equal = |column: &str, value: &Option<String>, values: &mut Vec<Value>| {
-        if let Some(value) = value {
-            clauses.push(format!("{column} = ?"));
-            values.push(Value::Text(value.clone()));
-        }
-    };
-    equal("namespace", &query.namespace, &mut values);
-    equal("zone", &query.zone, &mut values);
-    equal("host", &query.host, &mut values);
-    equal("rule_set", &query.rule_set, &mut values);
-    equal("check_name", &query.check, &mut values);
-    if let Some(allowed) = &query.allowed_namespaces {
-        let marks = vec!["?"; allowed.len()].join(", ");
-        clauses.push(format!("namespace IN ({marks})"));
-        values.extend(allowed.iter().cloned().map(Value::Text));
+fn sqlite_value(param: Param) -> Value {
+    match param {
+        Param::Text(text) => Value::Text(text),
+        Param::Int(int) => Value::Integer(int),
     }
-    if let Some(state) = query.state {
-        clauses.push("state = ?".into());
-        values.push(Value::Integer(i64::from(state.exit_code())));
-    }
-    if let Some(kind) = query.kind {
-        clauses.push("kind = ?".into());
-        values.push(Value::Text(kind.name().to_owned()));
-    }
-    if let Some(from) = query.from_ms {
-        clauses.push("at_ms >= ?".into());
-        values.push(Value::Integer(from as i64));
-    }
-    if let Some(to) = query.to_ms {
-        clauses.push("at_ms < ?".into());
-        values.push(Value::Integer(to as i64));
-    }
-    if let Some(after) = query.after {
-        clauses.push("(at_ms, sequence, id) < (?, ?, ?)".into());
-        values.push(Value::Integer(after.at_ms as i64));
-        values.push(Value::Integer(after.sequence as i64));
-        values.push(Value::Integer(after.id));
-    }
-    let clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    (clause, values)
 }
 
 impl Store for SqliteStore {
@@ -325,7 +283,8 @@ impl Store for SqliteStore {
 
     fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, Error> {
         let limit = query.limit.clamp(1, MAX_PAGE);
-        let (clause, mut values) = history_filter(query);
+        let (clause, params) = history_filter(query);
+        let mut values: Vec<Value> = params.into_iter().map(sqlite_value).collect();
         values.push(Value::Integer(limit as i64 + 1));
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM records {clause} \
@@ -348,17 +307,9 @@ impl Store for SqliteStore {
     fn availability(&self, query: &AvailabilityQuery) -> Result<Availability, Error> {
         let connection = self.reader();
         let checks = availability_checks(&connection, query)?;
-        let hard = if query.hard_only { "AND hard = 1" } else { "" };
-        let mut before = connection.prepare_cached(&format!(
-            "SELECT state FROM records WHERE namespace = ? AND rule_set = ? AND check_name = ? \
-             AND host = ? AND at_ms < ? AND kind = 'state_change' {hard} \
-             ORDER BY at_ms DESC, sequence DESC LIMIT 1"
-        ))?;
-        let mut within = connection.prepare_cached(&format!(
-            "SELECT at_ms, state FROM records WHERE namespace = ? AND rule_set = ? \
-             AND check_name = ? AND host = ? AND at_ms >= ? AND at_ms < ? \
-             AND kind = 'state_change' {hard} ORDER BY at_ms, sequence"
-        ))?;
+        let (before_sql, within_sql) = availability_sql(query.hard_only);
+        let mut before = connection.prepare_cached(&before_sql)?;
+        let mut within = connection.prepare_cached(&within_sql)?;
         let mut result = Availability {
             from_ms: query.from_ms,
             to_ms: query.to_ms,
@@ -454,18 +405,13 @@ fn availability_checks(
     query: &AvailabilityQuery,
 ) -> Result<Vec<(String, String)>, Error> {
     let mut pairs = std::collections::BTreeSet::new();
-    let mut last = connection.prepare_cached(
-        "SELECT host, check_name FROM last_states WHERE namespace = ? AND rule_set = ?",
-    )?;
+    let mut last = connection.prepare_cached(LAST_STATE_CHECKS)?;
     for row in last.query_map(params![query.namespace, query.rule_set], |row| {
         Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
     })? {
         pairs.insert(row?);
     }
-    let mut seen = connection.prepare_cached(
-        "SELECT DISTINCT host, check_name FROM records WHERE namespace = ? AND rule_set = ? \
-         AND at_ms >= ? AND at_ms < ? AND kind = 'state_change'",
-    )?;
+    let mut seen = connection.prepare_cached(RANGE_CHECKS)?;
     for row in seen.query_map(
         params![
             query.namespace,

@@ -1,5 +1,7 @@
 //! The store behind one trait: what the masters write (records and last states, in one
-//! transaction) and what they ask. [`crate::sqlite::SqliteStore`] is the embedded one.
+//! transaction) and what they ask. [`crate::sqlite::SqliteStore`] is the embedded one (a file
+//! per master replica), [`crate::postgres::PostgresStore`] the shared one (both masters write
+//! one database).
 //!
 //! **Durability rule.** [`Store::write`] returns only when the write is on disk (committed
 //! with a sync); the masters acknowledge a satellite's batch only after its write returned
@@ -16,6 +18,10 @@ pub enum Error {
     /// The database failed.
     #[error("the history store failed: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The PostgreSQL server failed or cannot be reached (the message names the database,
+    /// never its password).
+    #[error("the history database failed: {0}")]
+    Postgres(String),
     /// The database file or its directory cannot be created.
     #[error("failed to create the history store's directory {0}")]
     Directory(std::path::PathBuf, #[source] std::io::Error),

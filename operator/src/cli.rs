@@ -179,6 +179,10 @@ pub struct RunArgs {
     /// keep nothing on disk: no history, and `pending` for every check after a restart.
     #[arg(long, env = "VEDETTE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep the history in this PostgreSQL database instead, shared by every replica
+    /// (`postgres://user:password@host:port/database`; the chart reads it from a Secret).
+    #[arg(long, env = "VEDETTE_HISTORY_POSTGRES_URL", hide_env_values = true)]
+    pub history_postgres_url: Option<String>,
     /// How much history is kept.
     #[command(flatten)]
     pub history: HistoryArgs,
@@ -203,6 +207,7 @@ impl RunArgs {
             event_interval_seconds: self.event_interval_seconds,
             events_per_second: self.events_per_second,
             data_dir: self.data_dir.clone(),
+            postgres_url: self.history_postgres_url.clone().filter(|u| !u.is_empty()),
             retention: self.history.retention(),
         }
     }

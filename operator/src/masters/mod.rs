@@ -70,13 +70,21 @@ pub struct History {
 impl History {
     /// The embedded store in `data_dir` (`history.db`), with its writer.
     pub fn open(data_dir: &std::path::Path) -> Result<History, vedette_history::Error> {
-        let store: Arc<dyn vedette_history::Store> = Arc::new(vedette_history::SqliteStore::open(
-            &data_dir.join(HISTORY_FILE),
-        )?);
-        Ok(History {
+        let store = vedette_history::SqliteStore::open(&data_dir.join(HISTORY_FILE))?;
+        Ok(History::over(Arc::new(store)))
+    }
+
+    /// The shared store in the PostgreSQL database `url`, with its writer.
+    pub fn open_postgres(url: &str) -> Result<History, vedette_history::Error> {
+        let store = vedette_history::PostgresStore::open(url)?;
+        Ok(History::over(Arc::new(store)))
+    }
+
+    fn over(store: Arc<dyn vedette_history::Store>) -> History {
+        History {
             writer: vedette_history::Writer::start(store.clone()),
             store,
-        })
+        }
     }
 }
 

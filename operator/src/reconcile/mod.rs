@@ -55,8 +55,10 @@ pub struct Config {
     pub event_interval_seconds: u64,
     /// At most this many Events per second.
     pub events_per_second: u32,
-    /// Where the history is kept (`None`: no history).
+    /// Where the history is kept (`None`: no history, unless `postgres_url` is set).
     pub data_dir: Option<std::path::PathBuf>,
+    /// The shared history database (both masters write it), instead of `data_dir`.
+    pub postgres_url: Option<String>,
     /// How much of it.
     pub retention: vedette_history::Retention,
 }
@@ -75,7 +77,7 @@ pub async fn run(config: Config) -> Result<()> {
     let status_stream = topology.subscribe("status", STATUS_STREAM_CAPACITY);
     let events_stream = topology.subscribe("events", crate::masters::events::MAX_PENDING);
     let bus = topology.build(metrics.clone()).map_err(Error::Topology)?;
-    let history = open_history(config.data_dir.as_deref())?;
+    let history = open_history(config.data_dir.as_deref(), config.postgres_url.as_deref())?;
     let masters = Arc::new(
         crate::masters::Masters::new(
             satellite_auth(&client, config.insecure_no_auth),
@@ -194,8 +196,16 @@ pub async fn run(config: Config) -> Result<()> {
     result
 }
 
-/// The history in `data_dir`, when there is one.
-fn open_history(data_dir: Option<&std::path::Path>) -> Result<Option<crate::masters::History>> {
+/// The history in the database `postgres_url`, else in `data_dir`, when there is one.
+fn open_history(
+    data_dir: Option<&std::path::Path>,
+    postgres_url: Option<&str>,
+) -> Result<Option<crate::masters::History>> {
+    if let Some(url) = postgres_url {
+        let history = crate::masters::History::open_postgres(url).map_err(Error::History)?;
+        tracing::info!(message = "History opened in PostgreSQL.");
+        return Ok(Some(history));
+    }
     let Some(dir) = data_dir else {
         tracing::warn!(
             message = "No --data-dir: the masters keep no history, and every check is pending after a restart."
