@@ -209,7 +209,7 @@ pub fn last_state(writer: &str, writer_sequence: u64, at_ms: u64, state: CheckSt
         state,
         hard: true,
         last_hard: state,
-        output: format!("{}", state.name()),
+        output: state.name().to_owned(),
         at_ms,
         since_ms: at_ms - 1_000,
         writer: writer.into(),
