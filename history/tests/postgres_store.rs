@@ -74,7 +74,7 @@ fn two_masters_share_one_database_and_the_older_last_state_loses() {
     write(&second, older);
     assert_eq!(
         second.last_states().unwrap(),
-        [newer.clone()],
+        std::slice::from_ref(&newer),
         "the same writer's lower sequence loses"
     );
     write(&second, by_time);
