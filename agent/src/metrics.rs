@@ -104,6 +104,9 @@ pub struct Metrics {
     pub check_last_run_timestamp_seconds: Family<CheckLabels, FloatGauge>,
     /// Runs per check.
     pub check_runs: Family<CheckLabels, Counter>,
+    /// State changes per check (the first report, soft and hard transitions), each spooled
+    /// as a state change: what the masters' history holds for the check.
+    pub check_state_changes: Family<CheckLabels, Counter>,
     /// Perfdata values.
     pub check_perfdata: Family<PerfdataLabels, FloatGauge>,
     /// Entries waiting in the spool.
@@ -159,6 +162,11 @@ impl Metrics {
             self.check_last_run_timestamp_seconds.clone(),
         );
         r.register("check_runs", "Runs of the check", self.check_runs.clone());
+        r.register(
+            "check_state_changes",
+            "State changes of the check spooled for upstream (first report, soft and hard)",
+            self.check_state_changes.clone(),
+        );
         r.register(
             "check_perfdata",
             "Performance data of the check's last run",
@@ -245,6 +253,7 @@ impl Metrics {
         self.check_duration_seconds.remove(labels);
         self.check_last_run_timestamp_seconds.remove(labels);
         self.check_runs.remove(labels);
+        self.check_state_changes.remove(labels);
         self.forget_perfdata(labels, perfdata_labels);
     }
 

@@ -7,6 +7,10 @@
 //! `cargo bench -p vedette-history --bench history_store` (set `VEDETTE_BENCH_DIR` to measure
 //! another disk; the default is the system's temporary directory).
 
+#[path = "../tests/common/postgres_server.rs"]
+#[allow(dead_code)]
+mod postgres_server;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,17 +90,10 @@ fn fill(store: &SqliteStore, total: u64) -> Duration {
     start.elapsed()
 }
 
-fn main() {
-    let base = std::env::var_os("VEDETTE_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = tempfile::tempdir_in(base).unwrap();
-    println!("history store bench, directory {}", dir.path().display());
-
-    // Sustained inserts through the writer: 8 submitters, 500 records per write (a
-    // satellite batch), each waiting for durability before the next.
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("ingest.db")).unwrap());
-    let writer = Writer::start(store.clone());
+/// 8 submitters each writing 500 records per write (a satellite batch) and waiting for its
+/// durability before the next: records/s and the write latency.
+fn writer_inserts(label: &str, store: Arc<dyn Store>) {
+    let writer = Writer::start(store);
     let per_task = 100_000u64;
     let start = Instant::now();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -108,7 +105,9 @@ fn main() {
                 let mut latencies = Vec::new();
                 for chunk in 0..per_task / 500 {
                     let first = task * per_task + chunk * 500;
-                    let records = (first..first + 500).map(|i| record(i, 8 * per_task)).collect();
+                    let records = (first..first + 500)
+                        .map(|i| record(i, 8 * per_task))
+                        .collect();
                     let began = Instant::now();
                     writer
                         .submit(Write {
@@ -129,9 +128,12 @@ fn main() {
         }
         latencies.sort();
         let elapsed = start.elapsed();
-        let commits = writer.stats().commits.load(std::sync::atomic::Ordering::Relaxed);
+        let commits = writer
+            .stats()
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed);
         println!(
-            "inserts via the writer: {:.0} records/s ({} records, 8 submitters × 500 per write, {} commits, {:.1} s); write latency p50 {:?} p99 {:?}",
+            "inserts via the writer, {label}: {:.0} records/s ({} records, 8 submitters × 500 per write, {} commits, {:.1} s); write latency p50 {:?} p99 {:?}",
             (8 * per_task) as f64 / elapsed.as_secs_f64(),
             8 * per_task,
             commits,
@@ -140,7 +142,24 @@ fn main() {
             percentile(&latencies, 0.99),
         );
     });
-    drop(writer);
+}
+
+fn main() {
+    let base = std::env::var_os("VEDETTE_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::tempdir_in(base).unwrap();
+    println!("history store bench, directory {}", dir.path().display());
+
+    // Sustained inserts through the writer, embedded and PostgreSQL side by side.
+    let sqlite: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("ingest.db")).unwrap());
+    writer_inserts("SQLite", sqlite);
+    let server = postgres_server::PostgresServer::start();
+    let postgres: Arc<dyn Store> =
+        Arc::new(vedette_history::PostgresStore::open(&server.database("bench")).unwrap());
+    writer_inserts("PostgreSQL", postgres);
+    drop(server);
 
     // A large store, filled in 20,000-record transactions.
     let total = env("VEDETTE_BENCH_RECORDS", 10_000_000);

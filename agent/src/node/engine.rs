@@ -162,6 +162,10 @@ impl Reporter {
         };
         if changed {
             debug!(message = "State changed.", check = %planned.id, state = ?transition.state, hard);
+            self.metrics
+                .check_state_changes
+                .get_or_create(&labels)
+                .inc();
             self.spool(Priority::StateChange, &Report::StateChange(report));
         } else {
             self.spool(Priority::Result, &Report::Result(report));
