@@ -7,6 +7,10 @@ pub mod fleet;
 pub mod http;
 pub mod manifests;
 pub mod operator;
+/// A real PostgreSQL server for the history's shared-store scenarios (the history crate's
+/// test helper, one file for both).
+#[path = "../../history/tests/common/postgres_server.rs"]
+pub mod postgres;
 pub mod process;
 pub mod tools;
 pub mod wait;

@@ -85,8 +85,41 @@ fn fill(store: &SqliteStore, total: u64) -> Duration {
                 ..Write::default()
             })
             .unwrap();
+        if end / 1_000_000 > next / 1_000_000 {
+            println!(
+                "  fill: {end} records after {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+        }
         next = end;
     }
+    let last_states: Vec<LastState> = (0..HOSTS * RULE_SETS * RULES)
+        .map(|check| {
+            let newest = record(
+                total.saturating_sub(1) - (total.saturating_sub(1) % (HOSTS * RULE_SETS * RULES))
+                    + check,
+                total,
+            );
+            LastState {
+                key: CheckKey::new(&newest.host, &newest.check_id().unwrap()),
+                zone: Some(newest.zone.clone()),
+                state: newest.state.unwrap(),
+                hard: true,
+                last_hard: newest.state.unwrap(),
+                output: newest.message.clone(),
+                at_ms: newest.at_ms,
+                since_ms: newest.at_ms,
+                writer: newest.source.clone(),
+                writer_sequence: newest.sequence,
+            }
+        })
+        .collect();
+    store
+        .write(&Write {
+            last_states,
+            ..Write::default()
+        })
+        .unwrap();
     start.elapsed()
 }
 

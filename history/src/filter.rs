@@ -69,10 +69,11 @@ pub fn history_filter(query: &HistoryQuery) -> (String, Vec<Param>) {
 pub const LAST_STATE_CHECKS: &str =
     "SELECT host, check_name FROM last_states WHERE namespace = ? AND rule_set = ?";
 
-/// The checks of a rule set with a state change in a range: `(namespace, rule_set, from, to)`
-/// → `(host, check)`.
+/// The checks of a rule set with a record in a range: `(namespace, rule_set, from, to)` →
+/// `(host, check)`. Read from the `records_check` index alone (no `kind`: a check with records
+/// but no state change shows as pending).
 pub const RANGE_CHECKS: &str = "SELECT DISTINCT host, check_name FROM records \
-     WHERE namespace = ? AND rule_set = ? AND at_ms >= ? AND at_ms < ? AND kind = 'state_change'";
+     WHERE namespace = ? AND rule_set = ? AND at_ms >= ? AND at_ms < ? AND check_name <> ''";
 
 /// A check's state before a time: `(namespace, rule_set, check, host, before)` → `state`; and
 /// its changes in a range, in the order they happened: `(…, from, to)` → `(at_ms, state)`.

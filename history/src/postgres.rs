@@ -60,7 +60,7 @@ CREATE TABLE records (
     detail TEXT NOT NULL
 );
 CREATE UNIQUE INDEX records_key ON records (kind, source, sequence);
-CREATE INDEX records_check ON records (namespace, rule_set, check_name, host, at_ms);
+CREATE INDEX records_check ON records (namespace, rule_set, check_name, host, at_ms, sequence);
 CREATE INDEX records_namespace ON records (namespace, at_ms);
 CREATE INDEX records_time ON records (at_ms);
 CREATE TABLE last_states (

@@ -4,7 +4,8 @@
 //! **Schema.** Versioned with `PRAGMA user_version`; [`MIGRATIONS`] run at open, each in a
 //! transaction, and a file whose version is newer than this release's is refused untouched.
 //! Records carry the columns every kind has, with indexes for the queries the API serves: a
-//! check's timeline and a rule set's availability (`records_check`), an application's history
+//! check's timeline and a rule set's availability (`records_check`, in the order the API
+//! returns them, so no query sorts), an application's history
 //! (`records_namespace`), everything by time (`records_time`), and the natural key
 //! (`records_key`, which makes a second write of a record a no-op).
 //!
@@ -49,7 +50,7 @@ CREATE TABLE records (
     detail TEXT NOT NULL
 );
 CREATE UNIQUE INDEX records_key ON records (kind, source, sequence);
-CREATE INDEX records_check ON records (namespace, rule_set, check_name, host, at_ms);
+CREATE INDEX records_check ON records (namespace, rule_set, check_name, host, at_ms, sequence);
 CREATE INDEX records_namespace ON records (namespace, at_ms);
 CREATE INDEX records_time ON records (at_ms);
 CREATE TABLE last_states (

@@ -2,7 +2,9 @@
 //! changes go through `Masters::receive` (merge, history write, acknowledgement) in process,
 //! from 1 and from 4 concurrent satellites, without and with the embedded store; prints
 //! batches/s, records/s and the acknowledgement latency (p50, p99) of each. The extra p99 the
-//! store adds is the difference. Prints numbers; asserts nothing.
+//! store adds is the difference. Then a master's start over a history holding 100,000 checks'
+//! last states: opening the store, reading them and restoring them into the merge, after which
+//! it serves. Prints numbers; asserts nothing.
 //!
 //! `cargo bench -p vedette-operator --bench masters_ingest` (`VEDETTE_BENCH_DIR` for the disk).
 
@@ -120,6 +122,66 @@ async fn run(label: &str, history: Option<History>, satellites: usize) {
     drain.abort();
 }
 
+/// Writes 100,000 checks' last states through a master, then times a new master's start on
+/// the same directory until its state holds them all.
+async fn start_with_last_states(base: &std::path::Path) {
+    let dir = tempfile::tempdir_in(base).unwrap();
+    {
+        let history = History::open(dir.path()).unwrap();
+        let last_states: Vec<vedette_history::LastState> = (0..100_000u64)
+            .map(|i| vedette_history::LastState {
+                key: vedette_protocol::merge::CheckKey::new(
+                    &format!("node-{:05}", i % 10_000),
+                    &CheckId {
+                        namespace: format!("app-{}", i % 10),
+                        rule_set: "web".into(),
+                        rule: format!("check-{}", i / 10_000),
+                    },
+                ),
+                zone: Some("zone-a".into()),
+                state: CheckState::Ok,
+                hard: true,
+                last_hard: CheckState::Ok,
+                output: "TCP OK - 0.001 second response time".into(),
+                at_ms: 1_800_000_000_000,
+                since_ms: 1_799_000_000_000,
+                writer: format!("node-{:05}", i % 10_000),
+                writer_sequence: i,
+            })
+            .collect();
+        history
+            .writer
+            .submit(vedette_history::Write {
+                last_states,
+                ..Default::default()
+            })
+            .durable()
+            .await
+            .unwrap();
+    }
+    let metrics = Arc::new(vedette_operator::metrics::Metrics::new(
+        &mut prometheus_client::registry::Registry::default(),
+    ));
+    let mut topology = BusBuilder::default();
+    let _events = topology.subscribe("bench", 16);
+    let bus = topology.build(metrics.clone()).unwrap();
+    let began = Instant::now();
+    let history = History::open(dir.path()).unwrap();
+    let masters = Masters::new(
+        vedette_satellite::auth::Auth::Disabled,
+        "",
+        bus,
+        metrics,
+        Some(history),
+    )
+    .unwrap();
+    let restored = masters.state().checks().len();
+    println!(
+        "master start over 100,000 last states: {restored} restored and serving after {:?}",
+        began.elapsed()
+    );
+}
+
 fn main() {
     let base = std::env::var_os("VEDETTE_BENCH_DIR")
         .map(std::path::PathBuf::from)
@@ -133,6 +195,7 @@ fn main() {
         "masters ingest: batches of {PER_BATCH} state changes, {BATCHES_PER_SATELLITE} per satellite, in process"
     );
     runtime.block_on(async {
+        start_with_last_states(&base).await;
         for satellites in [1, 4] {
             run("history off", None, satellites).await;
             let dir = tempfile::tempdir_in(&base).unwrap();

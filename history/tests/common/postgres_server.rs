@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A running server and its directory.
 pub struct PostgresServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
