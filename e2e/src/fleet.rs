@@ -222,6 +222,16 @@ pub struct NodeAgent {
 impl NodeAgent {
     /// Starts the agent of machine `host` sending to `upstreams` (primary first).
     pub fn start(plane: &ControlPlane, host: &str, upstreams: &[String]) -> anyhow::Result<Self> {
+        Self::start_with(plane, host, upstreams, &[])
+    }
+
+    /// Starts it with `extra` flags of `vedette-agent node` (e.g. `--replay-per-second`).
+    pub fn start_with(
+        plane: &ControlPlane,
+        host: &str,
+        upstreams: &[String],
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let dir = plane.dir().join(format!("agent-{host}"));
         std::fs::create_dir_all(&dir)?;
@@ -245,6 +255,7 @@ impl NodeAgent {
         for upstream in upstreams {
             command.args(["--upstream", upstream]);
         }
+        command.args(extra);
         let log = plane.dir().join(format!("agent-{host}.log"));
         Ok(Self {
             process: Managed::spawn(&format!("agent {host}"), command, &log)?,

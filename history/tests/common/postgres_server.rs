@@ -147,36 +147,17 @@ impl PostgresServer {
 
     /// A fresh database `name`, and its connection string.
     pub fn database(&self, name: &str) -> String {
-        let status = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "vedette",
-                "-d",
-                "postgres",
-                "-qc",
-            ])
+        let psql = self.bin.join("psql");
+        let psql = if psql.exists() {
+            psql
+        } else {
+            PathBuf::from("psql")
+        };
+        let status = Command::new(psql)
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "vedette", "-d", "postgres", "-qc"])
             .arg(format!("CREATE DATABASE {name}"))
             .status()
-            .or_else(|_| {
-                Command::new("psql")
-                    .args([
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        &self.port.to_string(),
-                        "-U",
-                        "vedette",
-                        "-d",
-                        "postgres",
-                        "-qc",
-                    ])
-                    .arg(format!("CREATE DATABASE {name}"))
-                    .status()
-            })
             .expect("psql");
         assert!(status.success(), "create database {name}");
         format!("postgres://vedette@127.0.0.1:{}/{name}", self.port)
