@@ -91,8 +91,6 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PostgresStore {
     pool: PgPool,
     runtime: Option<tokio::runtime::Runtime>,
-    /// The connection string without its password, for messages.
-    display: String,
 }
 
 impl PostgresStore {
@@ -112,18 +110,18 @@ impl PostgresStore {
             .max_connections(4)
             .acquire_timeout(TIMEOUT)
             .connect_with(options);
+        let failed = format!("failed to connect to {display}");
         let pool = on(&runtime, async move {
             connect
                 .await
-                .map_err(|e| Error::Postgres(format!("failed to connect to {display}: {e}")))
+                .map_err(|e| Error::Postgres(format!("{failed}: {e}")))
         })?;
         let store = PostgresStore {
             pool,
             runtime: Some(runtime),
-            display: without_password(url),
         };
         store.run({
-            let (pool, display) = (store.pool.clone(), store.display.clone());
+            let pool = store.pool.clone();
             async move { migrate(&pool, &display).await }
         })?;
         Ok(store)

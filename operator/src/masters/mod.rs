@@ -131,11 +131,6 @@ impl Masters {
         })
     }
 
-    /// The history, when the masters keep one.
-    pub fn history(&self) -> Option<&History> {
-        self.history.as_ref()
-    }
-
     /// The state, locked.
     pub fn state(&self) -> MutexGuard<'_, MasterState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
