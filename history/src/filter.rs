@@ -1,6 +1,7 @@
 //! The one home of what a [`HistoryQuery`] selects, as SQL both stores run: a `WHERE` clause
-//! with `?` placeholders and its parameters, in order. (PostgreSQL numbers the placeholders;
-//! [`numbered`] does that.)
+//! with `?` placeholders and its parameters, in order, over `records r JOIN series s` (see
+//! [`crate::series`]; [`RECORDS_FROM`]). (PostgreSQL numbers the placeholders; [`numbered`]
+//! does that.)
 
 use crate::query::HistoryQuery;
 
@@ -18,11 +19,11 @@ pub fn history_filter(query: &HistoryQuery) -> (String, Vec<Param>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut params: Vec<Param> = Vec::new();
     let text_fields = [
-        ("namespace", &query.namespace),
-        ("zone", &query.zone),
-        ("host", &query.host),
-        ("rule_set", &query.rule_set),
-        ("check_name", &query.check),
+        ("r.namespace", &query.namespace),
+        ("r.zone", &query.zone),
+        ("s.host", &query.host),
+        ("s.rule_set", &query.rule_set),
+        ("s.check_name", &query.check),
     ];
     for (column, value) in text_fields {
         if let Some(value) = value {
@@ -32,27 +33,27 @@ pub fn history_filter(query: &HistoryQuery) -> (String, Vec<Param>) {
     }
     if let Some(allowed) = &query.allowed_namespaces {
         let marks = vec!["?"; allowed.len()].join(", ");
-        clauses.push(format!("namespace IN ({marks})"));
+        clauses.push(format!("r.namespace IN ({marks})"));
         params.extend(allowed.iter().cloned().map(Param::Text));
     }
     if let Some(state) = query.state {
-        clauses.push("state = ?".into());
+        clauses.push("r.state = ?".into());
         params.push(Param::Int(i64::from(state.exit_code())));
     }
     if let Some(kind) = query.kind {
-        clauses.push("kind = ?".into());
+        clauses.push("r.kind = ?".into());
         params.push(Param::Text(kind.name().to_owned()));
     }
     if let Some(from) = query.from_ms {
-        clauses.push("at_ms >= ?".into());
+        clauses.push("r.at_ms >= ?".into());
         params.push(Param::Int(from as i64));
     }
     if let Some(to) = query.to_ms {
-        clauses.push("at_ms < ?".into());
+        clauses.push("r.at_ms < ?".into());
         params.push(Param::Int(to as i64));
     }
     if let Some(after) = query.after {
-        clauses.push("(at_ms, sequence, id) < (?, ?, ?)".into());
+        clauses.push("(r.at_ms, r.sequence, r.id) < (?, ?, ?)".into());
         params.push(Param::Int(after.at_ms as i64));
         params.push(Param::Int(after.sequence as i64));
         params.push(Param::Int(after.id));
@@ -65,23 +66,34 @@ pub fn history_filter(query: &HistoryQuery) -> (String, Vec<Param>) {
     (clause, params)
 }
 
+/// The columns of a stored record, in the order both stores read them.
+pub const RECORD_COLUMNS: &str = "r.id, r.kind, r.at_ms, r.source, r.sequence, r.namespace, \
+     r.zone, s.host, s.rule_set, s.check_name, r.state, r.previous, r.hard, r.message, r.detail";
+
+/// What [`history_filter`]'s clause selects from.
+pub const RECORDS_FROM: &str = "records r JOIN series s ON s.id = r.series";
+
+/// The page order: newest first, then the source's order, then the store's.
+pub const NEWEST_FIRST: &str = "ORDER BY r.at_ms DESC, r.sequence DESC, r.id DESC";
+
 /// The checks of a rule set that have a last state: `(namespace, rule_set)` → `(host, check)`.
 pub const LAST_STATE_CHECKS: &str =
     "SELECT host, check_name FROM last_states WHERE namespace = ? AND rule_set = ?";
 
 /// The checks of a rule set with a record in a range: `(namespace, rule_set, from, to)` →
-/// `(host, check)`. Read from the `records_check` index alone (no `kind`: a check with records
-/// but no state change shows as pending).
-pub const RANGE_CHECKS: &str = "SELECT DISTINCT host, check_name FROM records \
-     WHERE namespace = ? AND rule_set = ? AND at_ms >= ? AND at_ms < ? AND check_name <> ''";
+/// `(host, check)`. Read from the series and the `records_series` index alone (no `kind`: a
+/// check with records but no state change shows as pending).
+pub const RANGE_CHECKS: &str = "SELECT s.host, s.check_name FROM series s \
+     WHERE s.namespace = ? AND s.rule_set = ? AND s.check_name <> '' AND EXISTS \
+     (SELECT 1 FROM records r WHERE r.series = s.id AND r.at_ms >= ? AND r.at_ms < ?)";
 
 /// A check's state before a time: `(namespace, rule_set, check, host, before)` → `state`; and
 /// its changes in a range, in the order they happened: `(…, from, to)` → `(at_ms, state)`.
 /// With `hard_only`, only hard states count.
 pub fn availability_sql(hard_only: bool) -> (String, String) {
     let hard = if hard_only { " AND hard = 1" } else { "" };
-    let check = "namespace = ? AND rule_set = ? AND check_name = ? AND host = ? \
-                 AND kind = 'state_change'";
+    let check = "series = (SELECT id FROM series WHERE namespace = ? AND rule_set = ? \
+                 AND check_name = ? AND host = ?) AND kind = 'state_change'";
     (
         format!(
             "SELECT state FROM records WHERE {check} AND at_ms < ?{hard} \
@@ -123,7 +135,7 @@ mod tests {
         });
         assert_eq!(
             clause,
-            "WHERE namespace = ? AND namespace IN (?, ?) AND at_ms >= ?"
+            "WHERE r.namespace = ? AND r.namespace IN (?, ?) AND r.at_ms >= ?"
         );
         assert_eq!(
             params,

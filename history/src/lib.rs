@@ -6,6 +6,7 @@
 //! | [`last_state`] | a check's last known state |
 //! | [`query`] | filters, pages and cursors, availability questions and answers |
 //! | [`availability`] | time per state over a range (pure) |
+//! | [`series`] | what records are about, interned as a number |
 //! | [`filter`] | what a history query selects, as SQL for both stores |
 //! | [`store`] | the store's trait, its durability rule, retention settings |
 //! | [`sqlite`] | the embedded store (one SQLite file per master replica) |
@@ -20,6 +21,7 @@ pub mod postgres;
 pub mod query;
 pub mod record;
 pub mod retention;
+pub mod series;
 pub mod sqlite;
 pub mod store;
 pub mod writer;

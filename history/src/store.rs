@@ -115,4 +115,9 @@ pub trait Store: Send + Sync + 'static {
     fn count(&self) -> Result<u64, Error>;
     /// Bytes the store uses.
     fn used_bytes(&self) -> Result<u64, Error>;
+    /// How many writes may commit at once. Only a store whose writes commute may say more than
+    /// one: records by their natural key, last states by a newer-wins rule inside the store.
+    fn concurrent_writes(&self) -> usize {
+        1
+    }
 }

@@ -86,6 +86,25 @@ fn two_masters_share_one_database_and_the_older_last_state_loses() {
 }
 
 #[test]
+fn a_version_1_database_is_migrated_keeping_every_record() {
+    let server = PostgresServer::start();
+    let url = server.database("version1");
+    let sql = format!(
+        "BEGIN; {} {VERSION_1_ROWS}; \
+         CREATE TABLE vedette_schema (version BIGINT NOT NULL); \
+         INSERT INTO vedette_schema VALUES (1); COMMIT;",
+        vedette_history::postgres::MIGRATIONS[0]
+    );
+    let status = std::process::Command::new("psql")
+        .args([&url, "-q", "-v", "ON_ERROR_STOP=1", "-c", &sql])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = PostgresStore::open(&url).unwrap();
+    a_version_1_store_reads_back_after_migration(&store);
+}
+
+#[test]
 fn a_newer_schema_is_refused_and_a_bad_url_is_named_without_its_password() {
     let server = PostgresServer::start();
     let url = server.database("future");
@@ -97,7 +116,10 @@ fn a_newer_schema_is_refused_and_a_bad_url_is_named_without_its_password() {
     assert!(status.success());
     let message = PostgresStore::open(&url).err().unwrap().to_string();
     assert!(
-        message.contains("schema version 99, newer than the 1"),
+        message.contains(&format!(
+            "schema version 99, newer than the {}",
+            vedette_history::postgres::MIGRATIONS.len()
+        )),
         "{message}"
     );
     let unreachable = "postgres://vedette:s3cret@127.0.0.1:1/none";

@@ -78,13 +78,32 @@ fn last_states_survive_reopening_and_a_newer_schema_is_refused_untouched() {
         .expect("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("schema version 99, newer than the 1"),
+        message.contains(&format!(
+            "schema version 99, newer than the {}",
+            vedette_history::sqlite::MIGRATIONS.len()
+        )),
         "{message}"
     );
     assert!(
         std::fs::read(&path).unwrap() == before,
         "the file is not changed"
     );
+}
+
+#[test]
+fn a_version_1_file_is_migrated_keeping_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vedette.db");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(vedette_history::sqlite::MIGRATIONS[0])
+            .unwrap();
+        connection.execute_batch(VERSION_1_ROWS).unwrap();
+        connection.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    a_version_1_store_reads_back_after_migration(&store);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

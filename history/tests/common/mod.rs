@@ -273,3 +273,77 @@ pub fn retention_removes_old_records_in_batches_then_the_oldest_past_the_size_li
         600_000
     );
 }
+
+/// A version-1 store's rows (before series): two checks of one host and an agent record, as
+/// SQL both stores run after their version-1 migration.
+pub const VERSION_1_ROWS: &str = "INSERT INTO records (kind, at_ms, source, sequence, namespace, \
+     zone, host, rule_set, check_name, state, previous, hard, message, detail) VALUES \
+     ('state_change', 1000, 'n1', 1, 'shop', 'z', 'n1', 'web', 'tcp', 2, 0, 1, 'tcp is CRITICAL', '{\"attempt\":1}'), \
+     ('state_change', 2000, 'n1', 2, 'shop', 'z', 'n1', 'web', 'tcp', 0, 2, 1, 'tcp is OK', '{\"attempt\":1}'), \
+     ('state_change', 1500, 'n1', 3, 'shop', 'z', 'n1', 'web', 'http', 1, 0, 1, 'http is WARNING', '{\"attempt\":1}'), \
+     ('agent_fresh', 500, 'n1', 9, '', 'z', 'n1', '', '', NULL, NULL, NULL, 'connected', 'null')";
+
+/// After the migration from version 1: every row reads back with its fields, filters and
+/// availability see them, a resent record is still a no-op and a new one follows.
+pub fn a_version_1_store_reads_back_after_migration(store: &dyn Store) {
+    let everything = all(store, HistoryQuery::default());
+    let summary: Vec<(u64, &str, &str, &str)> = everything
+        .iter()
+        .map(|r| {
+            (
+                r.at_ms,
+                r.host.as_str(),
+                r.check.as_str(),
+                r.message.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (2000, "n1", "tcp", "tcp is OK"),
+            (1500, "n1", "http", "http is WARNING"),
+            (1000, "n1", "tcp", "tcp is CRITICAL"),
+            (500, "n1", "", "connected"),
+        ]
+    );
+    assert_eq!(everything[0].detail, serde_json::json!({ "attempt": 1 }));
+    assert_eq!(everything[3].kind, Kind::AgentFresh);
+    let tcp = all(
+        store,
+        HistoryQuery {
+            namespace: Some("shop".into()),
+            rule_set: Some("web".into()),
+            check: Some("tcp".into()),
+            host: Some("n1".into()),
+            ..HistoryQuery::default()
+        },
+    );
+    assert_eq!(tcp.len(), 2);
+    let availability = store
+        .availability(&AvailabilityQuery {
+            namespace: "shop".into(),
+            rule_set: "web".into(),
+            check: Some("tcp".into()),
+            from_ms: 1000,
+            to_ms: 3000,
+            ..AvailabilityQuery::default()
+        })
+        .unwrap();
+    assert_eq!(availability.ok_share, 0.5);
+    let resent = change("n1", "tcp", 2, 2000, CheckState::Critical, CheckState::Ok);
+    let next = change("n1", "tcp", 4, 4000, CheckState::Ok, CheckState::Critical);
+    store.write(&records(vec![resent, next])).unwrap();
+    let everything = store
+        .history(&HistoryQuery {
+            limit: 100,
+            ..HistoryQuery::default()
+        })
+        .unwrap()
+        .records;
+    assert_eq!(everything.len(), 5, "the resent record is stored once");
+    assert!(
+        everything[0].id > everything[1..].iter().map(|r| r.id).max().unwrap(),
+        "a new record's id follows the migrated ones"
+    );
+}
