@@ -59,6 +59,26 @@ pub struct PerfdataLabels {
     pub uom: String,
 }
 
+/// A bound of a perfdata series (`vedette_check_perfdata_limit`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// The series.
+    #[prometheus(flatten)]
+    pub series: PerfdataLabels,
+    /// `warn_low`, `warn_high`, `crit_low`, `crit_high`, `min` or `max`.
+    pub limit: String,
+}
+
+/// Perfdata items a check's plugin wrote that were dropped (`vedette_check_perfdata_dropped`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DroppedLabels {
+    /// The check.
+    #[prometheus(flatten)]
+    pub check: CheckLabels,
+    /// `malformed` (not as the Nagios guidelines say) or `cut` (by the output cap).
+    pub reason: String,
+}
+
 /// Outcome of a send.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum SendResult {
@@ -91,6 +111,18 @@ pub struct PlanLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// The series of perfdata `label` (in `uom`) of a check.
+fn perfdata_labels(labels: &CheckLabels, label: &str, uom: &str) -> PerfdataLabels {
+    PerfdataLabels {
+        host: labels.host.clone(),
+        namespace: labels.namespace.clone(),
+        ruleset: labels.ruleset.clone(),
+        check: labels.check.clone(),
+        label: label.to_owned(),
+        uom: uom.to_owned(),
+    }
+}
+
 /// Every metric of an agent.
 #[derive(Default)]
 pub struct Metrics {
@@ -109,6 +141,10 @@ pub struct Metrics {
     pub check_state_changes: Family<CheckLabels, Counter>,
     /// Perfdata values.
     pub check_perfdata: Family<PerfdataLabels, FloatGauge>,
+    /// Bounds the plugin wrote beside its perfdata values.
+    pub check_perfdata_limit: Family<LimitLabels, FloatGauge>,
+    /// Perfdata items dropped, by reason.
+    pub check_perfdata_dropped: Family<DroppedLabels, Counter>,
     /// Entries waiting in the spool.
     pub spool_entries: Gauge,
     /// Bytes of the spool.
@@ -173,6 +209,18 @@ impl Metrics {
             self.check_perfdata.clone(),
         );
         r.register(
+            "check_perfdata_limit",
+            "Bounds the plugin wrote beside the check's performance data: its thresholds' \
+             start and end, min and max",
+            self.check_perfdata_limit.clone(),
+        );
+        r.register(
+            "check_perfdata_dropped_items",
+            "Performance data items of the check that were dropped: malformed, or cut by the \
+             output cap",
+            self.check_perfdata_dropped.clone(),
+        );
+        r.register(
             "spool_entries",
             "Entries waiting in the spool",
             self.spool_entries.clone(),
@@ -220,6 +268,72 @@ impl Metrics {
         finished_unix_seconds: f64,
         perfdata: &[(String, f64, String)],
     ) {
+        self.observe_state(labels, state, hard, duration_seconds, finished_unix_seconds);
+        for (label, value, uom) in perfdata.iter().take(MAX_PERFDATA_PER_CHECK) {
+            let series = perfdata_labels(labels, label, uom);
+            self.check_perfdata.get_or_create(&series).set(*value);
+        }
+    }
+
+    /// Records the bounds a plugin wrote beside the values of the series `observe_run` keeps
+    /// (the first [`MAX_PERFDATA_PER_CHECK`] labels), replacing the previous run's.
+    pub fn observe_limits(
+        &self,
+        labels: &CheckLabels,
+        kept: &[(String, String)],
+        limits: &[crate::runner::PerfdataLimit],
+    ) {
+        for (label, uom) in kept {
+            self.forget_limits(labels, label, uom);
+        }
+        for limit in limits {
+            if !kept
+                .iter()
+                .any(|(l, u)| *l == limit.label && *u == limit.uom)
+            {
+                continue;
+            }
+            let series = LimitLabels {
+                series: perfdata_labels(labels, &limit.label, &limit.uom),
+                limit: limit.kind.name().to_owned(),
+            };
+            self.check_perfdata_limit
+                .get_or_create(&series)
+                .set(limit.value);
+        }
+    }
+
+    /// Counts perfdata items a run dropped.
+    pub fn observe_dropped(&self, labels: &CheckLabels, dropped: crate::runner::DroppedPerfdata) {
+        for (reason, count) in [("malformed", dropped.malformed), ("cut", dropped.cut)] {
+            if count > 0 {
+                self.check_perfdata_dropped
+                    .get_or_create(&DroppedLabels {
+                        check: labels.clone(),
+                        reason: reason.to_owned(),
+                    })
+                    .inc_by(u64::from(count));
+            }
+        }
+    }
+
+    fn forget_limits(&self, labels: &CheckLabels, label: &str, uom: &str) {
+        for kind in crate::runner::LimitKind::ALL {
+            self.check_perfdata_limit.remove(&LimitLabels {
+                series: perfdata_labels(labels, label, uom),
+                limit: kind.name().to_owned(),
+            });
+        }
+    }
+
+    fn observe_state(
+        &self,
+        labels: &CheckLabels,
+        state: CheckState,
+        hard: bool,
+        duration_seconds: f64,
+        finished_unix_seconds: f64,
+    ) {
         self.check_state
             .get_or_create(labels)
             .set(state.metric_value());
@@ -233,41 +347,31 @@ impl Metrics {
             .get_or_create(labels)
             .set(finished_unix_seconds);
         self.check_runs.get_or_create(labels).inc();
-        for (label, value, uom) in perfdata.iter().take(MAX_PERFDATA_PER_CHECK) {
-            let series = PerfdataLabels {
-                host: labels.host.clone(),
-                namespace: labels.namespace.clone(),
-                ruleset: labels.ruleset.clone(),
-                check: labels.check.clone(),
-                label: label.clone(),
-                uom: uom.clone(),
-            };
-            self.check_perfdata.get_or_create(&series).set(*value);
-        }
     }
 
     /// Removes every series of a check that left the plan.
-    pub fn forget_check(&self, labels: &CheckLabels, perfdata_labels: &[(String, String)]) {
+    pub fn forget_check(&self, labels: &CheckLabels, series: &[(String, String)]) {
         self.check_state.remove(labels);
         self.check_state_hard.remove(labels);
         self.check_duration_seconds.remove(labels);
         self.check_last_run_timestamp_seconds.remove(labels);
         self.check_runs.remove(labels);
         self.check_state_changes.remove(labels);
-        self.forget_perfdata(labels, perfdata_labels);
+        for reason in ["malformed", "cut"] {
+            self.check_perfdata_dropped.remove(&DroppedLabels {
+                check: labels.clone(),
+                reason: reason.to_owned(),
+            });
+        }
+        self.forget_perfdata(labels, series);
     }
 
     /// Removes perfdata series of a check (labels its plugin or probe no longer reports).
-    pub fn forget_perfdata(&self, labels: &CheckLabels, perfdata_labels: &[(String, String)]) {
-        for (label, uom) in perfdata_labels {
-            self.check_perfdata.remove(&PerfdataLabels {
-                host: labels.host.clone(),
-                namespace: labels.namespace.clone(),
-                ruleset: labels.ruleset.clone(),
-                check: labels.check.clone(),
-                label: label.clone(),
-                uom: uom.clone(),
-            });
+    pub fn forget_perfdata(&self, labels: &CheckLabels, series: &[(String, String)]) {
+        for (label, uom) in series {
+            self.check_perfdata
+                .remove(&perfdata_labels(labels, label, uom));
+            self.forget_limits(labels, label, uom);
         }
     }
 
@@ -335,6 +439,72 @@ mod tests {
         assert!(!text.contains(r#"label="time""#), "{text}");
         assert!(text.contains("web-1"), "{text}");
         metrics.forget_check(&labels, &[("time".to_owned(), "s".to_owned())]);
+        let text = encode(&registry);
+        assert!(!text.contains("web-1"), "{text}");
+    }
+
+    #[test]
+    fn limits_and_dropped_items_show_up_and_go_with_their_series() {
+        use crate::runner::{DroppedPerfdata, LimitKind, PerfdataLimit};
+        let metrics = Metrics::default();
+        let registry = registry(&metrics);
+        let id = CheckId {
+            namespace: "shop".into(),
+            rule_set: "web".into(),
+            rule: "disk".into(),
+        };
+        let labels = CheckLabels::new(&id, "web-1");
+        let kept = [("used".to_owned(), "%".to_owned())];
+        let limit = |kind, value| PerfdataLimit {
+            label: "used".into(),
+            uom: "%".into(),
+            kind,
+            value,
+        };
+        let ignored = PerfdataLimit {
+            label: "not-kept".into(),
+            ..limit(LimitKind::Max, 1.0)
+        };
+        metrics.observe_limits(
+            &labels,
+            &kept,
+            &[
+                limit(LimitKind::WarnHigh, 80.0),
+                limit(LimitKind::Max, 100.0),
+                ignored,
+            ],
+        );
+        metrics.observe_dropped(
+            &labels,
+            DroppedPerfdata {
+                malformed: 2,
+                cut: 1,
+            },
+        );
+        metrics.observe_dropped(
+            &labels,
+            DroppedPerfdata {
+                malformed: 1,
+                cut: 0,
+            },
+        );
+        let text = encode(&registry);
+        assert!(
+            text.contains(r#"uom="%",limit="warn_high"} 80.0"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"uom="%",limit="max"} 100.0"#), "{text}");
+        assert!(!text.contains("not-kept"), "{text}");
+        assert!(
+            text.contains(r#"check="disk",reason="malformed"} 3"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"check="disk",reason="cut"} 1"#), "{text}");
+        // The next run wrote no warning threshold: its bound goes.
+        metrics.observe_limits(&labels, &kept, &[limit(LimitKind::Max, 100.0)]);
+        let text = encode(&registry);
+        assert!(!text.contains("warn_high"), "{text}");
+        metrics.forget_check(&labels, &kept);
         let text = encode(&registry);
         assert!(!text.contains("web-1"), "{text}");
     }

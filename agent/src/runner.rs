@@ -9,6 +9,7 @@ use vedette_crds::template::CheckState;
 
 use crate::condition::{self, Condition, Inputs};
 use crate::nagios::exec::{ExecRequest, PluginRunner};
+use crate::nagios::perfdata::PerfDatum;
 use crate::probe::Prober;
 use crate::state::evaluate;
 use vedette_protocol::plan::{PlanError, PlannedCheck};
@@ -73,8 +74,114 @@ pub struct Outcome {
     pub long_output: String,
     /// Performance data: label, value, unit.
     pub perfdata: Vec<(String, f64, String)>,
+    /// The limits the plugin wrote beside its values (thresholds' bounds, min, max).
+    pub limits: Vec<PerfdataLimit>,
+    /// Performance data items the plugin wrote that were dropped, and why.
+    pub dropped: DroppedPerfdata,
     /// How long the run took.
     pub duration: Duration,
+}
+
+/// One bound a plugin wrote beside a performance datum, as dashboards draw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfdataLimit {
+    /// The datum's label.
+    pub label: String,
+    /// The datum's unit.
+    pub uom: String,
+    /// Which bound.
+    pub kind: LimitKind,
+    /// Its value.
+    pub value: f64,
+}
+
+/// Which bound of a performance datum a [`PerfdataLimit`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    /// The warning range's start.
+    WarnLow,
+    /// The warning range's end.
+    WarnHigh,
+    /// The critical range's start.
+    CritLow,
+    /// The critical range's end.
+    CritHigh,
+    /// The smallest possible value.
+    Min,
+    /// The largest possible value.
+    Max,
+}
+
+impl LimitKind {
+    /// The name in the `limit` label of `vedette_check_perfdata_limit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::WarnLow => "warn_low",
+            LimitKind::WarnHigh => "warn_high",
+            LimitKind::CritLow => "crit_low",
+            LimitKind::CritHigh => "crit_high",
+            LimitKind::Min => "min",
+            LimitKind::Max => "max",
+        }
+    }
+
+    /// Every kind.
+    pub const ALL: [LimitKind; 6] = [
+        LimitKind::WarnLow,
+        LimitKind::WarnHigh,
+        LimitKind::CritLow,
+        LimitKind::CritHigh,
+        LimitKind::Min,
+        LimitKind::Max,
+    ];
+}
+
+/// Counts of performance data items dropped in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DroppedPerfdata {
+    /// Items that do not read as the Nagios guidelines say (`v=10,5`, `v=50;2:1`).
+    pub malformed: u32,
+    /// The item the output cap cut in the middle.
+    pub cut: u32,
+}
+
+/// The finite bounds of each datum: a range's start and end (`10` is 0 to 10, `10:` has no
+/// end, `~:10` no start), min and max.
+fn limits_of(perfdata: &[PerfDatum]) -> Vec<PerfdataLimit> {
+    let mut limits = Vec::new();
+    for datum in perfdata {
+        let bounds = [
+            (
+                LimitKind::WarnLow,
+                datum.warn.as_ref().and_then(|r| r.start()),
+            ),
+            (
+                LimitKind::WarnHigh,
+                datum.warn.as_ref().and_then(|r| r.end()),
+            ),
+            (
+                LimitKind::CritLow,
+                datum.crit.as_ref().and_then(|r| r.start()),
+            ),
+            (
+                LimitKind::CritHigh,
+                datum.crit.as_ref().and_then(|r| r.end()),
+            ),
+            (LimitKind::Min, datum.min),
+            (LimitKind::Max, datum.max),
+        ];
+        for (kind, value) in bounds {
+            if let Some(value) = value.filter(|v| v.is_finite()) {
+                limits.push(PerfdataLimit {
+                    label: datum.label.clone(),
+                    uom: datum.uom.as_str().to_owned(),
+                    kind,
+                    value,
+                });
+            }
+        }
+    }
+    limits
 }
 
 /// Runs checks: one shared prober (HTTP pools, counters, log cursors) and plugin runner.
@@ -121,6 +228,11 @@ impl CheckRunner {
                 output: result.output,
                 long_output: result.long_output,
                 perfdata,
+                limits: limits_of(&result.perfdata),
+                dropped: DroppedPerfdata {
+                    malformed: result.problems.len() as u32,
+                    cut: u32::from(result.perfdata_cut),
+                },
                 duration: result.duration,
             };
             let outcome = apply_thresholds(check, value, unreadable.as_deref(), outcome);
@@ -161,6 +273,8 @@ impl CheckRunner {
                 output,
                 long_output: String::new(),
                 perfdata,
+                limits: Vec::new(),
+                dropped: DroppedPerfdata::default(),
                 duration,
             },
         )
@@ -238,4 +352,33 @@ fn apply_condition(check: &CompiledCheck, value: f64, mut outcome: Outcome) -> O
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nagios::perfdata::parse_perfdata;
+
+    #[test]
+    fn limits_are_the_finite_bounds_of_thresholds_min_and_max() {
+        let perfdata = parse_perfdata("used=50%;80;~:90;0;100 free=3;10:;@1:2").items;
+        let limits = limits_of(&perfdata);
+        let limits: Vec<(&str, &str, f64)> = limits
+            .iter()
+            .map(|l| (l.label.as_str(), l.kind.name(), l.value))
+            .collect();
+        assert_eq!(
+            limits,
+            [
+                ("used", "warn_low", 0.0),
+                ("used", "warn_high", 80.0),
+                ("used", "crit_high", 90.0),
+                ("used", "min", 0.0),
+                ("used", "max", 100.0),
+                ("free", "warn_low", 10.0),
+                ("free", "crit_low", 1.0),
+                ("free", "crit_high", 2.0),
+            ]
+        );
+    }
 }

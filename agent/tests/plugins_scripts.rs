@@ -287,4 +287,34 @@ async fn huge_output_is_capped_and_marked() {
     let result = small.run(&request).await;
     assert_eq!(result.output, "OK -");
     assert_eq!(result.long_output, "[output truncated after 5 bytes]");
+    assert!(!result.perfdata_cut);
+}
+
+#[tokio::test]
+async fn a_perfdata_item_cut_by_the_cap_is_dropped_not_shortened() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = script(
+        &dir,
+        "check_big",
+        "echo 'OK - big | small=1 big=1234567890'\nexit 0",
+    );
+    let request = ExecRequest::new(plugin.to_str().unwrap(), Vec::<String>::new());
+    let cut_inside = PluginRunner {
+        max_output_bytes: "OK - big | small=1 big=12345".len(),
+        ..PluginRunner::default()
+    };
+    let result = cut_inside.run(&request).await;
+    assert!(result.truncated && result.perfdata_cut);
+    let labels: Vec<&str> = result.perfdata.iter().map(|p| p.label.as_str()).collect();
+    assert_eq!(labels, ["small"], "the cut item is dropped");
+    assert!(result.problems.is_empty(), "{:?}", result.problems);
+
+    // Cut right after the item: it is whole, and kept.
+    let cut_after = PluginRunner {
+        max_output_bytes: "OK - big | small=1 big=1234567890".len(),
+        ..PluginRunner::default()
+    };
+    let result = cut_after.run(&request).await;
+    assert!(result.truncated && !result.perfdata_cut);
+    assert_eq!(result.perfdata[1].value, Some(1_234_567_890.0));
 }

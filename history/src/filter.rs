@@ -18,8 +18,17 @@ pub enum Param {
 pub fn history_filter(query: &HistoryQuery) -> (String, Vec<Param>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut params: Vec<Param> = Vec::new();
+    // A query that names series fields reads the series first, then each one's records by
+    // `records_series`; its namespace is then a series field too, or SQLite would rather walk
+    // `records_namespace` in time order and test every record of the application.
+    let by_series = query.host.is_some() || query.rule_set.is_some() || query.check.is_some();
+    let namespace = if by_series {
+        "s.namespace"
+    } else {
+        "r.namespace"
+    };
     let text_fields = [
-        ("r.namespace", &query.namespace),
+        (namespace, &query.namespace),
         ("r.zone", &query.zone),
         ("s.host", &query.host),
         ("s.rule_set", &query.rule_set),
@@ -33,7 +42,7 @@ pub fn history_filter(query: &HistoryQuery) -> (String, Vec<Param>) {
     }
     if let Some(allowed) = &query.allowed_namespaces {
         let marks = vec!["?"; allowed.len()].join(", ");
-        clauses.push(format!("r.namespace IN ({marks})"));
+        clauses.push(format!("{namespace} IN ({marks})"));
         params.extend(allowed.iter().cloned().map(Param::Text));
     }
     if let Some(state) = query.state {
@@ -147,6 +156,16 @@ mod tests {
             ]
         );
         assert_eq!(history_filter(&HistoryQuery::default()).0, "");
+        let (clause, _) = history_filter(&HistoryQuery {
+            namespace: Some("shop".into()),
+            allowed_namespaces: Some(vec!["shop".into()]),
+            check: Some("tcp".into()),
+            ..HistoryQuery::default()
+        });
+        assert_eq!(
+            clause, "WHERE s.namespace = ? AND s.check_name = ? AND s.namespace IN (?)",
+            "a query naming series fields reads the namespace from the series"
+        );
         assert_eq!(
             numbered("a = ? AND b IN (?, ?)"),
             "a = $1 AND b IN ($2, $3)"

@@ -143,6 +143,9 @@ pub struct ExecResult {
     pub termination: Termination,
     /// Whether output was cut at the size cap.
     pub truncated: bool,
+    /// Whether the cap cut a performance data item, which was then dropped (not kept with a
+    /// shortened value).
+    pub perfdata_cut: bool,
 }
 
 /// Runs plugins with a set of plugin directories and an output cap.
@@ -169,6 +172,7 @@ struct Run {
     timed_out: bool,
     output: Vec<u8>,
     truncated: bool,
+    cut_in_word: bool,
     duration: Duration,
 }
 
@@ -212,6 +216,7 @@ impl PluginRunner {
                 duration: started.elapsed(),
                 termination: Termination::NotStarted,
                 truncated: false,
+                perfdata_cut: false,
             },
         }
     }
@@ -277,12 +282,14 @@ impl PluginRunner {
             timed_out,
             output: capture.bytes,
             truncated: capture.truncated,
+            cut_in_word: capture.cut_in_word,
             duration,
         })
     }
 
     fn result(&self, run: Run, request: &ExecRequest) -> ExecResult {
-        let mut text = String::from_utf8_lossy(&run.output).into_owned();
+        let (kept, perfdata_cut) = without_cut_word(&run);
+        let mut text = String::from_utf8_lossy(kept).into_owned();
         if run.truncated {
             text.push_str(&format!(
                 "\n[output truncated after {} bytes]",
@@ -313,7 +320,32 @@ impl PluginRunner {
             duration: run.duration,
             termination,
             truncated: run.truncated,
+            perfdata_cut,
         }
+    }
+}
+
+/// The output without the performance data item the cap cut in the middle (so that
+/// `big=1234567890` cut after `big=12345` is dropped, not read as 12345), and whether there was
+/// one. A cut word of text is kept as cut.
+fn without_cut_word(run: &Run) -> (&[u8], bool) {
+    if !run.cut_in_word {
+        return (&run.output, false);
+    }
+    let end = run
+        .output
+        .iter()
+        .rposition(u8::is_ascii_whitespace)
+        .map_or(0, |at| at + 1);
+    let kept = &run.output[..end];
+    let items = |bytes: &[u8]| {
+        let perfdata = parse_output(&String::from_utf8_lossy(bytes)).perfdata;
+        perfdata.items.len() + perfdata.problems.len()
+    };
+    if items(&run.output) > items(kept) {
+        (kept, true)
+    } else {
+        (&run.output, false)
     }
 }
 
@@ -383,6 +415,9 @@ struct Capture {
     bytes: Vec<u8>,
     max_bytes: usize,
     truncated: bool,
+    /// The cap fell inside a word: the last byte kept and the first dropped are both part of
+    /// it.
+    cut_in_word: bool,
 }
 
 impl Capture {
@@ -391,13 +426,17 @@ impl Capture {
             bytes: Vec::new(),
             max_bytes,
             truncated: false,
+            cut_in_word: false,
         }
     }
 
     fn push(&mut self, chunk: &[u8]) {
         let room = self.max_bytes.saturating_sub(self.bytes.len());
-        if chunk.len() > room {
+        if chunk.len() > room && !self.truncated {
             self.truncated = true;
+            let last_kept = chunk[..room].last().or(self.bytes.last());
+            self.cut_in_word = last_kept.is_some_and(|b| !b.is_ascii_whitespace())
+                && !chunk[room].is_ascii_whitespace();
         }
         self.bytes
             .extend_from_slice(&chunk[..chunk.len().min(room)]);

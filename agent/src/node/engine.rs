@@ -143,8 +143,11 @@ impl Reporter {
             .into_iter()
             .filter(|old| !tracked.perfdata.contains(old))
             .collect();
+        let kept = tracked.perfdata.clone();
         drop(states);
         self.metrics.forget_perfdata(&labels, &gone);
+        self.metrics.observe_limits(&labels, &kept, &outcome.limits);
+        self.metrics.observe_dropped(&labels, outcome.dropped);
         let changed = first || transition.hard_change || transition.soft_change;
         if !changed && !planned.spool_every_result {
             return;
@@ -287,6 +290,8 @@ fn finished_run(
                     output: format!("the agent failed running this check: {reason}"),
                     long_output: String::new(),
                     perfdata: Vec::new(),
+                    limits: Vec::new(),
+                    dropped: Default::default(),
                     duration: Duration::ZERO,
                 },
             ))
@@ -426,6 +431,8 @@ mod tests {
                 .iter()
                 .map(|label| ((*label).to_owned(), 1.0, "B".to_owned()))
                 .collect(),
+            limits: Vec::new(),
+            dropped: Default::default(),
             duration: Duration::ZERO,
         }
     }
@@ -487,6 +494,8 @@ mod tests {
                     output: format!("check {index}"),
                     long_output: String::new(),
                     perfdata: Vec::new(),
+                    limits: Vec::new(),
+                    dropped: Default::default(),
                     duration: Duration::ZERO,
                 }
             });
