@@ -11,7 +11,7 @@ use kube::api::DeleteParams;
 use serde_json::json;
 use vedette_crds::{CheckTemplate, MonitorZone, RuleSet};
 use vedette_e2e::operator::{self, Operator, bundle, checks_by_machine};
-use vedette_e2e::{ControlPlane, wait};
+use vedette_e2e::{ControlPlane, fleet, wait};
 
 const NAMESPACE: &str = "op-publish";
 const APP: &str = "op-publish-app";
@@ -224,6 +224,27 @@ async fn operator_publishes_bundles_and_status() -> anyhow::Result<()> {
     .await?;
     assert_eq!(condition.reason, "InvalidParameter");
     assert_eq!(condition.message, expected);
+    // The problem is also an Event on the RuleSet, sent once.
+    let event = fleet::event(&client, APP, "InvalidParameter", &expected, WAIT).await?;
+    let regarding = event.regarding.clone().unwrap_or_default();
+    assert_eq!(
+        (regarding.kind.as_deref(), regarding.name.as_deref()),
+        (Some("RuleSet"), Some("alpha-web"))
+    );
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(regarding.uid.is_some(), "the Event names the RuleSet's uid");
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(client.clone(), APP);
+    let sent = events
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("InvalidParameter"))
+        .map(|e| e.series.map_or(1, |s| s.count))
+        .sum::<i32>();
+    assert_eq!(sent, 1, "an unchanged problem is not sent again");
     let (held, _) = bundle(&client, NAMESPACE, "alpha").await?;
     assert_eq!(
         held, alpha,

@@ -163,6 +163,85 @@ mod tests {
         Range::parse(text).unwrap_or_else(|error| panic!("{error}"))
     }
 
+    /// The range cases of monitoring-plugins' own tests (lib/tests/test_utils.c), as a table:
+    /// text → (start, end, inverted), then values that alert and values that do not. One
+    /// difference is deliberate: `1:12%` is refused (a threshold has no unit here; the
+    /// plugins library silently drops the `%`).
+    #[test]
+    fn the_monitoring_plugins_range_cases() {
+        type Case = (
+            &'static str,
+            Option<f64>,
+            Option<f64>,
+            bool,
+            &'static [f64],
+            &'static [f64],
+        );
+        const BIG: f64 = 12_345_678_901_234_567_890.0;
+        let cases: [Case; 8] = [
+            ("6", Some(0.0), Some(6.0), false, &[-1.0, 6.5], &[0.0, 6.0]),
+            (
+                "-7:23",
+                Some(-7.0),
+                Some(23.0),
+                false,
+                &[-7.5, 23.5],
+                &[-7.0, 0.0, 23.0],
+            ),
+            (
+                ":5.75",
+                Some(0.0),
+                Some(5.75),
+                false,
+                &[-0.1, 5.76],
+                &[0.0, 5.75],
+            ),
+            (
+                "~:-95.99",
+                None,
+                Some(-95.99),
+                false,
+                &[-95.98],
+                &[-95.99, -1e9],
+            ),
+            ("~:0", None, Some(0.0), false, &[0.5], &[-10.0, 0.0]),
+            (
+                "@0:657.8210567",
+                Some(0.0),
+                Some(657.8210567),
+                true,
+                &[32.88, 657.8210567, 0.0],
+                &[-2.0, 700.0],
+            ),
+            ("1:1", Some(1.0), Some(1.0), false, &[0.5, 5.2], &[1.0]),
+            (
+                "12345678901234567890:",
+                Some(BIG),
+                None,
+                false,
+                &[BIG / 1.1],
+                &[BIG, BIG * 2.0],
+            ),
+        ];
+        for (text, start, end, inverted, alert, calm) in cases {
+            let r = range(text);
+            assert_eq!(
+                (r.start(), r.end(), r.is_inverted()),
+                (start, end, inverted),
+                "{text}"
+            );
+            for value in alert {
+                assert!(r.alerts(*value), "{text}: {value} alerts");
+            }
+            for value in calm {
+                assert!(!r.alerts(*value), "{text}: {value} does not alert");
+            }
+        }
+        for refused in ["2:1", "1:12%", "10,5", "", "@", "~", "1:2:3"] {
+            assert!(Range::parse(refused).is_err(), "{refused:?} is refused");
+        }
+    }
+
     #[test]
     fn bare_number_is_zero_to_n() {
         let r = range("10");

@@ -400,6 +400,88 @@ mod tests {
         parsed.items.into_iter().next().unwrap()
     }
 
+    /// Icinga 2's perfdata cases (test/icinga-perfdata.cpp) as a table, read the way Vedette
+    /// reads them: values are kept in the unit written (no scaling), threshold ranges are kept
+    /// as ranges, and an item Icinga refuses is dropped here too.
+    #[test]
+    fn the_icinga_perfdata_cases() {
+        type Expect = (&'static str, Option<f64>, &'static str);
+        let kept: [(&str, &[Expect]); 14] = [
+            ("", &[]),
+            ("test=123456", &[("test", Some(123_456.0), "")]),
+            (
+                "'hello world'=123456",
+                &[("hello world", Some(123_456.0), "")],
+            ),
+            (
+                " 'testA'=123456  'testB'=123456",
+                &[
+                    ("testA", Some(123_456.0), ""),
+                    ("testB", Some(123_456.0), ""),
+                ],
+            ),
+            (
+                "test=123456B;1000;2000;3000;4000",
+                &[("test", Some(123_456.0), "B")],
+            ),
+            (
+                "test=123456;1000:2000;0:3000;3000;4000",
+                &[("test", Some(123_456.0), "")],
+            ),
+            (
+                "testA=5;;7;1;9 testE=5;;7;;",
+                &[("testA", Some(5.0), ""), ("testE", Some(5.0), "")],
+            ),
+            ("test=1000ms;200;500", &[("test", Some(1000.0), "ms")]),
+            ("test=42c", &[("test", Some(42.0), "c")]),
+            (
+                "test=1.1e+1 t2=1.1E-1",
+                &[("test", Some(11.0), ""), ("t2", Some(0.11), "")],
+            ),
+            ("test=23.", &[("test", Some(23.0), "")]),
+            ("test=.42", &[("test", Some(0.42), "")]),
+            ("test=+1.5E-15EB", &[("test", Some(1.5e-15), "EB")]),
+            ("test=U;1;2", &[("test", None, "")]),
+        ];
+        for (text, expected) in kept {
+            let parsed = parse_perfdata(text);
+            assert_eq!(parsed.problems, vec![], "{text}");
+            let got: Vec<(&str, Option<f64>, &str)> = parsed
+                .items
+                .iter()
+                .map(|d| (d.label.as_str(), d.value, d.uom.as_str()))
+                .collect();
+            assert_eq!(got, expected.to_vec(), "{text}");
+        }
+        let full = only_item("test=1.1E-1;1.2e+1;1.3E-1;1.4e-2;1.5E2");
+        assert_eq!(full.warn.and_then(|r| r.end()), Some(12.0));
+        assert_eq!(full.crit.and_then(|r| r.end()), Some(0.13));
+        assert_eq!((full.min, full.max), (Some(0.014), Some(150.0)));
+        for dropped in [
+            "123456",
+            "test=1,23456",
+            "test=123_456",
+            "test=",
+            "test=123,456;1;1;1;1",
+            "test=1;123,456;1;1;1",
+            "test=1;1;123,456;1;1",
+            "test=1;1;1;123,456;1",
+            "test=1;1;1;1;123,456",
+            "test=inf",
+            "test=Inf",
+            "test=-inf",
+            "test=123456;10%;20%",
+        ] {
+            let parsed = parse_perfdata(dropped);
+            assert!(
+                parsed.items.is_empty(),
+                "{dropped} is dropped: {:?}",
+                parsed.items
+            );
+            assert_eq!(parsed.problems.len(), 1, "{dropped} is one problem");
+        }
+    }
+
     #[test]
     fn full_item() {
         let datum = only_item("time=0.004s;1;2:5;0;10.5");

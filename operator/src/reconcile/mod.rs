@@ -156,7 +156,7 @@ pub async fn run(config: Config) -> Result<()> {
         sources,
         owned: owned.clone(),
         publisher: publish::Publisher::new(client.clone(), settings, owned, metrics.clone()),
-        statuses: status_writer::StatusWriter::new(client),
+        statuses: status_writer::StatusWriter::new(client, config.identity.clone()),
         last_good: last_good::LastGood::default(),
         masters,
         live,

@@ -1,6 +1,8 @@
 //! Writes statuses within the API-server budget: only when the owned fields changed, and at
 //! most once per object per [`MIN_STATUS_INTERVAL`]; a change that comes sooner waits, and
-//! the reconciler comes back for it at [`StatusWriter::next_due`].
+//! the reconciler comes back for it at [`StatusWriter::next_due`]. A written status sends the
+//! Events it raises (a compile problem that appeared or changed, its end;
+//! [`crate::status::problem_events`]), at most [`EVENTS_PER_SECOND`] overall.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,9 +18,15 @@ use crate::build::common::MANAGER;
 use crate::compile::ObjectRef;
 use crate::metrics::Metrics;
 use crate::status::DesiredStatus;
+use crate::status::problem_events::{ProblemEvent, problem_events};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use vedette_agent::rate::TokenBucket;
 
 /// Shortest time between two status writes of one object.
 pub const MIN_STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// Most problem Events per second, all objects together (beyond, they are counted as dropped).
+pub const EVENTS_PER_SECOND: u32 = 5;
 
 /// What happened to one object's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,15 +44,30 @@ pub struct StatusWriter {
     client: kube::Client,
     written: HashMap<ObjectRef, (Instant, Value)>,
     next_due: Option<Instant>,
+    recorder: Recorder,
+    events: TokenBucket,
 }
 
 impl StatusWriter {
-    /// A writer using `client`.
-    pub fn new(client: kube::Client) -> Self {
+    /// A writer using `client`; its Events name `instance` as the reporting replica.
+    pub fn new(client: kube::Client, instance: String) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "vedette-operator".to_owned(),
+                instance: Some(instance),
+            },
+        );
         Self {
             client,
             written: HashMap::new(),
             next_due: None,
+            recorder,
+            events: TokenBucket::new(
+                EVENTS_PER_SECOND,
+                EVENTS_PER_SECOND * 4,
+                std::time::Instant::now(),
+            ),
         }
     }
 
@@ -92,6 +115,9 @@ impl StatusWriter {
         }
         patch_status(&self.client, &status.object, &status.status).await?;
         metrics.wrote(&status.object.kind, "status");
+        for event in problem_events(status) {
+            self.publish(status, &event, metrics).await;
+        }
         self.written.insert(
             status.object.clone(),
             (Instant::now(), status.status.clone()),
@@ -99,6 +125,50 @@ impl StatusWriter {
         Ok(Outcome::Written)
     }
 }
+
+impl StatusWriter {
+    /// Sends `event` on the object of `status`, within the overall budget; a failure is logged
+    /// and counted, never fatal (the condition says the same).
+    async fn publish(&mut self, status: &DesiredStatus, event: &ProblemEvent, metrics: &Metrics) {
+        let now = std::time::Instant::now();
+        if self.events.take_up_to(1, now) == 0 {
+            metrics.event_failed();
+            return;
+        }
+        let resource = resource(&status.object.kind);
+        let reference = ObjectReference {
+            api_version: Some(resource.api_version.clone()),
+            kind: Some(resource.kind.clone()),
+            name: Some(status.object.name.clone()),
+            namespace: (!status.object.namespace.is_empty())
+                .then(|| status.object.namespace.clone()),
+            uid: status.uid.clone(),
+            ..ObjectReference::default()
+        };
+        let note: String = event.note.chars().take(MAX_NOTE_CHARS).collect();
+        let kube_event = Event {
+            type_: if event.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: event.reason.clone(),
+            note: Some(note),
+            action: "Compile".to_owned(),
+            secondary: None,
+        };
+        match self.recorder.publish(&kube_event, &reference).await {
+            Ok(()) => metrics.wrote("Event", "create"),
+            Err(error) => {
+                tracing::warn!(message = "Failed to publish an event.", %error, reason = %event.reason);
+                metrics.event_failed();
+            }
+        }
+    }
+}
+
+/// Longest note, characters (the API allows 1 KiB).
+const MAX_NOTE_CHARS: usize = 900;
 
 fn resource(kind: &str) -> ApiResource {
     match kind {

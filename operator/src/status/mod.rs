@@ -7,6 +7,7 @@
 //! an unchanged object renders a byte-identical status and causes no write.
 
 pub mod live;
+pub mod problem_events;
 
 use serde_json::Value;
 use vedette_crds::{
@@ -21,6 +22,8 @@ use live::Live;
 pub struct DesiredStatus {
     /// The object.
     pub object: ObjectRef,
+    /// Its uid (what an Event on it names), when it has one.
+    pub uid: Option<String>,
     /// The fields the operator owns, as they go into `status`.
     pub status: Value,
     /// The object's current status (the same fields, and whatever else it has).
@@ -85,7 +88,7 @@ pub fn desired(
             agents_on_held_plan: agents.on_held_plan,
             checks: summary.checks,
         };
-        all.push(entry(object, &status, &zone.status));
+        all.push(entry(object, &zone.metadata.uid, &status, &zone.status));
     }
     for template in &current.templates {
         let object = key(&template.metadata, ObjectRef::template);
@@ -101,7 +104,12 @@ pub fn desired(
             probe: summary.probe,
             rule_sets: summary.rule_sets,
         };
-        all.push(entry(object, &status, &template.status));
+        all.push(entry(
+            object,
+            &template.metadata.uid,
+            &status,
+            &template.status,
+        ));
     }
     for rule_set in &current.rule_sets {
         let object = key(&rule_set.metadata, ObjectRef::rule_set);
@@ -125,7 +133,12 @@ pub fn desired(
             stale: results.stale,
             problems: results.problems,
         };
-        all.push(entry(object, &status, &rule_set.status));
+        all.push(entry(
+            object,
+            &rule_set.metadata.uid,
+            &status,
+            &rule_set.status,
+        ));
     }
     for process in &current.processes {
         let object = key(&process.metadata, ObjectRef::process);
@@ -139,7 +152,12 @@ pub fn desired(
             element_count: u32::try_from(process.spec.elements.len()).unwrap_or(u32::MAX),
             ..current
         };
-        all.push(entry(object, &status, &process.status));
+        all.push(entry(
+            object,
+            &process.metadata.uid,
+            &status,
+            &process.status,
+        ));
     }
     all
 }
@@ -159,9 +177,15 @@ fn keyed(object: &ObjectRef) -> String {
     format!("{}/{}", object.namespace, object.name)
 }
 
-fn entry<S: serde::Serialize>(object: ObjectRef, status: &S, current: &Option<S>) -> DesiredStatus {
+fn entry<S: serde::Serialize>(
+    object: ObjectRef,
+    uid: &Option<String>,
+    status: &S,
+    current: &Option<S>,
+) -> DesiredStatus {
     DesiredStatus {
         object,
+        uid: uid.clone(),
         status: serde_json::to_value(status).unwrap_or(Value::Null),
         current: current
             .as_ref()
@@ -329,6 +353,7 @@ mod tests {
     fn a_status_equal_in_the_owned_fields_is_unchanged() {
         let status = DesiredStatus {
             object: ObjectRef::zone("core"),
+            uid: None,
             status: json!({"machines": 2, "checks": 3}),
             current: json!({"machines": 2, "checks": 3, "agentsConnected": 5}),
         };
