@@ -35,6 +35,7 @@ pub mod recorder;
 pub mod state;
 pub mod stream;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -80,7 +81,8 @@ impl History {
         Ok(History::over(Arc::new(store)))
     }
 
-    fn over(store: Arc<dyn vedette_history::Store>) -> History {
+    /// `store` with its writer.
+    pub fn over(store: Arc<dyn vedette_history::Store>) -> History {
         History {
             writer: vedette_history::Writer::start(store.clone()),
             store,
@@ -90,6 +92,28 @@ impl History {
 
 /// The embedded store's file in the data directory.
 pub const HISTORY_FILE: &str = "history.db";
+
+/// History writes waiting past which new batches are refused (503) until the store catches up:
+/// a store that cannot write (PostgreSQL down, a full disk) would otherwise grow the masters'
+/// memory with every satellite resend. The satellites keep the refused batches spooled.
+pub const MAX_QUEUED_HISTORY_WRITES: u64 = 256;
+
+/// Why a batch was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The history's writer stopped: the batch may not be durable.
+    #[error(transparent)]
+    Stopped(#[from] vedette_history::writer::WriterStopped),
+    /// The history is behind; the batch was not applied.
+    #[error(
+        "the history store is {queued} writes behind (it cannot write, or not fast enough): the \
+         batch is refused until it catches up; the satellite keeps it spooled"
+    )]
+    Behind {
+        /// Writes waiting.
+        queued: u64,
+    },
+}
 
 /// What the handlers share.
 pub struct Masters {
@@ -141,7 +165,13 @@ impl Masters {
     pub async fn receive(
         &self,
         batch: Batch<Forwarded>,
-    ) -> Result<vedette_protocol::report::Ack, vedette_history::writer::WriterStopped> {
+    ) -> Result<vedette_protocol::report::Ack, ReceiveError> {
+        if let Some(history) = &self.history {
+            let queued = history.writer.stats().queued.load(Ordering::Relaxed);
+            if queued >= MAX_QUEUED_HISTORY_WRITES {
+                return Err(ReceiveError::Behind { queued });
+            }
+        }
         let reports = self.history.as_ref().map(|_| recorder::reports(&batch));
         let (ack, pending) = {
             // Submitted and published under the lock, so the history and the subscribers see
@@ -248,9 +278,12 @@ async fn receive(
                 masters.metrics.batch("ok");
                 axum::Json(ack).into_response()
             }
-            Err(stopped) => {
-                masters.metrics.batch("store_unavailable");
-                error(StatusCode::SERVICE_UNAVAILABLE, stopped.to_string())
+            Err(problem) => {
+                masters.metrics.batch(match problem {
+                    ReceiveError::Stopped(_) => "store_unavailable",
+                    ReceiveError::Behind { .. } => "store_behind",
+                });
+                error(StatusCode::SERVICE_UNAVAILABLE, problem.to_string())
             }
         },
         Err((status, message)) => {
