@@ -61,6 +61,16 @@ pub async fn run(args: CheckOnceConfig) -> Result<CheckState, Error> {
         problems: problems.iter().map(ToString::to_string).collect(),
     })?;
     if args.dry_run {
+        if !active.refused.is_empty() {
+            return Err(Error::Invalid {
+                path: args.plan.clone(),
+                problems: active
+                    .refused
+                    .iter()
+                    .map(|(_, reason)| reason.clone())
+                    .collect(),
+            });
+        }
         println!(
             "plan {} is valid: {} checks for host {}",
             active.hash,

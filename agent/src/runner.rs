@@ -18,12 +18,38 @@ use vedette_protocol::range::Range;
 /// A planned check with its ranges and condition compiled.
 #[derive(Debug)]
 pub struct CompiledCheck {
-    /// The check as planned.
+    /// The check as planned (for a refused check, with a safe schedule).
     pub planned: PlannedCheck,
     warning: Option<Range>,
     critical: Option<Range>,
     condition: Option<Condition>,
+    /// Why this agent refused the check; its every run is then UNKNOWN with this reason.
+    pub refusal: Option<String>,
 }
+
+/// The one definition of a check an agent runs, shared by compile (which leaves out what fails
+/// it, with a condition) and the agent (which refuses the check alone): the plan's own rules
+/// for it ([`vedette_protocol::plan::check_problems`]: a probe this release knows, a possible
+/// timing, every parameter substituted), then what compiling it needs (its ranges, condition
+/// and probe settings). `Err` carries every problem, each naming the check.
+pub fn compile_check(planned: &PlannedCheck, cycle_seconds: u32) -> Result<CompiledCheck, String> {
+    let problems = vedette_protocol::plan::check_problems(planned, cycle_seconds);
+    let compiled = if problems.is_empty() {
+        CompiledCheck::compile(planned.clone()).map_err(|problem| vec![problem])
+    } else {
+        Err(problems)
+    };
+    compiled.map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// How often a refused check reports that it is refused.
+pub const REFUSED_INTERVAL_SECONDS: u32 = 300;
 
 impl CompiledCheck {
     /// Compiles thresholds and condition; an error names the check and the field.
@@ -59,7 +85,27 @@ impl CompiledCheck {
             warning,
             critical,
             condition,
+            refusal: None,
         })
+    }
+
+    /// A check this agent cannot run, for `reason`: it is scheduled every
+    /// [`REFUSED_INTERVAL_SECONDS`] (its own timing may be what is wrong), hard at the first
+    /// run, and each run is UNKNOWN saying why.
+    pub fn refused(mut planned: PlannedCheck, reason: String) -> Self {
+        planned.interval_seconds = REFUSED_INTERVAL_SECONDS;
+        planned.retry_interval_seconds = REFUSED_INTERVAL_SECONDS;
+        planned.every_cycles = None;
+        planned.max_attempts = 1;
+        planned.timeout_seconds = 1;
+        planned.spool_every_result = false;
+        Self {
+            planned,
+            warning: None,
+            critical: None,
+            condition: None,
+            refusal: Some(reason),
+        }
     }
 }
 
@@ -199,6 +245,17 @@ impl CheckRunner {
 
     /// Runs a check once and decides its state.
     pub async fn run(&self, check: &CompiledCheck) -> Outcome {
+        if let Some(reason) = &check.refusal {
+            return Outcome {
+                state: CheckState::Unknown,
+                output: format!("check refused by this agent: {reason}"),
+                long_output: String::new(),
+                perfdata: Vec::new(),
+                limits: Vec::new(),
+                dropped: DroppedPerfdata::default(),
+                duration: Duration::ZERO,
+            };
+        }
         let planned = &check.planned;
         let timeout = Duration::from_secs(u64::from(planned.timeout_seconds));
         if let Some(exec) = &planned.check.exec {

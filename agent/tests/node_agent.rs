@@ -1,6 +1,7 @@
 //! The node agent as a real process against a real HTTP upstream: state changes decided on the
-//! agent reach the upstream and the agent's own /metrics; an invalid plan is refused while the
-//! last good one keeps running; an unreachable upstream is survived through the spool, with
+//! agent reach the upstream and the agent's own /metrics; a bad check is refused alone (UNKNOWN
+//! with the reason) and a plan that cannot be read is refused while the last good one keeps
+//! running; an unreachable upstream is survived through the spool, with
 //! failover to a standby and an in-order replay; a SIGKILLed agent resends what it spooled
 //! and comes back with the check states it had.
 
@@ -80,7 +81,7 @@ async fn a_check_turning_critical_reaches_upstream_and_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_plan_is_refused_and_the_last_good_plan_keeps_running() {
+async fn a_bad_check_is_refused_alone_and_an_unreadable_plan_keeps_the_last_good_one() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let upstream = Upstream::start().await;
@@ -93,22 +94,54 @@ async fn an_invalid_plan_is_refused_and_the_last_good_plan_keeps_running() {
     })
     .await;
 
-    let mut bad = good.clone();
-    bad.checks[0].timeout_seconds = 30; // longer than its 2 s interval
-    bad.checks[0].id.rule = "renamed".into();
-    upstream.set_plan(&bad);
+    // One bad check: refused alone, reported UNKNOWN with the reason; the plan is taken.
+    let mut with_bad_check = good.clone();
+    let mut bad = good.checks[0].clone();
+    bad.timeout_seconds = 30; // longer than its 2 s interval
+    bad.id.rule = "renamed".into();
+    with_bad_check.checks.push(bad);
+    upstream.set_plan(&with_bad_check);
+    let refused = eventually("the refused check reports UNKNOWN", WAIT, || {
+        upstream.entries().into_iter().find_map(|e| match e.report {
+            Report::StateChange(r) if r.check.rule == "renamed" => Some(r),
+            _ => None,
+        })
+    })
+    .await;
+    assert_eq!(refused.state, CheckState::Unknown);
+    assert!(refused.hard, "a refused check is hard at once");
+    assert!(
+        refused.output.contains("check refused by this agent")
+            && refused.output.contains("timeoutSeconds 30"),
+        "{}",
+        refused.output
+    );
+    let running = eventually("the plan with the refused check runs", WAIT, || {
+        last_keepalive(&upstream.entries()).filter(|k| k.plan.hash == with_bad_check.hash())
+    })
+    .await;
+    assert!(!running.plan.held, "{running:?}");
+
+    // A plan that cannot be read as a whole (two checks with one id): the last good is held.
+    let mut unreadable = with_bad_check.clone();
+    unreadable.checks.push(good.checks[0].clone());
+    upstream.set_plan(&unreadable);
     let held = eventually("keepalive says the plan is held", WAIT, || {
         last_keepalive(&upstream.entries()).filter(|k| k.plan.held)
     })
     .await;
-    assert_eq!(held.plan.hash, good.hash(), "still running the good plan");
+    assert_eq!(
+        held.plan.hash,
+        with_bad_check.hash(),
+        "still running the last good plan"
+    );
     assert!(
-        held.plan.reason.contains("timeoutSeconds 30"),
+        held.plan.reason.contains("appears twice"),
         "reason: {}",
         held.plan.reason
     );
 
-    // Still checking with the good plan: a failure is noticed.
+    // Still checking with the good checks: a failure is noticed.
     drop(listener);
     eventually("CRITICAL from the held plan", WAIT, || {
         states_of(&upstream.entries(), "listener")
@@ -117,10 +150,6 @@ async fn an_invalid_plan_is_refused_and_the_last_good_plan_keeps_running() {
             .copied()
     })
     .await;
-    assert!(
-        states_of(&upstream.entries(), "renamed").is_empty(),
-        "the invalid plan never ran"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,10 +301,28 @@ async fn a_bad_plan_file_is_refused_with_the_reason() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "the refused check is UNKNOWN"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stderr.contains("critical: range \"20:10\": start 20 is greater than end 10"),
+        stdout.contains("critical: range \"20:10\": start 20 is greater than end 10"),
+        "{stdout}"
+    );
+    let dry_run = std::process::Command::new(env!("CARGO_BIN_EXE_vedette-agent"))
+        .args(["check", "--dry-run", "--plan"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        !dry_run.status.success(),
+        "a dry run fails on a refused check"
+    );
+    let stderr = String::from_utf8_lossy(&dry_run.stderr);
+    assert!(
+        stderr.contains("start 20 is greater than end 10"),
         "{stderr}"
     );
 }

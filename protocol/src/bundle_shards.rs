@@ -283,6 +283,21 @@ struct Packed {
 /// `"checks.json":"{\"offset\":4294967295,\"items\":[]}",`.
 const SECTION_OVERHEAD: usize = 64;
 
+/// Whether `check` fits in a bundle shard on its own (the same cost and room the packing
+/// uses); compile leaves a check that does not out of the bundle, so the rest is published.
+pub fn check_fits(check: &PlannedCheck) -> Result<(), BundleError> {
+    let piece = piece(Section::Checks, to_json(check)?)?;
+    let room = SHARD_DATA_BYTES.saturating_sub(3 * SECTION_OVERHEAD + 2);
+    if piece.cost > room {
+        return Err(BundleError::TooLarge {
+            what: format!("check {}", check.id),
+            bytes: piece.cost,
+            limit: room,
+        });
+    }
+    Ok(())
+}
+
 /// Every item of the bundle in order: checks, machines by name, remote assignments.
 fn pieces(bundle: &ZoneBundle) -> Result<Vec<Piece>, BundleError> {
     let checks = bundle

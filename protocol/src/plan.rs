@@ -200,7 +200,8 @@ pub enum PlanError {
 }
 
 impl Plan {
-    /// Parses and validates a plan for `host`.
+    /// Parses a plan for `host`, refusing it only when it cannot be read as a whole (see
+    /// [`Plan::whole_plan_problems`]; a check with a problem is the agent's to refuse alone).
     pub fn from_json(bytes: &[u8], host: &str) -> Result<Self, Vec<PlanError>> {
         let plan: Plan =
             serde_json::from_slice(bytes).map_err(|e| vec![PlanError::Parse(e.to_string())])?;
@@ -210,30 +211,20 @@ impl Plan {
                 expected: host.to_owned(),
             }]);
         }
-        plan.validate()?;
+        let problems = plan.whole_plan_problems();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(plan)
     }
 
-    /// Every problem that makes this plan unusable; none means it can replace the current one.
+    /// Every problem of the plan: what compile must never publish. An agent refuses the whole
+    /// plan only for [`Plan::whole_plan_problems`] and a check alone for
+    /// [`Plan::check_problems`].
     pub fn validate(&self) -> Result<(), Vec<PlanError>> {
-        let mut problems = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
+        let mut problems = self.whole_plan_problems();
         for check in &self.checks {
-            let id = check.id.to_string();
-            if !seen.insert(id.clone()) {
-                problems.push(PlanError::DuplicateCheck(id.clone()));
-            }
-            if check.check.probe_kind().is_none() {
-                problems.push(PlanError::Probe(id.clone()));
-            }
-            problems.extend(timing_problems(check, self.settings.cycle_seconds));
-            if let Some(field) = unresolved_parameter(check) {
-                problems.push(PlanError::Unresolved {
-                    id,
-                    field: field.0,
-                    value: field.1,
-                });
-            }
+            problems.extend(self.check_problems(check));
         }
         if problems.is_empty() {
             Ok(())
@@ -242,6 +233,45 @@ impl Plan {
         }
     }
 
+    /// What makes the plan unreadable as a whole: two checks with one id (whose results could
+    /// not be told apart).
+    pub fn whole_plan_problems(&self) -> Vec<PlanError> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.checks
+            .iter()
+            .map(|check| check.id.to_string())
+            .filter(|id| !seen.insert(id.clone()))
+            .map(PlanError::DuplicateCheck)
+            .collect()
+    }
+
+    /// What stops `check` alone from running: no probe this release knows (a newer plan
+    /// format), an impossible timing, a parameter never substituted.
+    pub fn check_problems(&self, check: &PlannedCheck) -> Vec<PlanError> {
+        check_problems(check, self.settings.cycle_seconds)
+    }
+}
+
+/// What stops `check` alone from running in a zone whose cycles last `cycle_seconds`; see
+/// [`Plan::check_problems`].
+pub fn check_problems(check: &PlannedCheck, cycle_seconds: u32) -> Vec<PlanError> {
+    let id = check.id.to_string();
+    let mut problems = Vec::new();
+    if check.check.probe_kind().is_none() {
+        problems.push(PlanError::Probe(id.clone()));
+    }
+    problems.extend(timing_problems(check, cycle_seconds));
+    if let Some(field) = unresolved_parameter(check) {
+        problems.push(PlanError::Unresolved {
+            id,
+            field: field.0,
+            value: field.1,
+        });
+    }
+    problems
+}
+
+impl Plan {
     /// A stable hash of the plan's content (hex SHA-256 of its JSON), used as its ETag.
     pub fn hash(&self) -> String {
         content_hash(self)

@@ -327,6 +327,10 @@ async fn run_plan(
         if let Some(cycle) = cycle {
             return cycle.next_due_ms(0, offset);
         }
+        if c.refusal.is_some() {
+            // Say at once why it does not run.
+            return 0;
+        }
         let interval_ms = u64::from(c.planned.interval_seconds) * 1000;
         jitter_ms(host, &c.planned.id.to_string(), interval_ms.min(60_000))
     }));

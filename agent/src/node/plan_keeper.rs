@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::runner::CompiledCheck;
+use crate::runner::{CompiledCheck, compile_check};
 use crate::transport::{PlanFetch, Transport};
 use vedette_protocol::plan::{Plan, PlanError};
 use vedette_protocol::report::PlanState;
@@ -21,35 +21,49 @@ pub type PlanReceiver = watch::Receiver<Option<Arc<ActivePlan>>>;
 /// The plan status, shared with keepalives and metrics.
 pub type SharedPlanStatus = Arc<Mutex<PlanStatus>>;
 
-/// A validated plan with its checks compiled.
+/// A plan with its checks compiled. A check the agent cannot run (a probe this build lacks,
+/// an impossible timing, a range or condition that does not compile) is refused alone: it
+/// stays in `checks` as a [`CompiledCheck::refused`], whose every run is UNKNOWN with the
+/// reason, so upstream and the RuleSet's status see why; every other check runs.
 #[derive(Debug)]
 pub struct ActivePlan {
     /// The plan.
     pub plan: Plan,
-    /// Its checks, compiled, in plan order.
+    /// Its checks, compiled (or refused), in plan order.
     pub checks: Vec<Arc<CompiledCheck>>,
+    /// The checks refused, with why.
+    pub refused: Vec<(String, String)>,
     /// Its content hash.
     pub hash: String,
 }
 
 impl ActivePlan {
-    /// Validates and compiles a plan; every problem is returned.
+    /// Compiles a plan; only a plan that cannot be read as a whole (two checks with one id) is
+    /// an error.
     pub fn new(plan: Plan) -> Result<Self, Vec<PlanError>> {
-        plan.validate()?;
+        let whole = plan.whole_plan_problems();
+        if !whole.is_empty() {
+            return Err(whole);
+        }
         let hash = plan.hash();
         let mut checks = Vec::with_capacity(plan.checks.len());
-        let mut problems = Vec::new();
+        let mut refused = Vec::new();
         for check in &plan.checks {
-            match CompiledCheck::compile(check.clone()) {
+            match compile_check(check, plan.settings.cycle_seconds) {
                 Ok(compiled) => checks.push(Arc::new(compiled)),
-                Err(problem) => problems.push(problem),
+                Err(reason) => {
+                    warn!(message = "Refusing a check of the plan; the others run.", check = %check.id, %reason);
+                    refused.push((check.id.to_string(), reason.clone()));
+                    checks.push(Arc::new(CompiledCheck::refused(check.clone(), reason)));
+                }
             }
         }
-        if problems.is_empty() {
-            Ok(Self { plan, checks, hash })
-        } else {
-            Err(problems)
-        }
+        Ok(Self {
+            plan,
+            checks,
+            refused,
+            hash,
+        })
     }
 }
 

@@ -1,7 +1,9 @@
 //! Zone bundles: every distinct check a zone needs, sorted by id, and for each machine of the
 //! zone the ascending indices of the checks it runs; remote checks with one assignment per
-//! target. Checks on cycles get the zone's period here; one whose timeout does not fit it is
-//! left out of this zone, with an error on its rule set (or on the zone, for a remote check).
+//! target. Checks on cycles get the zone's period here; one whose timeout does not fit it, one
+//! an agent would refuse, or one too large for a bundle shard is left out of this zone, with an
+//! error on its rule set (or on the zone, for a remote check; a check too large also warns on
+//! the zone), so the rest of the zone's bundle is still published and its counts are true.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -13,6 +15,30 @@ use super::cycles;
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};
 use super::rules::CompiledRuleSet;
 use super::zones::Remote;
+
+/// A host name that stands for every machine while a check with `$host$` is judged.
+const ANY_HOST: &str = "host.example";
+
+/// `check` as this zone runs it (its period, on cycles), if an agent runs it; else why not.
+/// The agent's own definition decides ([`vedette_agent::runner::compile_check`]), so compile
+/// never publishes a check an agent refuses.
+fn placed(
+    check: &PlannedCheck,
+    cycle_seconds: u32,
+) -> Result<Cow<'_, PlannedCheck>, (Reason, String)> {
+    let in_zone = cycles::in_zone(check, cycle_seconds)
+        .map_err(|problem| (Reason::InvalidTiming, problem))?;
+    let on_a_machine = vedette_protocol::plan::with_host(&in_zone, ANY_HOST);
+    if let Err(reason) = vedette_agent::runner::compile_check(&on_a_machine, cycle_seconds) {
+        return Err((
+            Reason::Unrunnable,
+            format!("agents would refuse it: {reason}"),
+        ));
+    }
+    vedette_protocol::bundle_shards::check_fits(&in_zone)
+        .map_err(|problem| (Reason::TooLarge, problem.to_string()))?;
+    Ok(in_zone)
+}
 
 /// The bundle of one zone.
 pub fn assemble(
@@ -32,22 +58,31 @@ pub fn assemble(
     let mut by_id: BTreeMap<&CheckId, Cow<'_, PlannedCheck>> = BTreeMap::new();
     for (rule_set, _) in &reaching {
         for check in &rule_set.checks {
-            match cycles::in_zone(check, cycle_seconds) {
+            match placed(check, cycle_seconds) {
                 Ok(in_zone) => drop(by_id.insert(&check.id, in_zone)),
-                Err(problem) => diagnostics.error(
-                    &ObjectRef::rule_set(rule_set.namespace, rule_set.name),
-                    Reason::InvalidTiming,
-                    format!("rule {} in zone {zone}: {problem}", check.id.rule),
-                ),
+                Err((reason, problem)) => {
+                    if reason == Reason::TooLarge {
+                        diagnostics.warning(
+                            &ObjectRef::zone(zone),
+                            reason,
+                            format!("check {} is left out: {problem}", check.id),
+                        );
+                    }
+                    diagnostics.error(
+                        &ObjectRef::rule_set(rule_set.namespace, rule_set.name),
+                        reason,
+                        format!("rule {} in zone {zone}: {problem}", check.id.rule),
+                    );
+                }
             }
         }
     }
     for remote in remote {
-        match cycles::in_zone(&remote.check, cycle_seconds) {
+        match placed(&remote.check, cycle_seconds) {
             Ok(in_zone) => drop(by_id.insert(&remote.check.id, in_zone)),
-            Err(problem) => diagnostics.error(
+            Err((reason, problem)) => diagnostics.error(
                 &ObjectRef::zone(zone),
-                Reason::InvalidTiming,
+                reason,
                 format!("remote check {}: {problem}", remote.check.id.rule),
             ),
         }

@@ -107,6 +107,10 @@ pub enum Reason {
     InvalidTiming,
     /// A check names no probe or several.
     InvalidProbe,
+    /// A check the agents would refuse (their own definition of a runnable check says why).
+    Unrunnable,
+    /// A check too large for a bundle shard (a huge parameter value); it is left out.
+    TooLarge,
     /// A label selector cannot be evaluated.
     InvalidSelector,
     /// A selector selects no machine.
