@@ -1,7 +1,10 @@
-//! An agent given an invalid plan keeps running its last good one and says so: the zone's
-//! status counts it in agentsOnHeldPlan. The satellite reads its bundle from a file (the
-//! bundle the operator published, decoded from its ConfigMaps), so that the test can then
-//! serve a plan the agent must refuse (a check without a probe). No process exits.
+//! An agent refuses a check it cannot run alone and a plan it cannot read whole. A check
+//! without a probe (what a newer release's probe looks like to this one) is refused alone: the
+//! RuleSet's status shows it UNKNOWN with the reason while the agent keeps its plan. A plan with
+//! two checks of one id cannot be read: the agent keeps running its last good one and says so,
+//! and the zone's status counts it in agentsOnHeldPlan. The satellite reads its bundle from a
+//! file (the bundle the operator published, decoded from its ConfigMaps), so that the test can
+//! serve what the operator never would. No process exits.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -44,8 +47,38 @@ async fn an_agent_on_its_last_good_plan_is_counted_in_zone_status() -> anyhow::R
     })
     .await?;
 
-    // The satellite now serves a plan whose check has no probe: the agent must refuse it.
+    // A check without a probe: refused alone, UNKNOWN with the reason, the plan not held.
+    let good = bundle.clone();
     bundle.checks[0].check = vedette_crds::CheckSpec::default();
+    fleet::write_bundle(&bundle_file, &bundle)?;
+    let refused = fleet::rule_set_status(&client, APP, "web", STATUS_WAIT, |s| {
+        (s.checks_by_state.unknown == 1)
+            .then(|| s.problems.first().cloned())
+            .flatten()
+    })
+    .await?;
+    assert!(
+        refused.output.contains("check refused by this agent")
+            && refused.output.contains("needs exactly one probe"),
+        "{refused:?}"
+    );
+    fleet::zone_status(&client, ZONE, STATUS_WAIT, |s| {
+        (s.agents_on_held_plan == 0 && s.agents_connected == 1).then_some(())
+    })
+    .await?;
+
+    // The good plan again, then two checks with one id: the plan cannot be read, the last
+    // good one is held.
+    fleet::write_bundle(&bundle_file, &good)?;
+    fleet::rule_set_status(&client, APP, "web", STATUS_WAIT, |s| {
+        (s.checks_by_state.ok == 1).then_some(())
+    })
+    .await?;
+    bundle = good.clone();
+    bundle.checks.push(good.checks[0].clone());
+    for indices in bundle.machines.values_mut() {
+        indices.push(good.checks.len() as u32);
+    }
     fleet::write_bundle(&bundle_file, &bundle)?;
     fleet::zone_status(&client, ZONE, STATUS_WAIT, |s| {
         (s.agents_on_held_plan == 1 && s.agents_connected == 1).then_some(())
