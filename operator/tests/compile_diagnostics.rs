@@ -89,7 +89,7 @@ fn a_missing_required_parameter_is_reported() {
     let output = compile(&world("  - {name: homepage, template: {name: http-check}}"));
     assert_eq!(
         only(&output, Reason::MissingParameter),
-        "rule homepage: parameter url is required"
+        "rule homepage: template web/http-check: parameter url is required"
     );
 }
 
@@ -100,7 +100,7 @@ fn an_unknown_parameter_lists_what_the_template_has() {
     ));
     assert_eq!(
         only(&output, Reason::UnknownParameter),
-        "rule x: unknown parameter colour (template has: warn, crit)"
+        "rule x: template infrastructure/cpu: unknown parameter colour (template has: warn, crit)"
     );
 }
 

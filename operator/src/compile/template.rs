@@ -274,7 +274,10 @@ fn resolve_values(
         };
         problems.push(Problem::new(
             Reason::UnknownParameter,
-            format!("unknown parameter {name} (template has: {has})"),
+            format!(
+                "template {}: unknown parameter {name} (template has: {has})",
+                template.key()
+            ),
         ));
     }
     let mut values = BTreeMap::new();
@@ -285,7 +288,7 @@ fn resolve_values(
             (None, true, _) => {
                 problems.push(Problem::new(
                     Reason::MissingParameter,
-                    format!("parameter {name} is required"),
+                    format!("template {}: parameter {name} is required", template.key()),
                 ));
                 continue;
             }

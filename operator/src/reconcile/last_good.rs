@@ -3,10 +3,16 @@
 //! has errors and an earlier version of it compiled without any, compile runs again with that
 //! earlier spec in its place, and that second output is what gets published.
 //!
+//! **Across references.** A rule set broken by a change to a template it uses (a new required
+//! parameter, a threshold its values make invalid) keeps running the checks it last compiled
+//! to: the templates it used then are remembered with it, and while it has errors it is
+//! served with a pinned copy of each template that changed since (named
+//! `<name>.last-good.<rule set>`, renamed back in what is published), so every other rule set
+//! already gets the new template. Its status still reports the error, naming the template and
+//! the field.
+//!
 //! Limits: the cache is in memory, so a replica that starts (or takes over) while a spec is
-//! already invalid has no earlier version and publishes the valid rest of it; and an error
-//! caused by another object (a rule set broken by a template change) is fixed only when the
-//! object carrying the error has a good earlier version.
+//! already invalid has no earlier version and publishes the valid rest of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,6 +41,8 @@ pub struct LastGood {
     templates: BTreeMap<ObjectRef, vedette_crds::CheckTemplateSpec>,
     rule_sets: BTreeMap<ObjectRef, vedette_crds::RuleSetSpec>,
     processes: BTreeMap<ObjectRef, vedette_crds::BusinessProcessSpec>,
+    /// Per rule set, the templates it used when it last compiled without errors.
+    used_templates: BTreeMap<ObjectRef, Vec<CheckTemplate>>,
 }
 
 /// An object whose spec can be remembered.
@@ -117,10 +125,13 @@ impl LastGood {
             &errored,
             &mut held,
         );
+        let pinned = self.pin_templates(&mut served_input, &errored, &mut held);
         let served = if held.is_empty() {
             reported.clone()
         } else {
-            compile::compile(&served_input)
+            let mut served = compile::compile(&served_input);
+            unpin(&mut served, &pinned);
+            served
         };
         Compiled {
             reported,
@@ -129,6 +140,102 @@ impl LastGood {
             held,
         }
     }
+}
+
+impl LastGood {
+    /// Remembers the templates each rule set without errors uses; gives each rule set with
+    /// errors a pinned copy of every template it used then that has changed since. Returns the
+    /// pinned keys (`namespace/pinned name`) with the template key they stand for.
+    fn pin_templates(
+        &mut self,
+        input: &mut Input,
+        errored: &BTreeSet<ObjectRef>,
+        held: &mut BTreeSet<ObjectRef>,
+    ) -> BTreeMap<String, String> {
+        let current: BTreeMap<ObjectRef, CheckTemplate> = input
+            .templates
+            .iter()
+            .map(|t| (t.key(), t.clone()))
+            .collect();
+        let present: BTreeSet<ObjectRef> = input.rule_sets.iter().map(Versioned::key).collect();
+        self.used_templates.retain(|key, _| present.contains(key));
+        let mut pinned = BTreeMap::new();
+        let mut copies = Vec::new();
+        for rule_set in &mut input.rule_sets {
+            let key = rule_set.key();
+            let references = template_references(rule_set);
+            if !errored.contains(&key) {
+                let used = references
+                    .iter()
+                    .filter_map(|r| current.get(r).cloned())
+                    .collect();
+                self.used_templates.insert(key, used);
+                continue;
+            }
+            let Some(used) = self.used_templates.get(&key) else {
+                continue;
+            };
+            for old in used {
+                let template_key = old.key();
+                if current.get(&template_key).map(|t| &t.spec) == Some(&old.spec) {
+                    continue;
+                }
+                let pinned_name = format!("{}.last-good.{}", name(&old.metadata), key.name);
+                let mut copy = old.clone();
+                copy.metadata.name = Some(pinned_name.clone());
+                copies.push(copy);
+                pinned.insert(
+                    format!("{}/{pinned_name}", template_key.namespace),
+                    format!("{}/{}", template_key.namespace, template_key.name),
+                );
+                for rule in &mut rule_set.spec.rules {
+                    let namespace = rule.template.namespace.as_deref().unwrap_or(&key.namespace);
+                    if namespace == template_key.namespace
+                        && rule.template.name == template_key.name
+                    {
+                        rule.template = vedette_crds::common::TemplateReference {
+                            name: pinned_name.clone(),
+                            namespace: Some(template_key.namespace.clone()),
+                        };
+                    }
+                }
+                held.insert(key.clone());
+            }
+        }
+        input.templates.extend(copies);
+        pinned
+    }
+}
+
+/// The templates a rule set's rules name.
+fn template_references(rule_set: &RuleSet) -> BTreeSet<ObjectRef> {
+    let own = namespace(&rule_set.metadata);
+    rule_set
+        .spec
+        .rules
+        .iter()
+        .map(|rule| {
+            ObjectRef::template(
+                rule.template.namespace.as_deref().unwrap_or(own),
+                &rule.template.name,
+            )
+        })
+        .collect()
+}
+
+/// What is published names the templates, not their pinned copies.
+fn unpin(served: &mut Output, pinned: &BTreeMap<String, String>) {
+    if pinned.is_empty() {
+        return;
+    }
+    for bundle in served.bundles.values_mut() {
+        for check in &mut bundle.checks {
+            if let Some(original) = pinned.get(&check.template) {
+                check.template = original.clone();
+            }
+        }
+    }
+    served.templates.retain(|key, _| !pinned.contains_key(key));
 }
 
 /// Forgets objects that are gone, remembers those without errors, and puts the last good
@@ -210,6 +317,69 @@ spec:
         );
         assert_eq!(bad.held, [ObjectRef::rule_set("web", "site")].into());
         assert_eq!(bad.served.bundles, good.served.bundles);
+    }
+
+    /// `input` with the template requiring a new parameter `path` (valid on its own) and a
+    /// second rule set that gives it.
+    fn with_changed_template(port: &str) -> Input {
+        let mut input = input(port);
+        let template = &mut input.templates[0].spec;
+        template
+            .parameters
+            .push(serde_yaml::from_str("{name: path, type: string, required: true}").unwrap());
+        template.check =
+            serde_yaml::from_str("{http: {url: 'http://$host$:$port$$path$'}}").unwrap();
+        let other = "apiVersion: vedette.dev/v1alpha1\nkind: RuleSet\nmetadata: {name: other, namespace: web}\n\
+             spec:\n  machines: {nodeSelector: {}}\n  rules: [{name: page, template: {name: tcp}, parameters: {path: /health}}]\n";
+        input.rule_sets.push(serde_yaml::from_str(other).unwrap());
+        input
+    }
+
+    #[test]
+    fn a_rule_set_broken_by_a_template_change_keeps_its_last_good_checks() {
+        let mut last_good = LastGood::default();
+        let good = last_good.compile(input("8080"));
+        assert!(good.held.is_empty());
+        let changed = last_good.compile(with_changed_template("8080"));
+        let errors: Vec<&str> = changed
+            .reported
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| d.message.as_str())
+            .collect();
+        assert!(
+            errors
+                .iter()
+                .any(|m| m.contains("web/tcp") && m.contains("path")),
+            "the error names the template and the field: {errors:?}"
+        );
+        assert_eq!(changed.held, [ObjectRef::rule_set("web", "site")].into());
+        let checks = &changed.served.bundles["core"].checks;
+        let site: Vec<_> = checks.iter().filter(|c| c.id.rule_set == "site").collect();
+        assert_eq!(site.len(), 1);
+        assert_eq!(
+            *site[0], good.served.bundles["core"].checks[0],
+            "the broken rule set runs exactly its last good check"
+        );
+        assert_eq!(
+            site[0].template, "web/tcp",
+            "published under the template's own name"
+        );
+        let other: Vec<_> = checks.iter().filter(|c| c.id.rule_set == "other").collect();
+        assert!(
+            other.len() == 1 && other[0].check.http.is_some(),
+            "another rule set gets the new template: {other:?}"
+        );
+        assert!(
+            !changed
+                .served
+                .templates
+                .keys()
+                .any(|k| k.contains("last-good")),
+            "{:?}",
+            changed.served.templates.keys()
+        );
     }
 
     #[test]
