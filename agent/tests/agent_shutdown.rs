@@ -145,3 +145,46 @@ fn a_stopped_check_once_kills_its_running_plugins_and_exits_unknown() {
         running.iter().all(|pid| !alive(*pid))
     });
 }
+
+#[test]
+fn a_killed_agents_plugins_die_at_their_timeout_under_the_watchdog() {
+    assert!(
+        vedette_agent::nagios::exec::find_watchdog().is_some(),
+        "coreutils' timeout is on this machine"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let seconds = sleeper_seconds();
+    let mut plan = tcp_plan("check-kill", closed_port(), 10);
+    let check = &mut plan.checks[0];
+    check.id.rule = "sleeper".into();
+    check.check = CheckSpec {
+        exec: Some(ExecProbe {
+            command: "/bin/sh".into(),
+            args: vec!["-c".into(), format!("sleep {seconds} & sleep {seconds}")],
+        }),
+        ..CheckSpec::default()
+    };
+    check.timeout_seconds = 2;
+    let path = dir.path().join("plan.json");
+    std::fs::write(&path, serde_json::to_vec(&plan).unwrap()).unwrap();
+    let mut child = agent(&["check", "--once"], &path);
+    wait_for("the plugin and its child", Duration::from_secs(10), || {
+        sleepers(&seconds).len() == 2
+    });
+    let running = sleepers(&seconds);
+    let killed_at = Instant::now();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Orphaned now: only the watchdog can end them, at the timeout (2 s) plus its grace.
+    let deadline = Duration::from_secs(2) + vedette_agent::nagios::exec::WATCHDOG_GRACE;
+    wait_for(
+        "the orphaned plugin's group to die",
+        deadline + Duration::from_secs(2),
+        || running.iter().all(|pid| !alive(*pid)),
+    );
+    assert!(
+        killed_at.elapsed() <= deadline + Duration::from_secs(2),
+        "{:?}",
+        killed_at.elapsed()
+    );
+}

@@ -1,6 +1,15 @@
 //! Runs a Nagios plugin: from an argv, never through a shell, in its own process group, with a
 //! timeout that kills the whole group, and with stdout and stderr captured (one stream, like
 //! Icinga 2) up to a size cap.
+//!
+//! **Nothing outlives its timeout, even the agent.** The agent kills a plugin's group at its
+//! timeout and when it stops. Should the agent itself be killed (`kill -9`, the OOM killer),
+//! a plugin is also under a watchdog that does not depend on it: coreutils' `timeout`
+//! ([`WATCHDOGS`]), which runs the plugin in its process group and kills that whole group
+//! [`WATCHDOG_GRACE`] after the plugin's own timeout. (In a pod the agent is also PID 1 of its
+//! container, whose PID namespace the kernel empties when it dies.) Without `timeout` on the
+//! machine, plugins run directly and an agent killed with SIGKILL can leave one running until
+//! it ends by itself; the agent says so at start.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -25,6 +34,20 @@ pub const DEFAULT_PLUGIN_DIRS: [&str; 3] = [
     "/usr/lib/monitoring-plugins",
     "/usr/local/nagios/libexec",
 ];
+
+/// Where the watchdog (coreutils' `timeout`) is looked for, in order.
+pub const WATCHDOGS: [&str; 2] = ["/usr/bin/timeout", "/bin/timeout"];
+
+/// How long after a plugin's timeout the watchdog kills its group, should the agent not have.
+pub const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
+
+/// The watchdog on this machine, if any.
+pub fn find_watchdog() -> Option<PathBuf> {
+    WATCHDOGS
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+}
 
 /// How much output is kept by default.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 * 1024;
@@ -155,6 +178,9 @@ pub struct PluginRunner {
     pub plugin_dirs: Vec<PathBuf>,
     /// Output beyond this many bytes is discarded and the result marked truncated.
     pub max_output_bytes: usize,
+    /// The watchdog each plugin runs under (see the module documentation); `None` runs
+    /// plugins directly.
+    pub watchdog: Option<PathBuf>,
 }
 
 impl Default for PluginRunner {
@@ -162,6 +188,7 @@ impl Default for PluginRunner {
         PluginRunner {
             plugin_dirs: DEFAULT_PLUGIN_DIRS.iter().map(PathBuf::from).collect(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            watchdog: find_watchdog(),
         }
     }
 }
@@ -225,7 +252,23 @@ impl PluginRunner {
         let started = Instant::now();
         let (reader, writer) = io::pipe().map_err(ExecError::Pipe)?;
         let stderr = writer.try_clone().map_err(ExecError::Pipe)?;
-        let mut command = tokio::process::Command::new(program);
+        if !is_executable(program) {
+            return Err(ExecError::NotExecutable {
+                program: program.to_owned(),
+            });
+        }
+        let mut command = match &self.watchdog {
+            Some(watchdog) => {
+                let limit = request.timeout + WATCHDOG_GRACE;
+                let mut command = tokio::process::Command::new(watchdog);
+                command
+                    .args(["-s", "KILL", "--"])
+                    .arg(format!("{}s", limit.as_secs_f64()))
+                    .arg(program);
+                command
+            }
+            None => tokio::process::Command::new(program),
+        };
         command
             .args(&request.args)
             .env("LC_ALL", "C")
@@ -398,6 +441,13 @@ fn output_receiver(reader: io::PipeReader) -> Result<pipe::Receiver, ExecError> 
     let reader = OwnedFd::from(reader);
     rustix::io::ioctl_fionbio(&reader, true).map_err(|errno| ExecError::Pipe(errno.into()))?;
     pipe::Receiver::from_owned_fd_unchecked(reader).map_err(ExecError::Pipe)
+}
+
+/// Whether `program` is a file someone may execute (what the watchdog would otherwise report
+/// as its own failure to run it).
+fn is_executable(program: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(program).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn spawn_error(program: &Path, source: io::Error) -> ExecError {

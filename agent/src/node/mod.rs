@@ -163,6 +163,12 @@ fn runner(config: &NodeConfig) -> CheckRunner {
     if !config.plugin_dirs.is_empty() {
         plugins.plugin_dirs = config.plugin_dirs.clone();
     }
+    if plugins.watchdog.is_none() {
+        warn!(
+            message = "No watchdog for plugins: should this agent be killed with SIGKILL, a running plugin may outlive its timeout.",
+            looked_for = ?crate::nagios::exec::WATCHDOGS
+        );
+    }
     CheckRunner::new(
         Prober::new().with_host_paths(config.host_paths.clone()),
         plugins,
