@@ -111,6 +111,9 @@ pub enum Reason {
     Unrunnable,
     /// A check too large for a bundle shard (a huge parameter value); it is left out.
     TooLarge,
+    /// A change would break objects that depend on it (rule sets on a zone, processes on a
+    /// rule set) and compiled with its last good spec.
+    BreaksDependents,
     /// A label selector cannot be evaluated.
     InvalidSelector,
     /// A selector selects no machine.

@@ -11,6 +11,11 @@
 //! already gets the new template. Its status still reports the error, naming the template and
 //! the field.
 //!
+//! **A change that breaks its dependents** — a zone's shorter `cycleSeconds` that rule sets'
+//! checks no longer fit, a rule set losing a rule a process names — is an error on the changed
+//! object (`BreaksDependents`, naming them), so its last good spec is served and the
+//! dependents keep running.
+//!
 //! Limits: the cache is in memory, so a replica that starts (or takes over) while a spec is
 //! already invalid has no earlier version and publishes the valid rest of it.
 
@@ -92,7 +97,8 @@ impl LastGood {
     /// Compiles `input`, remembers the objects without errors, and compiles again with the
     /// last good spec of those with errors.
     pub fn compile(&mut self, input: Input) -> Compiled {
-        let reported = compile::compile(&input);
+        let mut reported = compile::compile(&input);
+        self.report_breaking_changes(&input, &mut reported);
         let errored: BTreeSet<ObjectRef> = reported
             .diagnostics
             .iter()
@@ -143,6 +149,89 @@ impl LastGood {
 }
 
 impl LastGood {
+    /// A change that breaks the objects depending on it is an error itself, so its last good
+    /// spec is served: a zone whose change breaks rule sets (a shorter `cycleSeconds` their
+    /// checks' timeouts no longer fit), a rule set whose change breaks processes (a rule they
+    /// name is gone). Each such object that differs from its last good spec is tried with that
+    /// spec; where this leaves fewer dependents with errors, the object gets an error naming
+    /// them.
+    fn report_breaking_changes(&self, input: &Input, reported: &mut Output) {
+        for (index, zone) in input.zones.iter().enumerate() {
+            let Some(good) = self.zones.get(&zone.key()) else {
+                continue;
+            };
+            self.report_if_breaking(
+                input,
+                reported,
+                zone.key(),
+                good,
+                &zone.spec,
+                "RuleSet",
+                |trial| {
+                    trial.zones[index].spec = good.clone();
+                },
+            );
+        }
+        for (index, rule_set) in input.rule_sets.iter().enumerate() {
+            let Some(good) = self.rule_sets.get(&rule_set.key()) else {
+                continue;
+            };
+            self.report_if_breaking(
+                input,
+                reported,
+                rule_set.key(),
+                good,
+                &rule_set.spec,
+                "BusinessProcess",
+                |trial| trial.rule_sets[index].spec = good.clone(),
+            );
+        }
+        reported.diagnostics.sort();
+    }
+
+    /// Adds a `BreaksDependents` error on `key` when its last good spec (`good`, put in place
+    /// by `restore`) leaves fewer objects of `dependent_kind` with errors than `current`.
+    #[allow(clippy::too_many_arguments)]
+    fn report_if_breaking<S: PartialEq>(
+        &self,
+        input: &Input,
+        reported: &mut Output,
+        key: ObjectRef,
+        good: &S,
+        current: &S,
+        dependent_kind: &str,
+        restore: impl FnOnce(&mut Input),
+    ) {
+        let broken = with_errors(reported, dependent_kind);
+        if broken.is_empty() || good == current {
+            return;
+        }
+        let mut trial = input.clone();
+        restore(&mut trial);
+        let still = with_errors(&compile::compile(&trial), dependent_kind);
+        let fixed: Vec<String> = broken
+            .difference(&still)
+            .map(|r| format!("{}/{}", r.namespace, r.name))
+            .collect();
+        if fixed.is_empty() {
+            return;
+        }
+        let dependents = match dependent_kind {
+            "RuleSet" => "rule sets",
+            _ => "business processes",
+        };
+        reported.diagnostics.push(compile::Diagnostic {
+            object: key,
+            severity: Severity::Error,
+            reason: compile::Reason::BreaksDependents,
+            message: format!(
+                "this change breaks {dependents} {} (see their conditions); the last good spec \
+                 is served until they fit",
+                fixed.join(", ")
+            ),
+        });
+    }
+
     /// Remembers the templates each rule set without errors uses; gives each rule set with
     /// errors a pinned copy of every template it used then that has changed since. Returns the
     /// pinned keys (`namespace/pinned name`) with the template key they stand for.
@@ -205,6 +294,16 @@ impl LastGood {
         input.templates.extend(copies);
         pinned
     }
+}
+
+/// The objects of `kind` with an error.
+fn with_errors(output: &Output, kind: &str) -> BTreeSet<ObjectRef> {
+    output
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error && d.object.kind == kind)
+        .map(|d| d.object.clone())
+        .collect()
 }
 
 /// The templates a rule set's rules name.
@@ -380,6 +479,107 @@ spec:
             "{:?}",
             changed.served.templates.keys()
         );
+    }
+
+    /// A zone with cycles of `cycle` s and a rule set whose check runs on every cycle with a
+    /// 30 s timeout.
+    fn on_cycles(cycle: u32) -> Input {
+        let mut input = input("8080");
+        input.zones[0].spec = serde_yaml::from_str(&format!(
+            "{{nodeSelector: {{}}, agents: {{cycleSeconds: {cycle}}}}}"
+        ))
+        .unwrap();
+        let template = &mut input.templates[0].spec;
+        template.every_cycles = Some(1);
+        template.timeout_seconds = 30;
+        input
+    }
+
+    #[test]
+    fn a_zone_change_that_breaks_a_rule_set_is_an_error_on_the_zone_and_not_served() {
+        let mut last_good = LastGood::default();
+        let good = last_good.compile(on_cycles(60));
+        assert!(good.held.is_empty(), "{:?}", good.reported.diagnostics);
+        assert_eq!(good.served.bundles["core"].checks[0].interval_seconds, 60);
+        let shorter = last_good.compile(on_cycles(20));
+        let on_zone: Vec<&str> = shorter
+            .reported
+            .diagnostics
+            .iter()
+            .filter(|d| d.object == ObjectRef::zone("core") && d.severity == Severity::Error)
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(
+            on_zone,
+            [
+                "this change breaks rule sets web/site (see their conditions); the last good spec \
+              is served until they fit"
+            ]
+        );
+        assert!(
+            shorter.held.contains(&ObjectRef::zone("core")),
+            "{:?}",
+            shorter.held
+        );
+        assert_eq!(
+            shorter.served.bundles, good.served.bundles,
+            "the rule set keeps running on the zone's last good cycles"
+        );
+        // A change that breaks nothing is taken.
+        let longer = last_good.compile(on_cycles(120));
+        assert!(longer.held.is_empty(), "{:?}", longer.reported.diagnostics);
+        assert_eq!(
+            longer.served.bundles["core"].checks[0].interval_seconds,
+            120
+        );
+    }
+
+    /// `input(port)` with a process whose element completes on the rule set's rule `web`, and
+    /// the rule set's rule named `rule`.
+    fn with_process(rule: &str) -> Input {
+        let mut input = input("8080");
+        input.rule_sets[0].spec.rules[0].name = rule.to_owned();
+        let process = "apiVersion: vedette.dev/v1alpha1\nkind: BusinessProcess\n\
+            metadata: {name: nightly, namespace: web}\nspec:\n  elements:\n  - name: job\n\
+            \x20   runsOn: {hostNames: [node-1]}\n\
+            \x20   standby: {when: {fileExists: /x}}\n\
+            \x20   running: {when: {fileExists: /y}}\n\
+            \x20   completed: {when: {checkState: {ruleSet: site, rule: web, states: [OK]}}}\n\
+            \x20   failed: [{when: {fileExists: /z}}]\n";
+        input.processes.push(serde_yaml::from_str(process).unwrap());
+        input
+    }
+
+    #[test]
+    fn a_rule_set_change_that_breaks_a_process_is_an_error_on_the_rule_set_and_not_served() {
+        let mut last_good = LastGood::default();
+        let good = last_good.compile(with_process("web"));
+        assert!(
+            !good
+                .reported
+                .diagnostics
+                .iter()
+                .any(|d| d.severity == Severity::Error),
+            "{:?}",
+            good.reported.diagnostics
+        );
+        let renamed = last_good.compile(with_process("homepage"));
+        let on_rule_set: Vec<&str> = renamed
+            .reported
+            .diagnostics
+            .iter()
+            .filter(|d| d.object == ObjectRef::rule_set("web", "site"))
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(
+            on_rule_set,
+            [
+                "this change breaks business processes web/nightly (see their conditions); the last \
+              good spec is served until they fit"
+            ]
+        );
+        assert!(renamed.held.contains(&ObjectRef::rule_set("web", "site")));
+        assert_eq!(renamed.served.bundles, good.served.bundles);
     }
 
     #[test]
