@@ -33,6 +33,47 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 pub const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// Delay before a pass that failed to write is retried.
 pub const RETRY: Duration = Duration::from_secs(5);
+/// Longest wait before publishing again a zone bundle whose publishing failed (it doubles from
+/// [`RETRY`] per failure of the same bundle; a changed bundle is tried at once).
+pub const MAX_PUBLISH_BACKOFF: Duration = Duration::from_secs(300);
+
+/// A zone whose bundle could not be published: which bundle, how often, when to try again, and
+/// the problem its status shows.
+#[derive(Debug, Clone)]
+pub struct Unpublished {
+    hash: String,
+    attempts: u32,
+    retry_at: Instant,
+    problem: status::Problem,
+}
+
+impl Unpublished {
+    /// The failure to publish bundle `hash` at `now`, after `previous`: the wait doubles per
+    /// failure of the same bundle, from [`RETRY`] up to [`MAX_PUBLISH_BACKOFF`].
+    fn after(previous: Option<&Unpublished>, hash: String, now: Instant, error: &str) -> Self {
+        let attempts = previous
+            .filter(|p| p.hash == hash)
+            .map_or(1, |p| p.attempts + 1);
+        let backoff = RETRY
+            .saturating_mul(1 << (attempts - 1).min(6))
+            .min(MAX_PUBLISH_BACKOFF);
+        Unpublished {
+            hash,
+            attempts,
+            retry_at: now + backoff,
+            problem: status::Problem {
+                reason: "PublishFailed".to_owned(),
+                message: error.to_owned(),
+            },
+        }
+    }
+}
+
+/// Whether bundle `hash` is to be published at `now`: yes unless that same bundle failed and
+/// its wait is not over.
+fn publish_due(failure: Option<&Unpublished>, hash: &str, now: Instant) -> bool {
+    failure.is_none_or(|f| f.hash != hash || now >= f.retry_at)
+}
 /// How often live state (results, freshness) is merged into statuses.
 pub const LIVE_REFRESH: Duration = Duration::from_secs(3);
 
@@ -86,6 +127,8 @@ pub struct Controller {
     pub changed: Arc<Notify>,
     /// Namespace of the zones' objects.
     pub namespace: String,
+    /// Zones whose bundle could not be published, by name.
+    pub unpublished: BTreeMap<String, Unpublished>,
 }
 
 impl Controller {
@@ -170,13 +213,21 @@ impl Controller {
             return true;
         }
         let mut ok = true;
+        let now = Instant::now();
         for zone in &compiled.served_input.zones {
             let name = zone.name_any();
             let Some(bundle) = compiled.served.bundles.get(&name) else {
                 continue;
             };
+            let hash = crate::compile::bundle_hash(bundle);
+            if !publish_due(self.unpublished.get(&name), &hash, now) {
+                // The same bundle failed moments ago: wait for its backoff, not every pass.
+                ok = false;
+                continue;
+            }
             match self.publisher.zone(zone, bundle).await {
                 Ok(writes) => {
+                    self.unpublished.remove(&name);
                     if writes > 0 {
                         tracing::info!(message = "Published zone.", zone = %name, writes);
                     }
@@ -184,10 +235,30 @@ impl Controller {
                 Err(error) => {
                     self.metrics.error(&error);
                     self.metrics.reconciled("MonitorZone", false);
+                    let failure = Unpublished::after(
+                        self.unpublished.get(&name),
+                        hash,
+                        now,
+                        &error.to_string(),
+                    );
+                    tracing::warn!(message = "Failed to publish a zone; retrying later.", zone = %name, %error, retry_in_s = (failure.retry_at - now).as_secs());
+                    self.unpublished.insert(name, failure);
                     ok = false;
                 }
             }
         }
+        let present: std::collections::BTreeSet<String> = compiled
+            .served_input
+            .zones
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+        self.unpublished.retain(|zone, _| present.contains(zone));
+        let unpublished: BTreeMap<String, status::Problem> = self
+            .unpublished
+            .iter()
+            .map(|(zone, failure)| (zone.clone(), failure.problem.clone()))
+            .collect();
         let satellites = self.satellites(current);
         let now = jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -210,6 +281,7 @@ impl Controller {
                     .copied()
                     .unwrap_or((0, zone.spec.satellites.replicas))
             },
+            &unpublished,
             &live,
             &now,
         );
@@ -244,5 +316,31 @@ async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_that_failed_waits_longer_each_time_and_a_changed_one_goes_at_once() {
+        let start = Instant::now();
+        let first = Unpublished::after(None, "h1".into(), start, "too large");
+        assert_eq!(first.retry_at - start, RETRY);
+        assert_eq!(first.problem.reason, "PublishFailed");
+        assert!(!publish_due(Some(&first), "h1", start + RETRY / 2));
+        assert!(publish_due(Some(&first), "h1", start + RETRY));
+        assert!(
+            publish_due(Some(&first), "h2", start),
+            "a changed bundle is tried at once"
+        );
+        let mut failure = first;
+        for _ in 0..10 {
+            failure = Unpublished::after(Some(&failure), "h1".into(), start, "too large");
+        }
+        assert_eq!(failure.retry_at - start, MAX_PUBLISH_BACKOFF);
+        let second = Unpublished::after(Some(&failure), "h2".into(), start, "other");
+        assert_eq!(second.attempts, 1, "a new bundle starts over");
     }
 }

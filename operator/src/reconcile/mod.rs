@@ -165,6 +165,7 @@ pub async fn run(config: Config) -> Result<()> {
         leader,
         changed: changed.clone(),
         namespace: config.namespace,
+        unpublished: Default::default(),
     };
     changed.notify_one();
     let result = tokio::select! {

@@ -9,6 +9,8 @@
 pub mod live;
 pub mod problem_events;
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use vedette_crds::{
     BusinessProcessStatus, CheckTemplateStatus, Condition, MonitorZoneStatus, RuleSetStatus,
@@ -63,6 +65,7 @@ pub fn desired(
     reported: &Output,
     served: &Output,
     satellites: &dyn Fn(&vedette_crds::MonitorZone) -> Satellites,
+    unpublished: &BTreeMap<String, Problem>,
     live: &Live,
     now: &str,
 ) -> Vec<DesiredStatus> {
@@ -72,15 +75,16 @@ pub fn desired(
         let object = ObjectRef::zone(&name);
         let summary = served.zones.get(&name).cloned().unwrap_or_default();
         let (ready, wanted) = satellites(zone);
-        let extra = (ready < wanted).then(|| Problem {
+        let mut extra: Vec<Problem> = unpublished.get(&name).cloned().into_iter().collect();
+        extra.extend((ready < wanted).then(|| Problem {
             reason: "SatellitesUnavailable".to_owned(),
             message: format!("{ready} of {wanted} satellites ready"),
-        });
+        }));
         let previous = zone.status.as_ref().map(|s| s.conditions.as_slice());
         let agents = live.zones.get(&name).copied().unwrap_or_default();
         let status = MonitorZoneStatus {
             observed_generation: zone.metadata.generation,
-            conditions: conditions(&reported.diagnostics, &object, extra, previous, now),
+            conditions: conditions(&reported.diagnostics, &object, &extra, previous, now),
             satellites: Some(format!("{ready}/{wanted}")),
             machines: summary.machines,
             agents_connected: agents.connected,
@@ -100,7 +104,7 @@ pub fn desired(
         let previous = template.status.as_ref().map(|s| s.conditions.as_slice());
         let status = CheckTemplateStatus {
             observed_generation: template.metadata.generation,
-            conditions: conditions(&reported.diagnostics, &object, None, previous, now),
+            conditions: conditions(&reported.diagnostics, &object, &[], previous, now),
             probe: summary.probe,
             rule_sets: summary.rule_sets,
         };
@@ -126,7 +130,7 @@ pub fn desired(
             .unwrap_or_default();
         let status = RuleSetStatus {
             observed_generation: rule_set.metadata.generation,
-            conditions: conditions(&reported.diagnostics, &object, None, previous, now),
+            conditions: conditions(&reported.diagnostics, &object, &[], previous, now),
             machines: summary.machines,
             checks: summary.checks,
             checks_by_state: results.counts,
@@ -148,7 +152,7 @@ pub fn desired(
         let current = process.status.clone().unwrap_or_default();
         let status = BusinessProcessStatus {
             observed_generation: process.metadata.generation,
-            conditions: conditions(&reported.diagnostics, &object, None, previous, now),
+            conditions: conditions(&reported.diagnostics, &object, &[], previous, now),
             element_count: u32::try_from(process.spec.elements.len()).unwrap_or(u32::MAX),
             ..current
         };
@@ -199,7 +203,7 @@ fn entry<S: serde::Serialize>(
 pub fn conditions(
     diagnostics: &[Diagnostic],
     object: &ObjectRef,
-    extra: Option<Problem>,
+    extra: &[Problem],
     previous: Option<&[Condition]>,
     now: &str,
 ) -> Vec<Condition> {
@@ -215,7 +219,7 @@ pub fn conditions(
     };
     let errors = of_object(Severity::Error);
     let mut warnings = of_object(Severity::Warning);
-    warnings.extend(extra);
+    warnings.extend(extra.iter().cloned());
     let previous = previous.unwrap_or_default();
     let make = |type_: &str, status: bool, problems: &[Problem], fine: &str| {
         let (reason, message) = match problems.first() {
@@ -289,7 +293,7 @@ mod tests {
         let found = conditions(
             &diagnostics,
             &ObjectRef::rule_set("web", "checks"),
-            None,
+            &[],
             None,
             "t1",
         );
@@ -315,7 +319,7 @@ mod tests {
         let found = conditions(
             &diagnostics,
             &ObjectRef::rule_set("web", "other"),
-            None,
+            &[],
             None,
             "t1",
         );
@@ -328,8 +332,8 @@ mod tests {
 
     #[test]
     fn the_transition_time_stays_while_status_and_reason_stay() {
-        let first = conditions(&[], &ObjectRef::zone("core"), None, None, "t1");
-        let again = conditions(&[], &ObjectRef::zone("core"), None, Some(&first), "t2");
+        let first = conditions(&[], &ObjectRef::zone("core"), &[], None, "t1");
+        let again = conditions(&[], &ObjectRef::zone("core"), &[], Some(&first), "t2");
         assert_eq!(first, again);
         let degraded = Problem {
             reason: "SatellitesUnavailable".to_owned(),
@@ -338,7 +342,7 @@ mod tests {
         let changed = conditions(
             &[],
             &ObjectRef::zone("core"),
-            Some(degraded),
+            &[degraded],
             Some(&first),
             "t3",
         );
