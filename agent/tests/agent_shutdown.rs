@@ -22,10 +22,17 @@ fn sleeper_seconds() -> String {
 }
 
 /// A plan for `host` with one exec check running `sh -c "sleep S & sleep S"` (a plugin with a
-/// child in its group) that outlives the test unless killed.
-fn sleeping_plan(dir: &Path, host: &str, seconds: &str) -> std::path::PathBuf {
-    // The first run comes at the check's offset within the interval: at most 30 s.
-    let mut plan = tcp_plan(host, closed_port(), 30);
+/// child in its group) that outlives the test unless killed, every `interval` s with a
+/// `timeout` of its own.
+fn sleeping_plan_every(
+    dir: &Path,
+    host: &str,
+    seconds: &str,
+    interval: u32,
+    timeout: u32,
+) -> std::path::PathBuf {
+    // The first run comes at the check's offset within the interval.
+    let mut plan = tcp_plan(host, closed_port(), interval);
     let check = &mut plan.checks[0];
     check.id.rule = "sleeper".into();
     check.check = CheckSpec {
@@ -35,10 +42,15 @@ fn sleeping_plan(dir: &Path, host: &str, seconds: &str) -> std::path::PathBuf {
         }),
         ..CheckSpec::default()
     };
-    check.timeout_seconds = 29;
+    check.timeout_seconds = timeout;
     let path = dir.join(format!("{host}.json"));
     std::fs::write(&path, serde_json::to_vec(&plan).unwrap()).unwrap();
     path
+}
+
+/// [`sleeping_plan_every`] 30 s with a 29 s timeout: the plugin runs until stopped.
+fn sleeping_plan(dir: &Path, host: &str, seconds: &str) -> std::path::PathBuf {
+    sleeping_plan_every(dir, host, seconds, 30, 29)
 }
 
 /// Pids of the processes running `sleep <seconds>`.
@@ -154,19 +166,7 @@ fn a_killed_agents_plugins_die_at_their_timeout_under_the_watchdog() {
     );
     let dir = tempfile::tempdir().unwrap();
     let seconds = sleeper_seconds();
-    let mut plan = tcp_plan("check-kill", closed_port(), 10);
-    let check = &mut plan.checks[0];
-    check.id.rule = "sleeper".into();
-    check.check = CheckSpec {
-        exec: Some(ExecProbe {
-            command: "/bin/sh".into(),
-            args: vec!["-c".into(), format!("sleep {seconds} & sleep {seconds}")],
-        }),
-        ..CheckSpec::default()
-    };
-    check.timeout_seconds = 2;
-    let path = dir.path().join("plan.json");
-    std::fs::write(&path, serde_json::to_vec(&plan).unwrap()).unwrap();
+    let path = sleeping_plan_every(dir.path(), "check-kill", &seconds, 10, 2);
     let mut child = agent(&["check", "--once"], &path);
     wait_for("the plugin and its child", Duration::from_secs(10), || {
         sleepers(&seconds).len() == 2

@@ -26,7 +26,18 @@ use crate::metrics::Metrics;
 /// Changes waiting at most; beyond, new keys are dropped (and counted).
 pub const MAX_PENDING: usize = 10_000;
 /// Longest note, characters (the API allows 1 KiB).
-const MAX_NOTE_CHARS: usize = 900;
+pub const MAX_NOTE_CHARS: usize = 900;
+
+/// The operator's Event recorder, naming `instance` as the reporting replica.
+pub fn recorder(client: kube::Client, instance: &str) -> Recorder {
+    Recorder::new(
+        client,
+        Reporter {
+            controller: "vedette-operator".to_owned(),
+            instance: Some(instance.to_owned()),
+        },
+    )
+}
 
 type Key = (String, CheckId);
 
@@ -150,13 +161,7 @@ pub async fn run(
     rule_sets: kube::runtime::reflector::Store<RuleSet>,
     metrics: Arc<Metrics>,
 ) {
-    let recorder = Recorder::new(
-        client,
-        Reporter {
-            controller: "vedette-operator".to_owned(),
-            instance: Some(settings.instance.clone()),
-        },
-    );
+    let recorder = recorder(client, &settings.instance);
     let mut limiter = Limiter::new(settings.per_check, settings.per_second, Instant::now());
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::status::DesiredStatus;
 use crate::status::problem_events::{ProblemEvent, problem_events};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder};
 use vedette_agent::rate::TokenBucket;
 
 /// Shortest time between two status writes of one object.
@@ -51,13 +51,7 @@ pub struct StatusWriter {
 impl StatusWriter {
     /// A writer using `client`; its Events name `instance` as the reporting replica.
     pub fn new(client: kube::Client, instance: String) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "vedette-operator".to_owned(),
-                instance: Some(instance),
-            },
-        );
+        let recorder = crate::masters::events::recorder(client.clone(), &instance);
         Self {
             client,
             written: HashMap::new(),
@@ -145,7 +139,11 @@ impl StatusWriter {
             uid: status.uid.clone(),
             ..ObjectReference::default()
         };
-        let note: String = event.note.chars().take(MAX_NOTE_CHARS).collect();
+        let note: String = event
+            .note
+            .chars()
+            .take(crate::masters::events::MAX_NOTE_CHARS)
+            .collect();
         let kube_event = Event {
             type_: if event.warning {
                 EventType::Warning
@@ -166,9 +164,6 @@ impl StatusWriter {
         }
     }
 }
-
-/// Longest note, characters (the API allows 1 KiB).
-const MAX_NOTE_CHARS: usize = 900;
 
 fn resource(kind: &str) -> ApiResource {
     match kind {
