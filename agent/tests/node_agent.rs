@@ -199,10 +199,7 @@ async fn an_outage_is_survived_with_failover_and_an_ordered_replay() {
 
 /// When a report was made, Unix ms (keepalives included).
 fn made_at(envelope: &Envelope) -> u64 {
-    match &envelope.report {
-        Report::StateChange(r) | Report::Result(r) => r.at_ms,
-        Report::Keepalive(k) => k.at_ms,
-    }
+    envelope.report.at_ms()
 }
 
 fn unix_ms() -> u64 {

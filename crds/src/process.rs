@@ -92,6 +92,42 @@ pub struct ProcessElement {
     #[schemars(length(max = 32), inner(length(min = 1, max = 63)))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub depends_on: Vec<String>,
+    /// When the element must be Completed: not Completed by then is a `Late` violation,
+    /// raised at the deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_by: Option<Deadline>,
+}
+
+/// A deadline: a time of day in the process's time zone, or a time after the element's
+/// dependencies completed. Exactly one of `time` and `afterDependenciesSeconds`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.time) != has(self.afterDependenciesSeconds)",
+    "message": "a deadline is either a time of day or a number of seconds after the dependencies completed"
+}, {
+    "rule": "!has(self.days) || has(self.time)",
+    "message": "days apply to a time-of-day deadline only"
+}]))]
+pub struct Deadline {
+    /// Time of day, `HH:MM` (24 hours), in the process's time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 5, max = 5),
+        regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    )]
+    pub time: Option<String>,
+    /// Days of the week the time applies on (`Mon` … `Sun`); every day when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 7),
+        inner(regex(pattern = r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)$"))
+    )]
+    pub days: Vec<String>,
+    /// Seconds after the last of the element's dependencies completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub after_dependencies_seconds: Option<u32>,
 }
 
 /// A transition: when every condition given holds, the element enters the clause's state.
@@ -201,7 +237,9 @@ pub struct LogMatch {
 }
 
 /// States of a process element.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 pub enum ElementState {
     /// Waiting for its next run.
     Standby,
@@ -211,6 +249,34 @@ pub enum ElementState {
     Completed,
     /// Finished unsuccessfully.
     Failed,
+}
+
+impl ElementState {
+    /// The state machine, in one place: Standby → Running → Completed or Failed → Standby.
+    /// Whether an element in `self` may enter `next`.
+    pub fn may_enter(self, next: ElementState) -> bool {
+        use ElementState::*;
+        matches!(
+            (self, next),
+            (Standby, Running) | (Running, Completed | Failed) | (Completed | Failed, Standby)
+        )
+    }
+
+    /// The name as the CRD spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ElementState::Standby => "Standby",
+            ElementState::Running => "Running",
+            ElementState::Completed => "Completed",
+            ElementState::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ElementState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Another element's state as a condition.
@@ -238,6 +304,76 @@ pub struct ElementStatus {
     /// The message of the transition into this state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The clause that fired (`running`, `failed[1]`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clause: Option<String>,
+    /// The machine whose agent reported the transition (`masters` when the masters evaluated
+    /// the clause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// The states of the elements it depends on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub dependencies: Vec<DependencyStatus>,
+    /// The failed element (a dependency, direct or not) that blocks this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+    /// The last finished run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<RunStatus>,
+    /// Median duration of the last runs (up to 20), seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_run_seconds: Option<u64>,
+}
+
+/// A dependency's state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyStatus {
+    /// The element depended on.
+    pub name: String,
+    /// Its state.
+    pub state: ElementState,
+}
+
+/// One run of an element: from entering Running to Completed or Failed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatus {
+    /// Entered Running, RFC 3339.
+    pub started: String,
+    /// Entered Completed or Failed, RFC 3339.
+    pub ended: String,
+    /// Duration, seconds.
+    pub seconds: u64,
+    /// `Completed` or `Failed`.
+    pub outcome: ElementState,
+}
+
+/// What kind of violation.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ViolationKind {
+    /// The element entered Running before an element it depends on had Completed.
+    Early,
+    /// The element was not Completed by its deadline.
+    Late,
+}
+
+/// A violation in the current run.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ViolationStatus {
+    /// `Early` or `Late`.
+    pub kind: ViolationKind,
+    /// The element that violated.
+    pub element: String,
+    /// For `Early`: the dependency that had not Completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<String>,
+    /// When, RFC 3339.
+    pub at: String,
+    /// For people.
+    pub message: String,
 }
 
 /// What the masters observed about a process.
@@ -247,7 +383,8 @@ pub struct BusinessProcessStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `InvalidSpec` (e.g. a dependency cycle), `Degraded`.
+    /// `Ready`, `InvalidSpec` (e.g. a dependency cycle), `Degraded`, and `Evaluating`
+    /// (whether the masters evaluate the process: machines selected, their agents fresh).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Elements in the process.
@@ -269,4 +406,8 @@ pub struct BusinessProcessStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub elements: Vec<ElementStatus>,
+    /// The violations of the current run (the first 16), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub current_violations: Vec<ViolationStatus>,
 }

@@ -31,16 +31,26 @@ pub enum Kind {
     PlanHeld,
     /// An agent that ran a held plan runs a confirmed one again.
     PlanReleased,
+    /// A business-process element changed state (`rule_set` is the process, `check` the
+    /// element, `host` the machine or `masters`; states in `detail`).
+    ProcessTransition,
+    /// A business-process violation: an element ran early or is late (`detail.kind`).
+    ProcessViolation,
+    /// A business-process element's run ended (`detail`: started, ended, seconds, outcome).
+    ProcessRun,
 }
 
 impl Kind {
     /// Every kind, in the order of the API's documentation.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 8] = [
         Kind::StateChange,
         Kind::AgentFresh,
         Kind::AgentStale,
         Kind::PlanHeld,
         Kind::PlanReleased,
+        Kind::ProcessTransition,
+        Kind::ProcessViolation,
+        Kind::ProcessRun,
     ];
 
     /// The kind's name, as stored and in the API.
@@ -51,6 +61,9 @@ impl Kind {
             Kind::AgentStale => "agent_stale",
             Kind::PlanHeld => "plan_held",
             Kind::PlanReleased => "plan_released",
+            Kind::ProcessTransition => "process_transition",
+            Kind::ProcessViolation => "process_violation",
+            Kind::ProcessRun => "process_run",
         }
     }
 

@@ -18,6 +18,7 @@
 //! | `checks.json` | `{"offset": first check index, "items": [checks]}` | shards with checks |
 //! | `machines.json` | `{"host": [check indices], ...}` | shards with machines |
 //! | `remote.json` | `{"offset": first index, "items": [remote assignments]}` | shards with remote checks |
+//! | `elements.json` | `{"offset": first index, "items": [process elements]}` | shards with process elements |
 //!
 //! Each shard is labelled `vedette.dev/bundle-shard: "<i>"` and with the first 16 hex digits of
 //! the bundle hash as `vedette.dev/bundle-hash` (label values hold 63 characters, a SHA-256
@@ -39,6 +40,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{AgentSettings, PlannedCheck, RemoteAssignment, ZoneBundle, content_hash};
+use crate::process::PlannedElement;
 
 /// Largest ConfigMap, serialized as JSON with all its metadata.
 pub const MAX_CONFIG_MAP_BYTES: usize = 256 * 1024;
@@ -63,6 +65,8 @@ pub const CHECKS_KEY: &str = "checks.json";
 pub const MACHINES_KEY: &str = "machines.json";
 /// Data key of a shard's remote assignments.
 pub const REMOTE_KEY: &str = "remote.json";
+/// Data key of a shard's business-process elements.
+pub const ELEMENTS_KEY: &str = "elements.json";
 /// Version of this layout, in the manifest.
 pub const FORMAT: u32 = 1;
 
@@ -169,6 +173,13 @@ pub struct Manifest {
     pub machines: u32,
     /// Remote assignments in the bundle.
     pub remote: u32,
+    /// Business-process elements in the bundle.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub elements: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One shard as written: its place, the bundle it belongs to, and its data keys. The
@@ -235,6 +246,7 @@ pub fn write_shards(
         checks: count(bundle.checks.len())?,
         machines: count(bundle.machines.len())?,
         remote: count(bundle.remote.len())?,
+        elements: count(bundle.elements.len())?,
     };
     // Sized with the widest shard count, so the real one never takes more.
     let manifest_cost = escaped_len(&to_json(&manifest)?) + MANIFEST_KEY.len() + 6;
@@ -259,6 +271,7 @@ enum Section {
     Checks,
     Machines,
     Remote,
+    Elements,
 }
 
 /// One item of the bundle as JSON text, and what it costs in a shard.
@@ -276,18 +289,22 @@ struct Packed {
     machines: Vec<String>,
     remote_offset: usize,
     remote: Vec<String>,
+    elements_offset: usize,
+    elements: Vec<String>,
     cost: usize,
 }
 
 /// What each section's key and wrapper may take at most once escaped:
 /// `"checks.json":"{\"offset\":4294967295,\"items\":[]}",`.
 const SECTION_OVERHEAD: usize = 64;
+/// Sections besides the manifest a shard may hold.
+const SECTIONS: usize = 4;
 
 /// Whether `check` fits in a bundle shard on its own (the same cost and room the packing
 /// uses); compile leaves a check that does not out of the bundle, so the rest is published.
 pub fn check_fits(check: &PlannedCheck) -> Result<(), BundleError> {
     let piece = piece(Section::Checks, to_json(check)?)?;
-    let room = SHARD_DATA_BYTES.saturating_sub(3 * SECTION_OVERHEAD + 2);
+    let room = SHARD_DATA_BYTES.saturating_sub(SECTIONS * SECTION_OVERHEAD + 2);
     if piece.cost > room {
         return Err(BundleError::TooLarge {
             what: format!("check {}", check.id),
@@ -314,7 +331,11 @@ fn pieces(bundle: &ZoneBundle) -> Result<Vec<Piece>, BundleError> {
         .remote
         .iter()
         .map(|assignment| piece(Section::Remote, to_json(assignment)?));
-    checks.chain(machines).chain(remote).collect()
+    let elements = bundle
+        .elements
+        .iter()
+        .map(|element| piece(Section::Elements, to_json(element)?));
+    checks.chain(machines).chain(remote).chain(elements).collect()
 }
 
 fn piece(section: Section, text: String) -> Result<Piece, BundleError> {
@@ -337,10 +358,10 @@ fn pack(
 ) -> Result<Vec<Packed>, BundleError> {
     let room = |index: usize| {
         let manifest = if index == 0 { manifest_cost } else { 0 };
-        shard_data_bytes.saturating_sub(manifest + 3 * SECTION_OVERHEAD + 2)
+        shard_data_bytes.saturating_sub(manifest + SECTIONS * SECTION_OVERHEAD + 2)
     };
     let mut shards = vec![Packed::default()];
-    let (mut checks_seen, mut remote_seen) = (0, 0);
+    let (mut checks_seen, mut remote_seen, mut elements_seen) = (0, 0, 0);
     for piece in pieces {
         let mut index = shards.len() - 1;
         if shards[index].cost + piece.cost > room(index) {
@@ -373,6 +394,13 @@ fn pack(
                 remote_seen += 1;
                 shard.remote.push(piece.text);
             }
+            Section::Elements => {
+                if shard.elements.is_empty() {
+                    shard.elements_offset = elements_seen;
+                }
+                elements_seen += 1;
+                shard.elements.push(piece.text);
+            }
         }
     }
     Ok(shards)
@@ -384,6 +412,7 @@ fn describe(piece: &Piece) -> String {
         Section::Checks => "check",
         Section::Machines => "machine",
         Section::Remote => "remote assignment",
+        Section::Elements => "process element",
     };
     format!("{section} {start}…")
 }
@@ -409,6 +438,11 @@ fn shard_data(manifest: Option<&str>, shard: Packed) -> BTreeMap<String, String>
         let items = shard.remote.join(",");
         let text = format!(r#"{{"offset":{},"items":[{items}]}}"#, shard.remote_offset);
         data.insert(REMOTE_KEY.to_owned(), text);
+    }
+    if !shard.elements.is_empty() {
+        let items = shard.elements.join(",");
+        let text = format!(r#"{{"offset":{},"items":[{items}]}}"#, shard.elements_offset);
+        data.insert(ELEMENTS_KEY.to_owned(), text);
     }
     data
 }
@@ -528,11 +562,15 @@ fn assemble(manifest: &Manifest, shards: &[&StoredShard<'_>]) -> Result<ZoneBund
         if let Some(slice) = parse::<Slice<RemoteAssignment>>(shard, REMOTE_KEY)? {
             append(&mut bundle.remote, slice, "remote assignments")?;
         }
+        if let Some(slice) = parse::<Slice<PlannedElement>>(shard, ELEMENTS_KEY)? {
+            append(&mut bundle.elements, slice, "process elements")?;
+        }
     }
     let counts = [
         ("checks", bundle.checks.len(), manifest.checks),
         ("machines", bundle.machines.len(), manifest.machines),
         ("remote assignments", bundle.remote.len(), manifest.remote),
+        ("process elements", bundle.elements.len(), manifest.elements),
     ];
     for (what, found, expected) in counts {
         if found != expected as usize {

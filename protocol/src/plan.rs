@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 use vedette_crds::CheckSpec;
 use vedette_crds::template::CheckState;
 
+use crate::process::PlannedElement;
+
 /// The parameter every check may use for the machine it runs on (or the remote target).
 pub const HOST_PARAMETER: &str = "$host$";
 
@@ -135,6 +137,10 @@ pub struct ZoneBundle {
     /// Remote checks and their targets, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remote: Vec<RemoteAssignment>,
+    /// Business-process elements the zone's machines evaluate, each with its `hosts`, sorted
+    /// by process and element.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elements: Vec<PlannedElement>,
 }
 
 /// The checks one machine runs, as served to its agent.
@@ -149,6 +155,9 @@ pub struct Plan {
     pub settings: AgentSettings,
     /// The checks, sorted by id, with `$host$` replaced by `host`.
     pub checks: Vec<PlannedCheck>,
+    /// The business-process elements this machine evaluates (`hosts` left empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elements: Vec<PlannedElement>,
 }
 
 /// Why a plan cannot be used.
@@ -389,11 +398,21 @@ pub fn plan_for(bundle: &ZoneBundle, host: &str) -> Option<Plan> {
         .filter_map(|&i| bundle.checks.get(i as usize))
         .map(|check| with_host(check, host))
         .collect();
+    let elements = bundle
+        .elements
+        .iter()
+        .filter(|element| element.hosts.iter().any(|h| h == host))
+        .map(|element| PlannedElement {
+            hosts: Vec::new(),
+            ..element.clone()
+        })
+        .collect();
     Some(Plan {
         host: host.to_owned(),
         zone: bundle.zone.clone(),
         settings: bundle.settings.clone(),
         checks,
+        elements,
     })
 }
 
@@ -458,6 +477,7 @@ mod tests {
             checks: vec![tcp_check("a"), tcp_check("b")],
             machines: BTreeMap::from([("web-1".into(), vec![0, 1]), ("web-2".into(), vec![1])]),
             remote: Vec::new(),
+            elements: Vec::new(),
         }
     }
 

@@ -84,6 +84,19 @@ pub enum Report {
     Result(CheckReport),
     /// A keepalive.
     Keepalive(Keepalive),
+    /// A business-process element changed state on this machine.
+    ElementTransition(crate::process::ElementReport),
+}
+
+impl Report {
+    /// When the report was made, reporter's clock, Unix ms.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Report::StateChange(r) | Report::Result(r) => r.at_ms,
+            Report::Keepalive(k) => k.at_ms,
+            Report::ElementTransition(t) => t.at_ms,
+        }
+    }
 }
 
 /// A report with its identity. `R` is what the sender's spool holds: an agent's [`Report`],

@@ -265,7 +265,7 @@ impl Ingest {
 pub fn priority(entry: &Forwarded) -> Priority {
     match entry {
         Forwarded::Agent { report, .. } | Forwarded::Own { report } => match report {
-            Report::StateChange(_) => Priority::StateChange,
+            Report::StateChange(_) | Report::ElementTransition(_) => Priority::StateChange,
             Report::Result(_) => Priority::Result,
             Report::Keepalive(_) => Priority::Keepalive,
         },

@@ -48,6 +48,8 @@ pub enum EntryType {
     Result,
     /// A keepalive.
     Keepalive,
+    /// A business-process element's transition.
+    ElementTransition,
 }
 
 /// Labels of received entries.
@@ -233,6 +235,7 @@ impl SatelliteMetrics {
             Report::StateChange(r) => (EntryType::StateChange, r.at_ms),
             Report::Result(r) => (EntryType::Result, r.at_ms),
             Report::Keepalive(k) => (EntryType::Keepalive, k.at_ms),
+            Report::ElementTransition(t) => (EntryType::ElementTransition, t.at_ms),
         };
         self.received
             .get_or_create(&EntryLabels { r#type: kind })

@@ -84,6 +84,7 @@ mod tests {
             checks,
             machines: Default::default(),
             remote,
+            elements: Vec::new(),
         }
     }
 

@@ -118,6 +118,7 @@ mod tests {
             checks: Vec::new(),
             machines: BTreeMap::from([("web-1".into(), vec![])]),
             remote: Vec::new(),
+            elements: Vec::new(),
         })
     }
 

@@ -56,6 +56,7 @@ pub fn owned_plans(bundle: &ZoneBundle, me: &str, replicas: &[String]) -> BTreeM
                 zone: bundle.zone.clone(),
                 settings: bundle.settings.clone(),
                 checks: Vec::new(),
+                elements: Vec::new(),
             })
             .checks
             .push(with_host(check, &assignment.target));

@@ -110,6 +110,9 @@ pub struct Applied {
     pub results: u64,
     /// Keepalives applied.
     pub keepalives: u64,
+    /// Business-process transitions received (forwarded, not applied here).
+    #[serde(default)]
+    pub element_transitions: u64,
     /// Entries older than the stored state, which did not overwrite it.
     pub outdated: u64,
 }
@@ -176,6 +179,8 @@ impl StateTable {
                 self.applied.keepalives += 1;
                 self.apply_keepalive(agent, keepalive, received_ms);
             }
+            // Forwarded to the masters, which run processes; the zone keeps no view of them.
+            Report::ElementTransition(_) => self.applied.element_transitions += 1,
         }
     }
 

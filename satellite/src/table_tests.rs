@@ -66,6 +66,7 @@ fn bundle() -> ZoneBundle {
             check: 1,
             target: "example.org".into(),
         }],
+        elements: Vec::new(),
     }
 }
 

@@ -76,6 +76,7 @@ fn write_bundle(dir: &Path, port: u16) {
         checks: vec![tcp_check("listener", port, 2)],
         machines: [("node-a".to_owned(), vec![0])].into(),
         remote: Vec::new(),
+        elements: Vec::new(),
     };
     std::fs::write(
         dir.join("bundle.json"),

@@ -102,6 +102,11 @@ impl Reporter {
         counts
     }
 
+    /// The current state of one check of this machine, if it ran.
+    pub fn state_of(&self, id: &CheckId) -> Option<CheckState> {
+        self.states.lock().expect("states lock").get(id).map(|t| t.state)
+    }
+
     /// Hands a report to the sink (the spool, then the sender).
     pub fn spool(&self, priority: Priority, report: &Report) {
         self.sink.spool(priority, report);

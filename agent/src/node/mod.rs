@@ -5,6 +5,7 @@ pub mod defaults;
 pub mod engine;
 pub mod error;
 pub mod plan_keeper;
+pub mod processes;
 pub mod retention;
 
 use std::net::SocketAddr;
@@ -136,6 +137,13 @@ pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> Resu
         default_spool_limits: (config.spool_max_bytes, config.spool_max_age_seconds),
     };
     tokio::spawn(keepalive.run(plans.clone(), status, reporter.clone(), spool, metrics));
+    tokio::spawn(processes::run(
+        config.host.clone(),
+        config.host_paths.clone(),
+        plans.clone(),
+        reporter.clone(),
+        config.state_dir.join("element-states.json"),
+    ));
     engine::run(
         config.host.clone(),
         plans,
@@ -312,6 +320,7 @@ mod tests {
                 ..AgentSettings::default()
             },
             checks: Vec::new(),
+            elements: Vec::new(),
         })
         .expect("valid plan")
     }

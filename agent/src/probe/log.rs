@@ -113,6 +113,18 @@ struct Read {
     notes: Vec<&'static str>,
 }
 
+/// Where a business process's `logMatch` stands in its file (see the module documentation
+/// for how rotation and truncation are followed).
+#[derive(Default)]
+pub(crate) struct LogCursor(Option<Cursor>);
+
+impl LogCursor {
+    /// Lines matching `pattern` since the last call (none at the first: it starts at the end).
+    pub(crate) fn new_matches(&mut self, at: &Path, path: &str, pattern: &Regex) -> Result<u64> {
+        advance(&mut self.0, at, path, pattern).map(|read| read.matches)
+    }
+}
+
 /// A file just opened, with its device and inode and its length.
 struct Opened {
     file: File,

@@ -19,6 +19,7 @@ use crate::host_paths::HostPaths;
 mod cpu;
 mod disk;
 mod dns;
+pub mod facts;
 mod file;
 mod http;
 mod load;

@@ -112,6 +112,17 @@ fn count(filter: &Filter, host: &HostPaths) -> Result<usize> {
     Ok(count)
 }
 
+/// How many processes with this exact name run (`comm`, or `argv[0]` for names longer than
+/// the kernel keeps): a business process's `processRunning` fact.
+pub(crate) fn count_named(name: &str, host: &HostPaths) -> Result<usize> {
+    let filter = Filter {
+        name: Some(name.to_owned()),
+        command_line: None,
+        uid: None,
+    };
+    count(&filter, host)
+}
+
 /// The process probe.
 pub(crate) async fn probe(
     spec: &ProcessProbe,

@@ -148,6 +148,7 @@ pub fn tcp_plan(host: &str, port: u16, interval_seconds: u32) -> Plan {
             ..AgentSettings::default()
         },
         checks: vec![tcp_check("listener", port, interval_seconds)],
+        elements: Vec::new(),
     }
 }
 

@@ -283,6 +283,7 @@ fn arbitrary_bundle() -> impl Strategy<Value = ZoneBundle> {
                 checks,
                 machines,
                 remote,
+                elements: Vec::new(),
             }
         })
 }

@@ -184,6 +184,7 @@ pub fn small_bundle() -> ZoneBundle {
                 target: "www.example.com".to_owned(),
             },
         ],
+        elements: Vec::new(),
     }
 }
 
@@ -235,5 +236,6 @@ pub fn huge_bundle(machines: usize, checks: usize) -> ZoneBundle {
             })
             .collect(),
         checks,
+        elements: Vec::new(),
     }
 }

@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use vedette_crds::zone::{AgentSpec, MonitorZoneSpec};
 use vedette_protocol::plan::{AgentSettings, CheckId, PlannedCheck, RemoteAssignment, ZoneBundle};
 
+use vedette_protocol::process::PlannedElement;
+
 use super::cycles;
+use super::process::ProcessModel;
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};
 use super::rules::CompiledRuleSet;
 use super::zones::Remote;
@@ -130,7 +133,32 @@ pub fn assemble(
         checks: by_id.into_values().map(Cow::into_owned).collect(),
         machines,
         remote: assignments,
+        elements: Vec::new(),
     }
+}
+
+/// The process elements that run on `members`, each with the members it runs on; the
+/// models come sorted by process, so the elements are too.
+pub fn elements<'a>(
+    members: &[&str],
+    processes: impl Iterator<Item = &'a ProcessModel>,
+) -> Vec<PlannedElement> {
+    processes
+        .flat_map(|process| &process.elements)
+        .filter(|element| !element.agent.clauses.is_empty())
+        .filter_map(|element| {
+            let hosts: Vec<String> = element
+                .hosts
+                .iter()
+                .filter(|h| members.contains(&h.as_str()))
+                .cloned()
+                .collect();
+            (!hosts.is_empty()).then(|| PlannedElement {
+                hosts,
+                ..element.agent.clone()
+            })
+        })
+        .collect()
 }
 
 fn settings(agents: &AgentSpec) -> AgentSettings {

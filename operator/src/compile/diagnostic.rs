@@ -138,6 +138,10 @@ pub enum Reason {
     UnknownRuleSet,
     /// A process condition names a rule its rule set does not have.
     UnknownRule,
+    /// A process clause cannot be evaluated as written (it mixes a machine's facts with
+    /// facts from elsewhere, uses a condition this release does not evaluate, names an
+    /// unknown time zone, or has a deadline that cannot apply).
+    InvalidClause,
 }
 
 impl fmt::Display for Reason {

@@ -103,6 +103,9 @@ pub struct Output {
     pub templates: BTreeMap<String, TemplateSummary>,
     /// Per zone, by name.
     pub zones: BTreeMap<String, ZoneSummary>,
+    /// Business processes as the masters run them, by `namespace/name`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub processes: BTreeMap<String, process::ProcessModel>,
 }
 
 /// The content hash of a bundle (hex SHA-256 of its JSON): equal bundles, equal hashes.
@@ -169,19 +172,25 @@ pub fn compile(input: &Input) -> Output {
         diagnostic::KIND_PROCESS,
         &mut diagnostics,
     );
+    let compiled_by_name: process::RuleSets<'_, '_> = compiled
+        .iter()
+        .map(|rs| ((rs.namespace, rs.name), rs))
+        .collect();
+    let mut output = Output::default();
     for (ns, name, spec) in processes {
-        process::validate(
+        let model = process::validate(
             ns,
             name,
             spec,
             &rule_index,
+            &compiled_by_name,
             &machines,
             &membership,
             &mut diagnostics,
         );
+        output.processes.insert(format!("{ns}/{name}"), model);
     }
 
-    let mut output = Output::default();
     for (zone, spec) in &zone_specs {
         let remote = zones::remote_checks(zone, spec, &templates, &mut diagnostics);
         let members = membership
@@ -189,7 +198,9 @@ pub fn compile(input: &Input) -> Output {
             .get(zone)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let bundle = bundle::assemble(zone, spec, members, &compiled, &remote, &mut diagnostics);
+        let mut bundle =
+            bundle::assemble(zone, spec, members, &compiled, &remote, &mut diagnostics);
+        bundle.elements = bundle::elements(members, output.processes.values());
         output
             .zones
             .insert((*zone).to_owned(), zone_summary(&bundle));

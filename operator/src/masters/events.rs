@@ -1,6 +1,11 @@
 //! Kubernetes Events for hard state changes (F26), on the check's RuleSet: `Warning` with
 //! reason `CheckCritical`, `CheckWarning` or `CheckUnknown`, `Normal` with `CheckRecovered`,
-//! the note naming host, check and output.
+//! the note naming host, check and output. Business processes' transitions and violations
+//! are Events on the BusinessProcess ([`process_event`]): `ElementRunning`,
+//! `ElementCompleted`, `ElementStandby` (`Normal`), `ElementFailed`, `DependencyViolation`,
+//! `DeadlineMissed` (`Warning`), the note naming element, machine, message and the clause's
+//! `notify` receivers; they are rare, so they are not limited per element, only by the same
+//! overall rate (at most [`MAX_PENDING`] waiting).
 //!
 //! Both masters see every change, but only the Lease holder sends, so an event is sent once.
 //! [`Limiter`] keeps the API-server budget: at most one event per (rule set, host, check) per
@@ -16,10 +21,12 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use vedette_agent::rate::TokenBucket;
-use vedette_crds::RuleSet;
+use vedette_crds::process::{ElementState, ViolationKind};
+use vedette_crds::{BusinessProcess, RuleSet};
 use vedette_crds::template::CheckState;
 use vedette_protocol::plan::CheckId;
 
+use super::processes::ProcessEvent;
 use super::stream::{HardChange, MasterEvent, Subscription};
 use crate::metrics::Metrics;
 
@@ -139,6 +146,55 @@ pub fn note(change: &HardChange) -> String {
     text.chars().take(MAX_NOTE_CHARS).collect()
 }
 
+/// The Event a business-process event becomes: process, reason, type and note (`None` for a
+/// run's end, which its transition already says).
+pub fn process_event(
+    event: &ProcessEvent,
+) -> Option<(&vedette_protocol::process::ProcessId, &'static str, EventType, String)> {
+    let receivers = |notify: &[String]| {
+        if notify.is_empty() {
+            String::new()
+        } else {
+            format!(" (notify: {})", notify.join(", "))
+        }
+    };
+    let (process, reason, type_, text) = match event {
+        ProcessEvent::Transition(t) => {
+            let (reason, type_) = match t.to {
+                ElementState::Standby => ("ElementStandby", EventType::Normal),
+                ElementState::Running => ("ElementRunning", EventType::Normal),
+                ElementState::Completed => ("ElementCompleted", EventType::Normal),
+                ElementState::Failed => ("ElementFailed", EventType::Warning),
+            };
+            let message = t.message.as_deref().unwrap_or("no message");
+            let text = format!(
+                "{} {} → {} on {} ({}): {message}{}",
+                t.element,
+                t.from,
+                t.to,
+                t.machine,
+                t.clause,
+                receivers(&t.notify)
+            );
+            (&t.process, reason, type_, text)
+        }
+        ProcessEvent::Violation {
+            process,
+            violation,
+            notify,
+        } => {
+            let reason = match violation.kind {
+                ViolationKind::Early => "DependencyViolation",
+                ViolationKind::Late => "DeadlineMissed",
+            };
+            let text = format!("{}{}", violation.message, receivers(notify));
+            (process, reason, EventType::Warning, text)
+        }
+        ProcessEvent::RunEnded { .. } => return None,
+    };
+    Some((process, reason, type_, text.chars().take(MAX_NOTE_CHARS).collect()))
+}
+
 /// Settings of the event task.
 #[derive(Clone, Debug)]
 pub struct EventSettings {
@@ -151,18 +207,26 @@ pub struct EventSettings {
 }
 
 /// Subscribes to the masters' stream: sends an Event for each hard change while `leader` is
-/// true; looks the RuleSets up in `rule_sets`. Ends when the stream closes, after offering
-/// what was queued.
+/// true, and one for each business-process transition and violation; looks the objects up
+/// in `rule_sets` and `processes`. Ends when the stream closes, after offering what was queued.
 pub async fn run(
     client: kube::Client,
     settings: EventSettings,
     mut stream: Subscription,
     leader: watch::Receiver<bool>,
     rule_sets: kube::runtime::reflector::Store<RuleSet>,
+    processes: kube::runtime::reflector::Store<BusinessProcess>,
     metrics: Arc<Metrics>,
 ) {
     let recorder = recorder(client, &settings.instance);
     let mut limiter = Limiter::new(settings.per_check, settings.per_second, Instant::now());
+    let mut process_budget = TokenBucket::new(
+        settings.per_second,
+        settings.per_second,
+        Instant::now().into_std(),
+    );
+    let mut process_queue: std::collections::VecDeque<ProcessEvent> =
+        std::collections::VecDeque::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
@@ -172,18 +236,72 @@ pub async fn run(
                         limiter.offer(change);
                     }
                 }
+                Some(MasterEvent::Process(event)) => {
+                    if process_queue.len() < MAX_PENDING {
+                        process_queue.push_back(event.clone());
+                    } else {
+                        limiter.dropped += 1;
+                    }
+                }
                 Some(_) => {}
                 None => return,
             },
             _ = tick.tick() => {
                 if !*leader.borrow() {
                     limiter.clear();
+                    process_queue.clear();
                     continue;
                 }
                 for change in limiter.due(Instant::now()) {
                     publish(&recorder, &rule_sets, &change, &metrics).await;
                 }
+                while !process_queue.is_empty()
+                    && process_budget.wait_time(1, Instant::now().into_std()) == Duration::ZERO
+                {
+                    process_budget.take_up_to(1, Instant::now().into_std());
+                    if let Some(event) = process_queue.pop_front() {
+                        publish_process(&recorder, &processes, &event, &metrics).await;
+                    }
+                }
             }
+        }
+    }
+}
+
+async fn publish_process(
+    recorder: &Recorder,
+    processes: &kube::runtime::reflector::Store<BusinessProcess>,
+    event: &ProcessEvent,
+    metrics: &Metrics,
+) {
+    let Some((id, reason, type_, note)) = process_event(event) else {
+        return;
+    };
+    let key = kube::runtime::reflector::ObjectRef::<BusinessProcess>::new(&id.name)
+        .within(&id.namespace);
+    let Some(process) = processes.get(&key) else {
+        return;
+    };
+    let reference = ObjectReference {
+        api_version: Some("vedette.dev/v1alpha1".to_owned()),
+        kind: Some("BusinessProcess".to_owned()),
+        name: process.metadata.name.clone(),
+        namespace: process.metadata.namespace.clone(),
+        uid: process.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Evaluate".to_owned(),
+        secondary: None,
+    };
+    match recorder.publish(&event, &reference).await {
+        Ok(()) => metrics.wrote("Event", "create"),
+        Err(error) => {
+            tracing::warn!(message = "Failed to publish an event.", %error, reason);
+            metrics.event_failed();
         }
     }
 }

@@ -18,6 +18,7 @@
 //! | [`state`] | the merge (pure): watermarks, last writer wins, keepalives, summaries → events |
 //! | [`stream`] | the event stream: typed events and the bus to bounded subscriber channels |
 //! | [`events`] | Kubernetes Events for hard state changes, rate-limited, Lease holder only |
+//! | [`processes`] | business processes: element states, correlation, deadlines, runs (pure) |
 //! | [`recorder`] | what a merged batch writes to the history (pure) |
 //! | [`history_api`] | `GET /v1/history` and `GET /v1/availability`, per-namespace authorization |
 //!
@@ -31,6 +32,7 @@
 
 pub mod events;
 pub mod history_api;
+pub mod processes;
 pub mod recorder;
 pub mod state;
 pub mod stream;
@@ -200,12 +202,16 @@ impl Masters {
         Ok(ack)
     }
 
-    /// Publishes (and records) the agents that went stale by now.
+    /// Publishes (and records) the agents that went stale by now, and what the business
+    /// processes' clauses and deadlines make of the time.
     pub fn sweep(&self) {
         let mut state = self.state();
         let events = state.sweep(unix_ms());
         if let Some(history) = &self.history {
-            let records: Vec<_> = events.iter().filter_map(recorder::agent_record).collect();
+            let records: Vec<_> = events
+                .iter()
+                .filter_map(|e| recorder::agent_record(e).or_else(|| recorder::process_record(e)))
+                .collect();
             if !records.is_empty() {
                 // Not waited for: nothing is acknowledged on it, and the writer keeps order.
                 drop(history.writer.submit(vedette_history::Write {

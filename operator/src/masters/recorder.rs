@@ -20,6 +20,10 @@ use vedette_protocol::forward::Forwarded;
 use vedette_protocol::merge::CheckKey;
 use vedette_protocol::report::{Batch, CheckReport, Report};
 
+use vedette_crds::process::ViolationKind;
+use vedette_protocol::process::ProcessId;
+
+use super::processes::ProcessEvent;
 use super::state::{CheckEntry, MasterState};
 use super::stream::{AgentEvent, MasterEvent};
 
@@ -46,7 +50,7 @@ fn check_report(report: &Report) -> Option<(CheckReport, bool)> {
     match report {
         Report::StateChange(check) => Some((check.clone(), true)),
         Report::Result(check) => Some((check.clone(), false)),
-        Report::Keepalive(_) => None,
+        Report::Keepalive(_) | Report::ElementTransition(_) => None,
     }
 }
 
@@ -72,6 +76,7 @@ pub fn write_for(
         touched.insert(key);
     }
     write.records.extend(events.iter().filter_map(agent_record));
+    write.records.extend(events.iter().filter_map(process_record));
     write.last_states = touched
         .into_iter()
         .filter_map(|key| {
@@ -100,9 +105,93 @@ pub fn agent_record(event: &MasterEvent) -> Option<Record> {
         MasterEvent::PlanReleased(agent) => {
             (Kind::PlanReleased, agent, "plan confirmed again".to_owned())
         }
-        MasterEvent::Check(_) | MasterEvent::ZoneSummary { .. } => return None,
+        MasterEvent::Check(_) | MasterEvent::ZoneSummary { .. } | MasterEvent::Process(_) => {
+            return None;
+        }
     };
     Some(record_of(kind, agent, message))
+}
+
+/// The record of a business-process event (`None` for the other events). `rule_set` holds the
+/// process, `check` the element, `host` the machine (or `masters`). The natural key is the
+/// element and its time, so both masters (and a resend) write the same record once:
+/// `source` = `namespace/process/element`, `sequence` = `at_ms × 64` plus the state entered
+/// (transitions), the dependency's index or 63 for a late one (violations).
+pub fn process_record(event: &MasterEvent) -> Option<Record> {
+    let MasterEvent::Process(event) = event else {
+        return None;
+    };
+    let record = |kind, process: &ProcessId, element: &str, host: &str, at_ms: u64| Record {
+        kind,
+        at_ms,
+        source: format!("{process}/{element}"),
+        sequence: at_ms.saturating_mul(64),
+        namespace: process.namespace.clone(),
+        zone: String::new(),
+        host: host.to_owned(),
+        rule_set: process.name.clone(),
+        check: element.to_owned(),
+        state: None,
+        previous: None,
+        hard: None,
+        message: String::new(),
+        detail: serde_json::Value::Null,
+    };
+    Some(match event {
+        ProcessEvent::Transition(t) => {
+            let mut r = record(
+                Kind::ProcessTransition,
+                &t.process,
+                &t.element,
+                &t.machine,
+                t.at_ms,
+            );
+            r.sequence += t.to as u64;
+            r.message = t.message.clone().unwrap_or_else(|| format!("entered {}", t.to));
+            r.detail = serde_json::json!({
+                "from": t.from, "to": t.to, "clause": t.clause, "notify": t.notify,
+            });
+            r
+        }
+        ProcessEvent::Violation {
+            process,
+            violation,
+            notify,
+        } => {
+            let mut r = record(
+                Kind::ProcessViolation,
+                process,
+                &violation.element,
+                "",
+                violation.at_ms,
+            );
+            r.sequence += match (&violation.kind, &violation.dependency) {
+                (ViolationKind::Early, Some(dependency)) => {
+                    u64::from(dependency.bytes().fold(0u8, |h, b| h.wrapping_mul(31).wrapping_add(b)) % 63)
+                }
+                _ => 63,
+            };
+            r.message = violation.message.clone();
+            r.detail = serde_json::json!({
+                "kind": violation.kind, "dependency": violation.dependency, "notify": notify,
+            });
+            r
+        }
+        ProcessEvent::RunEnded {
+            process,
+            element,
+            run,
+        } => {
+            let mut r = record(Kind::ProcessRun, process, element, "", run.ended_ms);
+            let seconds = (run.ended_ms - run.started_ms) / 1000;
+            r.message = format!("run {} after {seconds} s", run.outcome);
+            r.detail = serde_json::json!({
+                "startedMs": run.started_ms, "endedMs": run.ended_ms, "seconds": seconds,
+                "outcome": run.outcome,
+            });
+            r
+        }
+    })
 }
 
 /// Keyed by the time of the agent's newest keepalive, which every master sees alike.

@@ -25,6 +25,7 @@ use vedette_protocol::plan::CheckId;
 use vedette_protocol::report::{Ack, Batch, CheckReport, Keepalive, Report};
 use vedette_protocol::watermark::Watermark;
 
+use super::processes::ProcessEngine;
 use super::stream::{AgentEvent, CheckEvent, MasterEvent};
 
 /// Most sequences an agent's watermark keeps above its contiguous part; beyond, the gap is
@@ -101,6 +102,7 @@ pub struct MasterState {
     checks: BTreeMap<CheckKey, CheckEntry>,
     agents: BTreeMap<String, AgentEntry>,
     zone_summaries: BTreeMap<(String, String), ZoneSummary>,
+    processes: ProcessEngine,
     applied: Applied,
     version: u64,
 }
@@ -130,6 +132,7 @@ impl MasterState {
             up_to: watermark.contiguous(),
         };
         self.satellites.insert(satellite, watermark);
+        self.evaluate_processes(now_ms, &mut events);
         (ack, events)
     }
 
@@ -143,7 +146,36 @@ impl MasterState {
                 events.push(MasterEvent::AgentStale(agent_event(host, agent)));
             }
         }
+        self.evaluate_processes(now_ms, &mut events);
         events
+    }
+
+    /// The business processes' masters' clauses and deadlines at `now_ms`.
+    fn evaluate_processes(&mut self, now_ms: u64, events: &mut Vec<MasterEvent>) {
+        let checks = &self.checks;
+        let states = |id: &CheckId| -> Vec<CheckState> {
+            checks
+                .iter()
+                .filter(|(key, _)| key.check == *id)
+                .map(|(_, entry)| entry.state)
+                .collect()
+        };
+        let found = self.processes.evaluate(now_ms, &states);
+        events.extend(found.into_iter().map(MasterEvent::Process));
+    }
+
+    /// The business processes: their models and states.
+    pub fn processes(&self) -> &ProcessEngine {
+        &self.processes
+    }
+
+    /// Replaces the business processes' models (after a compile), keeping the state of what
+    /// remains.
+    pub fn set_processes(
+        &mut self,
+        models: impl IntoIterator<Item = crate::compile::process::ProcessModel>,
+    ) {
+        self.processes.set_models(models);
     }
 
     fn apply(
@@ -178,6 +210,12 @@ impl MasterState {
                     Report::Keepalive(keepalive) => {
                         self.apply_keepalive(&agent, sequence, &keepalive, now_ms, events);
                     }
+                    Report::ElementTransition(transition) => events.extend(
+                        self.processes
+                            .apply_report(&transition)
+                            .into_iter()
+                            .map(MasterEvent::Process),
+                    ),
                 }
             }
             Forwarded::Own { report } => {

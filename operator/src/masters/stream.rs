@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use vedette_crds::CheckState;
 use vedette_protocol::plan::CheckId;
 
+use super::processes::ProcessEvent;
 use crate::metrics::Metrics;
 
 /// One thing the merge learned.
@@ -41,6 +42,8 @@ pub enum MasterEvent {
     },
     /// An agent that ran a held plan runs a confirmed one again.
     PlanReleased(AgentEvent),
+    /// A business process learned something (see [`super::processes`]).
+    Process(super::processes::ProcessEvent),
     /// A satellite's periodic zone summary arrived.
     ZoneSummary {
         /// The zone.
@@ -223,6 +226,9 @@ pub fn kind(event: &MasterEvent) -> &'static str {
         MasterEvent::PlanHeld { .. } => "plan_held",
         MasterEvent::PlanReleased(_) => "plan_released",
         MasterEvent::ZoneSummary { .. } => "zone_summary",
+        MasterEvent::Process(ProcessEvent::Transition(_)) => "process_transition",
+        MasterEvent::Process(ProcessEvent::Violation { .. }) => "process_violation",
+        MasterEvent::Process(ProcessEvent::RunEnded { .. }) => "process_run",
     }
 }
 

@@ -185,6 +185,9 @@ impl Controller {
         let current = self.sources.input();
         let started = std::time::Instant::now();
         let compiled = self.last_good.compile(current);
+        self.masters
+            .state()
+            .set_processes(compiled.served.processes.values().cloned());
         self.metrics
             .compile_duration
             .observe(started.elapsed().as_secs_f64());

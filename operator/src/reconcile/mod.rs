@@ -145,6 +145,7 @@ pub async fn run(config: Config) -> Result<()> {
         events_stream,
         leader.clone(),
         sources.rule_sets.clone(),
+        sources.processes.clone(),
         metrics.clone(),
     ));
     let settings = publish::Settings {

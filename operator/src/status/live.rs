@@ -46,6 +46,8 @@ pub struct Live {
     pub rule_sets: BTreeMap<(String, String), RuleSetLive>,
     /// By zone name.
     pub zones: BTreeMap<String, ZoneLive>,
+    /// Business processes by `(namespace, name)`.
+    pub processes: BTreeMap<(String, String), super::process::ProcessLive>,
 }
 
 /// A hard problem found: host, rule, entry.
@@ -92,6 +94,15 @@ pub fn summarise(state: &MasterState, bundles: &BTreeMap<String, ZoneBundle>, no
                     ));
                 }
             }
+        }
+    }
+    let fresh = |host: &str| !stale(host);
+    for model in state.processes().models() {
+        if let Some(runtime) = state.processes().runtime(&model.id) {
+            live.processes.insert(
+                (model.id.namespace.clone(), model.id.name.clone()),
+                super::process::live(model, runtime, &fresh),
+            );
         }
     }
     for (key, mut found) in problems {

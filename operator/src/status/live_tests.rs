@@ -25,6 +25,7 @@ fn bundle(machines: &[&str], rules: &[&str]) -> BTreeMap<String, ZoneBundle> {
             .map(|m| ((*m).to_owned(), all.clone()))
             .collect(),
         remote: Vec::new(),
+        elements: Vec::new(),
     };
     [("core".to_owned(), bundle)].into()
 }

@@ -8,6 +8,7 @@
 
 pub mod live;
 pub mod problem_events;
+pub mod process;
 
 use std::collections::BTreeMap;
 
@@ -147,14 +148,34 @@ pub fn desired(
     for process in &current.processes {
         let object = key(&process.metadata, ObjectRef::process);
         let previous = process.status.as_ref().map(|s| s.conditions.as_slice());
-        // The runtime fields (running, completed, …) are not the operator's yet: nothing
-        // evaluates processes, so they keep whatever the object has.
-        let current = process.status.clone().unwrap_or_default();
+        let runtime = live
+            .processes
+            .get(&(object.namespace.clone(), object.name.clone()))
+            .cloned()
+            .unwrap_or_default();
+        let mut conditions = conditions(&reported.diagnostics, &object, &[], previous, now);
+        let (evaluating, reason, message) = match &runtime.not_evaluating {
+            None => (true, "Evaluated".to_owned(), String::new()),
+            Some((reason, message)) => (false, reason.clone(), message.clone()),
+        };
+        conditions.push(condition(
+            "Evaluating",
+            evaluating,
+            reason,
+            message,
+            previous.unwrap_or_default(),
+            now,
+        ));
         let status = BusinessProcessStatus {
             observed_generation: process.metadata.generation,
-            conditions: conditions(&reported.diagnostics, &object, &[], previous, now),
+            conditions,
             element_count: u32::try_from(process.spec.elements.len()).unwrap_or(u32::MAX),
-            ..current
+            running: runtime.running,
+            completed: runtime.completed,
+            failed: runtime.failed,
+            violations: runtime.violations,
+            elements: runtime.elements,
+            current_violations: runtime.current_violations,
         };
         all.push(entry(
             object,

@@ -1,0 +1,609 @@
+//! The masters' business-process engine, as a pure value: every element's state per machine
+//! and as a whole, correlation between elements, deadlines and runs.
+//!
+//! - **Agents' transitions** ([`ProcessEngine::apply_report`]) move the element on their
+//!   machine, if the step is legal from the state the masters hold for that machine (an agent
+//!   that missed a step the masters took, such as a masters' clause failing the element, is
+//!   brought back by its next legal step). The element's own state follows its machines by
+//!   [`vedette_protocol::process::aggregate`].
+//! - **The masters' clauses** (another element's state, a check of another machine) and the
+//!   **deadlines** are evaluated by [`ProcessEngine::evaluate`], on every merged batch and
+//!   every second; a masters' clause moves the element and every machine that may follow.
+//! - **Correlation.** An element entering Running while an element it depends on is not
+//!   Completed is an `Early` violation naming both; not Completed by its deadline is `Late`,
+//!   raised at the deadline. A process run starts when its first element leaves Standby and
+//!   ends when all are back; the violations of the current run are kept (a late raised while
+//!   nothing ran stays with the next run).
+//! - **Runs.** Entering Running starts an element's run; Completed or Failed ends it, with its
+//!   duration; the median of the last [`RUNS_KEPT`] durations is in status.
+//!
+//! Time comes in as arguments; what happened goes out as [`ProcessEvent`]s for the event
+//! stream, the history and Kubernetes Events.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use vedette_crds::process::{ElementState, ViolationKind};
+use vedette_crds::template::CheckState;
+use vedette_protocol::plan::CheckId;
+use vedette_protocol::process::{ElementReport, ProcessId, aggregate, in_window, next_clause};
+
+use crate::compile::process::{ElementModel, MastersClause, ProcessModel};
+
+/// Durations kept per element for the median.
+pub const RUNS_KEPT: usize = 20;
+/// Violations kept per process run.
+pub const VIOLATIONS_KEPT: usize = 64;
+/// The machine of a transition the masters made.
+pub const MASTERS: &str = "masters";
+
+/// One element's state as the masters know it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElementRuntime {
+    /// Each machine's state.
+    pub machines: BTreeMap<String, ElementState>,
+    /// The element's state.
+    pub state: ElementState,
+    /// Since when (0: never left its first Standby).
+    pub since_ms: u64,
+    /// The message of the transition into it.
+    pub message: Option<String>,
+    /// The clause that fired.
+    pub clause: Option<String>,
+    /// The machine that reported it (or [`MASTERS`]).
+    pub machine: Option<String>,
+    /// When the current run started.
+    pub run_started_ms: Option<u64>,
+    /// The last finished run.
+    pub last_run: Option<Run>,
+    /// Durations of the last runs, ms, oldest first.
+    pub durations: VecDeque<u64>,
+    /// When it last entered Completed.
+    pub completed_ms: Option<u64>,
+    /// The deadline instant a late violation was raised for.
+    pub late_raised_for: Option<u64>,
+}
+
+impl ElementRuntime {
+    fn new(hosts: &[String]) -> Self {
+        Self {
+            machines: hosts
+                .iter()
+                .map(|h| (h.clone(), ElementState::Standby))
+                .collect(),
+            state: ElementState::Standby,
+            since_ms: 0,
+            message: None,
+            clause: None,
+            machine: None,
+            run_started_ms: None,
+            last_run: None,
+            durations: VecDeque::new(),
+            completed_ms: None,
+            late_raised_for: None,
+        }
+    }
+
+    /// Median of the kept durations, ms.
+    pub fn median_ms(&self) -> Option<u64> {
+        let mut sorted: Vec<u64> = self.durations.iter().copied().collect();
+        sorted.sort_unstable();
+        sorted.get(sorted.len().checked_sub(1)? / 2).copied()
+    }
+}
+
+/// A finished run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Entered Running, Unix ms.
+    pub started_ms: u64,
+    /// Entered Completed or Failed, Unix ms.
+    pub ended_ms: u64,
+    /// Completed or Failed.
+    pub outcome: ElementState,
+}
+
+/// A violation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Early or Late.
+    pub kind: ViolationKind,
+    /// The element.
+    pub element: String,
+    /// The dependency not Completed (Early).
+    pub dependency: Option<String>,
+    /// When: the transition's time (Early) or the deadline (Late), Unix ms.
+    pub at_ms: u64,
+    /// For people.
+    pub message: String,
+}
+
+/// A process's state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcessRuntime {
+    /// By element name.
+    pub elements: BTreeMap<String, ElementRuntime>,
+    /// Violations of the current run, oldest first.
+    pub violations: Vec<Violation>,
+    /// Whether a run is under way (an element left Standby and not all are back).
+    pub run_active: bool,
+    /// When the last run ended.
+    pub run_ended_ms: u64,
+}
+
+/// An element's transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// The process.
+    pub process: ProcessId,
+    /// The element.
+    pub element: String,
+    /// The machine that reported it, or [`MASTERS`].
+    pub machine: String,
+    /// State before.
+    pub from: ElementState,
+    /// State entered.
+    pub to: ElementState,
+    /// The clause that fired.
+    pub clause: String,
+    /// Its message.
+    pub message: Option<String>,
+    /// Its receivers.
+    pub notify: Vec<String>,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// What the engine learned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessEvent {
+    /// An element changed state.
+    Transition(Transition),
+    /// A violation was raised.
+    Violation {
+        /// The process.
+        process: ProcessId,
+        /// What.
+        violation: Violation,
+        /// The element's receivers.
+        notify: Vec<String>,
+    },
+    /// An element's run ended.
+    RunEnded {
+        /// The process.
+        process: ProcessId,
+        /// The element.
+        element: String,
+        /// The run.
+        run: Run,
+    },
+}
+
+/// Counts for `/metrics` and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessCounts {
+    /// Agents' transitions applied.
+    pub applied: u64,
+    /// Agents' transitions not legal from the masters' state (or of an unknown element).
+    pub ignored: u64,
+}
+
+/// Every process the masters run.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessEngine {
+    models: BTreeMap<ProcessId, ProcessModel>,
+    runtime: BTreeMap<ProcessId, ProcessRuntime>,
+    counts: ProcessCounts,
+}
+
+/// The states of a check on every machine that reported it.
+pub type CheckStates<'a> = &'a dyn Fn(&CheckId) -> Vec<CheckState>;
+
+impl ProcessEngine {
+    /// Replaces the models (after a compile); the state of elements and machines that remain
+    /// is kept, new ones start in Standby, removed ones are forgotten.
+    pub fn set_models(&mut self, models: impl IntoIterator<Item = ProcessModel>) {
+        self.models = models.into_iter().map(|m| (m.id.clone(), m)).collect();
+        let mut runtime = std::mem::take(&mut self.runtime);
+        for (id, model) in &self.models {
+            let mut process = runtime.remove(id).unwrap_or_default();
+            let mut elements = std::mem::take(&mut process.elements);
+            for element in &model.elements {
+                let mut state = elements
+                    .remove(&element.name)
+                    .unwrap_or_else(|| ElementRuntime::new(&element.hosts));
+                let mut machines = std::mem::take(&mut state.machines);
+                state.machines = element
+                    .hosts
+                    .iter()
+                    .map(|h| (h.clone(), machines.remove(h).unwrap_or(ElementState::Standby)))
+                    .collect();
+                process.elements.insert(element.name.clone(), state);
+            }
+            self.runtime.insert(id.clone(), process);
+        }
+    }
+
+    /// The model of a process.
+    pub fn model(&self, id: &ProcessId) -> Option<&ProcessModel> {
+        self.models.get(id)
+    }
+
+    /// Every model.
+    pub fn models(&self) -> impl Iterator<Item = &ProcessModel> {
+        self.models.values()
+    }
+
+    /// The state of a process.
+    pub fn runtime(&self, id: &ProcessId) -> Option<&ProcessRuntime> {
+        self.runtime.get(id)
+    }
+
+    /// What was applied and ignored.
+    pub fn counts(&self) -> ProcessCounts {
+        self.counts
+    }
+
+    /// Applies an agent's transition.
+    pub fn apply_report(&mut self, report: &ElementReport) -> Vec<ProcessEvent> {
+        let mut events = Vec::new();
+        let Some(model) = self.models.get(&report.process) else {
+            self.counts.ignored += 1;
+            return events;
+        };
+        let Some(element) = model.elements.iter().find(|e| e.name == report.element) else {
+            self.counts.ignored += 1;
+            return events;
+        };
+        let process = self.runtime.entry(report.process.clone()).or_default();
+        let Some(runtime) = process.elements.get_mut(&report.element) else {
+            self.counts.ignored += 1;
+            return events;
+        };
+        let Some(machine) = runtime.machines.get_mut(&report.host) else {
+            self.counts.ignored += 1;
+            return events;
+        };
+        if !machine.may_enter(report.to) {
+            self.counts.ignored += 1;
+            return events;
+        }
+        *machine = report.to;
+        self.counts.applied += 1;
+        let steps = aggregate(runtime.state, runtime.machines.values().copied());
+        for step in steps {
+            let (clause, message) = if step == report.to {
+                (report.clause.clone(), report.message.clone())
+            } else {
+                let name = step.as_str().to_ascii_lowercase();
+                let message = element.clauses.get(&name).and_then(|c| c.message.clone());
+                (name, message)
+            };
+            enter(
+                model,
+                element,
+                process,
+                step,
+                Fired {
+                    machine: &report.host,
+                    clause,
+                    message,
+                    at_ms: report.at_ms,
+                },
+                &mut events,
+            );
+        }
+        events
+    }
+
+    /// Evaluates the masters' clauses and the deadlines at `now_ms`.
+    pub fn evaluate(&mut self, now_ms: u64, checks: CheckStates<'_>) -> Vec<ProcessEvent> {
+        let mut events = Vec::new();
+        for (id, model) in &self.models {
+            let Some(process) = self.runtime.get_mut(id) else {
+                continue;
+            };
+            let Ok(zone) = vedette_protocol::process::time_zone(&model.time_zone) else {
+                continue;
+            };
+            for element in &model.elements {
+                if !element.masters.is_empty() {
+                    masters_clauses(model, element, process, &zone, now_ms, checks, &mut events);
+                }
+                if element.complete_by.is_some() {
+                    deadline(model, element, process, &zone, now_ms, &mut events);
+                }
+            }
+        }
+        events
+    }
+}
+
+/// Who fired a transition.
+struct Fired<'a> {
+    machine: &'a str,
+    clause: String,
+    message: Option<String>,
+    at_ms: u64,
+}
+
+/// Moves `element` to `to` (a legal step) and says what that means.
+fn enter(
+    model: &ProcessModel,
+    element: &ElementModel,
+    process: &mut ProcessRuntime,
+    to: ElementState,
+    fired: Fired<'_>,
+    events: &mut Vec<ProcessEvent>,
+) {
+    let at_ms = fired.at_ms;
+    let notify = element
+        .clauses
+        .get(&fired.clause)
+        .map(|c| c.notify.clone())
+        .unwrap_or_default();
+    let Some(runtime) = process.elements.get(&element.name) else {
+        return;
+    };
+    let from = runtime.state;
+    if to == ElementState::Running && !process.run_active {
+        process.run_active = true;
+        let ended = process.run_ended_ms;
+        process.violations.retain(|v| v.at_ms > ended);
+    }
+    let mut early = Vec::new();
+    if to == ElementState::Running {
+        for dependency in &element.depends_on {
+            let state = process
+                .elements
+                .get(dependency)
+                .map_or(ElementState::Standby, |d| d.state);
+            if state != ElementState::Completed {
+                let violation = Violation {
+                    kind: ViolationKind::Early,
+                    element: element.name.clone(),
+                    dependency: Some(dependency.clone()),
+                    at_ms,
+                    message: format!(
+                        "{} started while {dependency}, which it depends on, was {state}, not \
+                         Completed",
+                        element.name
+                    ),
+                };
+                early.push(violation);
+            }
+        }
+    }
+    let Some(runtime) = process.elements.get_mut(&element.name) else {
+        return;
+    };
+    runtime.state = to;
+    runtime.since_ms = at_ms;
+    runtime.message = fired.message.clone();
+    runtime.clause = Some(fired.clause.clone());
+    runtime.machine = Some(fired.machine.to_owned());
+    match to {
+        ElementState::Running => runtime.run_started_ms = Some(at_ms),
+        ElementState::Completed | ElementState::Failed => {
+            if to == ElementState::Completed {
+                runtime.completed_ms = Some(at_ms);
+            }
+            if let Some(started_ms) = runtime.run_started_ms.take() {
+                let run = Run {
+                    started_ms,
+                    ended_ms: at_ms.max(started_ms),
+                    outcome: to,
+                };
+                runtime.last_run = Some(run);
+                if runtime.durations.len() == RUNS_KEPT {
+                    runtime.durations.pop_front();
+                }
+                runtime.durations.push_back(run.ended_ms - run.started_ms);
+                events.push(ProcessEvent::RunEnded {
+                    process: model.id.clone(),
+                    element: element.name.clone(),
+                    run,
+                });
+            }
+        }
+        ElementState::Standby => {}
+    }
+    events.push(ProcessEvent::Transition(Transition {
+        process: model.id.clone(),
+        element: element.name.clone(),
+        machine: fired.machine.to_owned(),
+        from,
+        to,
+        clause: fired.clause,
+        message: fired.message,
+        notify,
+        at_ms,
+    }));
+    for violation in early {
+        raise(model, element, process, violation, events);
+    }
+    if to == ElementState::Standby
+        && process
+            .elements
+            .values()
+            .all(|e| e.state == ElementState::Standby)
+        && process.run_active
+    {
+        process.run_active = false;
+        process.run_ended_ms = at_ms;
+    }
+}
+
+fn raise(
+    model: &ProcessModel,
+    element: &ElementModel,
+    process: &mut ProcessRuntime,
+    violation: Violation,
+    events: &mut Vec<ProcessEvent>,
+) {
+    if process.violations.len() < VIOLATIONS_KEPT {
+        process.violations.push(violation.clone());
+    }
+    let notify = element
+        .clauses
+        .get("running")
+        .map(|c| c.notify.clone())
+        .unwrap_or_default();
+    events.push(ProcessEvent::Violation {
+        process: model.id.clone(),
+        violation,
+        notify,
+    });
+}
+
+fn masters_clauses(
+    model: &ProcessModel,
+    element: &ElementModel,
+    process: &mut ProcessRuntime,
+    zone: &jiff::tz::TimeZone,
+    now_ms: u64,
+    checks: CheckStates<'_>,
+    events: &mut Vec<ProcessEvent>,
+) {
+    let Some(state) = process.elements.get(&element.name).map(|e| e.state) else {
+        return;
+    };
+    let holds = |clause: &MastersClause| {
+        let window = clause
+            .time_window
+            .as_ref()
+            .is_none_or(|w| in_window(w, zone, now_ms).unwrap_or(false));
+        let check = clause.check_state.as_ref().is_none_or(|(id, states)| {
+            checks(id).iter().any(|state| states.contains(state))
+        });
+        let other = clause.element_state.as_ref().is_none_or(|condition| {
+            process
+                .elements
+                .get(&condition.element)
+                .is_some_and(|e| e.state == condition.state)
+        });
+        window && check && other
+    };
+    let truths: Vec<(ElementState, bool)> = element
+        .masters
+        .iter()
+        .map(|c| (c.enters, holds(c)))
+        .collect();
+    let Some(index) = next_clause(state, truths) else {
+        return;
+    };
+    let clause = &element.masters[index];
+    if let Some(runtime) = process.elements.get_mut(&element.name) {
+        for machine in runtime.machines.values_mut() {
+            if machine.may_enter(clause.enters) {
+                *machine = clause.enters;
+            }
+        }
+    }
+    let message = element
+        .clauses
+        .get(&clause.name)
+        .and_then(|c| c.message.clone());
+    let fired = Fired {
+        machine: MASTERS,
+        clause: clause.name.clone(),
+        message,
+        at_ms: now_ms,
+    };
+    enter(model, element, process, clause.enters, fired, events);
+}
+
+/// Raises a late violation once the element's deadline passed without it completing.
+fn deadline(
+    model: &ProcessModel,
+    element: &ElementModel,
+    process: &mut ProcessRuntime,
+    zone: &jiff::tz::TimeZone,
+    now_ms: u64,
+    events: &mut Vec<ProcessEvent>,
+) {
+    let Some(deadline) = &element.complete_by else {
+        return;
+    };
+    let Some(runtime) = process.elements.get(&element.name) else {
+        return;
+    };
+    let due = match (&deadline.time, deadline.after_dependencies_seconds) {
+        (Some(time), _) => time_deadline(time, &deadline.days, zone, now_ms)
+            .map(|due| (due, due.saturating_sub(DAY_MS))),
+        (None, Some(seconds)) => {
+            let completed: Option<Vec<u64>> = element
+                .depends_on
+                .iter()
+                .map(|d| {
+                    let dep = process.elements.get(d)?;
+                    (dep.state == ElementState::Completed)
+                        .then_some(dep.completed_ms)
+                        .flatten()
+                })
+                .collect();
+            completed
+                .and_then(|times| times.into_iter().max())
+                .map(|since| (since + u64::from(seconds) * 1000, since))
+        }
+        (None, None) => None,
+    };
+    let Some((due_ms, window_start)) = due else {
+        return;
+    };
+    let completed_in_time = runtime
+        .completed_ms
+        .is_some_and(|at| at >= window_start && at <= due_ms);
+    if now_ms < due_ms || completed_in_time || runtime.late_raised_for == Some(due_ms) {
+        return;
+    }
+    let state = runtime.state;
+    if let Some(runtime) = process.elements.get_mut(&element.name) {
+        runtime.late_raised_for = Some(due_ms);
+    }
+    let violation = Violation {
+        kind: ViolationKind::Late,
+        element: element.name.clone(),
+        dependency: None,
+        at_ms: due_ms,
+        message: format!(
+            "{} was not Completed by its deadline {} (it is {state})",
+            element.name,
+            crate::status::live::rfc3339(due_ms)
+        ),
+    };
+    raise(model, element, process, violation, events);
+}
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// Today's deadline at `HH:MM` in `zone` (the latest one at or before `now_ms`, on one of
+/// `days`), Unix ms.
+fn time_deadline(
+    time: &str,
+    days: &[String],
+    zone: &jiff::tz::TimeZone,
+    now_ms: u64,
+) -> Option<u64> {
+    let minutes = vedette_protocol::process::minutes_of_day(time).ok()?;
+    let days: Vec<i8> = days
+        .iter()
+        .filter_map(|d| vedette_protocol::process::weekday(d).ok())
+        .collect();
+    let now = jiff::Timestamp::from_millisecond(now_ms as i64)
+        .ok()?
+        .to_zoned(zone.clone());
+    let today = now.date();
+    [today, today.yesterday().ok()?]
+        .into_iter()
+        .filter(|date| days.is_empty() || days.contains(&date.weekday().to_monday_one_offset()))
+        .filter_map(|date| {
+            let at = date.at((minutes / 60) as i8, (minutes % 60) as i8, 0, 0);
+            let zoned = at.to_zoned(zone.clone()).ok()?;
+            Some(zoned.timestamp().as_millisecond() as u64)
+        })
+        .find(|due| *due <= now_ms)
+}
+
+#[cfg(test)]
+#[path = "processes_tests.rs"]
+mod tests;
