@@ -37,7 +37,7 @@ generate:
 
 ## demo: standalone mode on config/samples: compile them for this machine, run a satellite
 ## and this machine's agent in one process, print a summary every 5 s (no Kubernetes)
-DEMO_FLAGS ?=
+DEMO_FLAGS ?= --label vedette.dev/role=batch
 demo: plugins
 	$(CARGO) run -q -p vedette-operator -- standalone -f config/samples/ $(DEMO_FLAGS)
 

@@ -13,8 +13,10 @@
 //!
 //! One listener serves the satellite's API (`/v1/state`, `/v1/plan`, `/v1/results`,
 //! `/metrics`), the masters' (`/v1/satellite`, `/v1/masters/state`, `/v1/history`,
-//! `/v1/availability`) and the agent's own metrics under `/agent/metrics`. A summary of the
-//! state table goes to stdout every few seconds, and each hard state change as it happens.
+//! `/v1/availability`) and the agent's own metrics under `/agent/metrics`; `/v1/state` adds the
+//! business processes (`processes`: each element's state, as the masters evaluate them). A
+//! summary of the state table and the processes goes to stdout every few seconds, and each
+//! hard state change and element transition as it happens.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -164,6 +166,8 @@ pub struct Compiled {
     pub diagnostics: Vec<String>,
     /// How many of them are errors.
     pub errors: usize,
+    /// The business processes, as the masters run them.
+    pub processes: Vec<crate::compile::process::ProcessModel>,
 }
 
 /// Loads and compiles `paths` for `machine`. Documents that do not parse, and a machine no
@@ -195,6 +199,7 @@ pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> Result<Compiled, E
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
+    let processes: Vec<_> = output.processes.into_values().collect();
     let Some(bundle) = output
         .bundles
         .into_values()
@@ -216,6 +221,7 @@ pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> Result<Compiled, E
         bundle,
         diagnostics,
         errors,
+        processes,
     })
 }
 
@@ -258,13 +264,16 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .await
         .map_err(listen)?;
     let address = listener.local_addr().map_err(listen)?;
+    let (masters, masters_routes, pruner) = start_masters(&config)?;
+    masters.state().set_processes(compiled.processes.clone());
+    let processes = compiled.processes.len();
     let source = ManifestSource {
         paths: config.paths.clone(),
         machine: config.machine.clone(),
         first: compiled,
         every: (config.watch_seconds > 0).then(|| Duration::from_secs(config.watch_seconds)),
+        masters: masters.clone(),
     };
-    let (masters_routes, pruner) = start_masters(&config)?;
     let api = vedette_satellite::start(
         satellite_config(&zone, address, &config.data_dir),
         Some(Box::new(source)),
@@ -272,12 +281,16 @@ pub async fn run(config: Config) -> Result<(), Error> {
     .await?;
     let agent_metrics = Arc::new(vedette_agent::metrics::Metrics::default());
     let agent_registry = Arc::new(vedette_agent::metrics::registry(&agent_metrics));
-    let router = vedette_satellite::http::router(api.clone())
-        .nest(
-            "/agent",
-            vedette_agent::http::metrics_router(agent_registry),
-        )
-        .merge(masters_routes);
+    let satellite_routes = vedette_satellite::http::router(api.clone()).nest(
+        "/agent",
+        vedette_agent::http::metrics_router(agent_registry),
+    );
+    let state_routes = axum::Router::new()
+        .route("/v1/state", axum::routing::get(standalone_state))
+        .with_state((api.clone(), masters.clone()));
+    let router = state_routes
+        .merge(masters_routes)
+        .fallback_service(satellite_routes);
     let server = axum::serve(listener, router);
     let node = vedette_agent::node::run_with_metrics(
         node_config(&config.machine.name, address, &config.data_dir),
@@ -285,7 +298,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
     );
 
     println!(
-        "Vedette standalone: machine {} in zone {zone}, {checks} checks from {}",
+        "Vedette standalone: machine {} in zone {zone}, {checks} checks and {processes} business \
+         process(es) from {}",
         config.machine.name,
         describe(&config.paths)
     );
@@ -294,7 +308,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
          http://{address}/agent/metrics (agent)\n  data  {}\nCtrl-C stops.",
         config.data_dir.display()
     );
-    let summaries = print_summaries(api.clone(), config.summary_seconds.max(1));
+    let summaries = print_summaries(api.clone(), masters.clone(), config.summary_seconds.max(1));
     let outcome = tokio::select! {
         result = server => result.map_err(Error::Serve),
         result = node => result.map_err(Error::Agent),
@@ -305,14 +319,24 @@ pub async fn run(config: Config) -> Result<(), Error> {
     if let Err(error) = api.ingest.snapshot().await {
         eprintln!("failed to write the final snapshot: {error}");
     }
-    print!("{}", summary(&state_view(&api), &now_hms()));
+    print!(
+        "{}",
+        summary(&state_view(&api), &process_views(&masters), &now_hms())
+    );
     println!("stopped");
     outcome
 }
 
-/// The masters with their history in `config.data_dir` (`masters/history.db`): their routes,
-/// and the task that prunes the history. Hard state changes are printed as they happen.
-fn start_masters(config: &Config) -> Result<(axum::Router, tokio::task::JoinHandle<()>), Error> {
+/// The masters, their routes and the task that prunes their history (in `config.data_dir`,
+/// `masters/history.db`). Hard state changes and element transitions are printed as they
+/// happen; agents' staleness and the processes' clocks are swept every second.
+type StartedMasters = (
+    Arc<crate::masters::Masters>,
+    axum::Router,
+    tokio::task::JoinHandle<()>,
+);
+
+fn start_masters(config: &Config) -> Result<StartedMasters, Error> {
     let dir = config.data_dir.join("masters");
     let history = crate::masters::History::open(&dir).map_err(|source| Error::History {
         dir: dir.clone(),
@@ -339,33 +363,122 @@ fn start_masters(config: &Config) -> Result<(axum::Router, tokio::task::JoinHand
         store: history.store.clone(),
         access: crate::masters::history_api::ReadAccess::Open,
     };
-    let routes = crate::masters::router(Arc::new(masters))
+    let masters = Arc::new(masters);
+    let sweeping = masters.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            sweeping.sweep();
+        }
+    });
+    let routes = crate::masters::router(masters.clone())
         .merge(crate::masters::history_api::router(Arc::new(api)));
     let pruner = tokio::spawn(vedette_history::retention::run(
         history.store,
         config.retention,
         vedette_protocol::clock::unix_ms,
     ));
-    Ok((routes, pruner))
+    Ok((masters, routes, pruner))
 }
 
-/// Prints each hard state change the masters merge, as it happens.
+/// Prints each hard state change and business-process event the masters make, as it happens.
 async fn print_hard_changes(mut changes: crate::masters::stream::Subscription) {
+    use crate::masters::stream::MasterEvent;
     while let Some(event) = changes.recv().await {
-        if let crate::masters::stream::MasterEvent::Check(check) = event.as_ref()
-            && let Some(change) = check.hard_change()
-        {
-            println!(
-                "[{}] {} on {}: {} -> {}: {}",
-                now_hms(),
-                change.check,
-                change.host,
-                change.previous.name(),
-                change.state.name(),
-                change.output
-            );
+        match event.as_ref() {
+            MasterEvent::Check(check) => {
+                if let Some(change) = check.hard_change() {
+                    println!(
+                        "[{}] {} on {}: {} -> {}: {}",
+                        now_hms(),
+                        change.check,
+                        change.host,
+                        change.previous.name(),
+                        change.state.name(),
+                        change.output
+                    );
+                }
+            }
+            MasterEvent::Process(event) => {
+                if let Some((process, _, _, note)) = crate::masters::events::process_event(event) {
+                    println!("[{}] process {process}: {note}", now_hms());
+                }
+            }
+            _ => {}
         }
     }
+}
+
+/// One business process as standalone's `/v1/state` and summary show it.
+#[derive(serde::Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessView {
+    /// `namespace/name`.
+    pub process: String,
+    /// Elements Running, Completed, Failed.
+    pub running: u32,
+    /// Elements Completed.
+    pub completed: u32,
+    /// Elements Failed.
+    pub failed: u32,
+    /// Violations in the current run.
+    pub violations: u32,
+    /// Each element.
+    pub elements: Vec<vedette_crds::process::ElementStatus>,
+    /// The current run's violations.
+    pub current_violations: Vec<vedette_crds::process::ViolationStatus>,
+    /// Why the masters do not evaluate it, if they do not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_evaluating: Option<String>,
+}
+
+/// The processes the masters run, as shown.
+pub fn process_views(masters: &crate::masters::Masters) -> Vec<ProcessView> {
+    let state = masters.state();
+    let now = vedette_protocol::clock::unix_ms();
+    let fresh = |host: &str| state.agents().get(host).is_some_and(|a| !a.stale(now));
+    state
+        .processes()
+        .models()
+        .filter_map(|model| {
+            let runtime = state.processes().runtime(&model.id)?;
+            let live = crate::status::process::live(model, runtime, &fresh);
+            Some(ProcessView {
+                process: model.id.to_string(),
+                running: live.running,
+                completed: live.completed,
+                failed: live.failed,
+                violations: live.violations,
+                elements: live.elements,
+                current_violations: live.current_violations,
+                not_evaluating: live.not_evaluating.map(|(_, message)| message),
+            })
+        })
+        .collect()
+}
+
+/// `/v1/state` in standalone mode: the satellite's view and the processes.
+#[derive(serde::Serialize)]
+struct StandaloneState {
+    #[serde(flatten)]
+    satellite: StateView,
+    processes: Vec<ProcessView>,
+}
+
+async fn standalone_state(
+    axum::extract::State((api, masters)): axum::extract::State<(
+        Arc<Api>,
+        Arc<crate::masters::Masters>,
+    )>,
+    axum::extract::Query(query): axum::extract::Query<BTreeMap<String, String>>,
+) -> axum::Json<serde_json::Value> {
+    let host = query.get("host").map(String::as_str);
+    let view = StandaloneState {
+        satellite: vedette_satellite::http::state_view_for(&api, host),
+        processes: process_views(&masters),
+    };
+    axum::Json(serde_json::to_value(view).unwrap_or_default())
 }
 
 fn satellite_config(zone: &str, listen: SocketAddr, data_dir: &Path) -> SatelliteConfig {
@@ -402,6 +515,7 @@ struct ManifestSource {
     machine: Machine,
     first: Compiled,
     every: Option<Duration>,
+    masters: Arc<crate::masters::Masters>,
 }
 
 impl BundleSource for ManifestSource {
@@ -438,6 +552,7 @@ impl BundleSource for ManifestSource {
                             );
                         }
                         println!("manifests changed: re-compiled");
+                        self.masters.state().set_processes(compiled.processes);
                         publish_if_changed(&publish, compiled.bundle);
                     }
                     Ok(compiled) => {
@@ -488,12 +603,16 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     files
 }
 
-async fn print_summaries(api: Arc<Api>, every_seconds: u64) {
+async fn print_summaries(
+    api: Arc<Api>,
+    masters: Arc<crate::masters::Masters>,
+    every_seconds: u64,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(every_seconds));
     tick.tick().await;
     loop {
         tick.tick().await;
-        let text = summary(&state_view(&api), &now_hms());
+        let text = summary(&state_view(&api), &process_views(&masters), &now_hms());
         print!("{text}");
     }
 }
@@ -503,8 +622,8 @@ fn now_hms() -> String {
 }
 
 /// The summary printed every few seconds: counts by state on one line, then one line per
-/// check that is not OK.
-pub fn summary(view: &StateView, time: &str) -> String {
+/// check that is not OK, then one line per business-process element.
+pub fn summary(view: &StateView, processes: &[ProcessView], time: &str) -> String {
     let order = ["OK", "WARNING", "CRITICAL", "UNKNOWN", "PENDING"];
     let mut counts: BTreeMap<&str, usize> = order.iter().map(|s| (*s, 0)).collect();
     for check in &view.checks {
@@ -547,6 +666,40 @@ pub fn summary(view: &StateView, time: &str) -> String {
                 truncate(&output, 110)
             }
         );
+    }
+    for process in processes {
+        let _ = write!(
+            out,
+            "  process {}: {} running, {} completed, {} failed, {} violation(s)",
+            process.process, process.running, process.completed, process.failed, process.violations
+        );
+        if let Some(why) = &process.not_evaluating {
+            let _ = write!(out, " (not evaluated: {})", truncate(why, 80));
+        }
+        out.push('\n');
+        for element in &process.elements {
+            let since = element
+                .since
+                .as_deref()
+                .map(|s| format!(" since {s}"))
+                .unwrap_or_default();
+            let message = element
+                .message
+                .as_deref()
+                .map(|m| format!(": {}", truncate(m, 80)))
+                .unwrap_or_default();
+            let blocked = element
+                .blocked_by
+                .as_deref()
+                .map(|b| format!(" (blocked by {b})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {:<10} {}{since}{message}{blocked}",
+                element.state.as_str(),
+                element.name
+            );
+        }
     }
     out
 }

@@ -61,6 +61,8 @@ pub struct ElementRuntime {
     pub completed_ms: Option<u64>,
     /// The deadline instant a late violation was raised for.
     pub late_raised_for: Option<u64>,
+    /// When the masters first evaluated it: deadlines before are not raised.
+    pub watched_since_ms: Option<u64>,
 }
 
 impl ElementRuntime {
@@ -80,6 +82,7 @@ impl ElementRuntime {
             durations: VecDeque::new(),
             completed_ms: None,
             late_raised_for: None,
+            watched_since_ms: None,
         }
     }
 
@@ -381,6 +384,7 @@ fn enter(
     runtime.message = fired.message.clone();
     runtime.clause = Some(fired.clause.clone());
     runtime.machine = Some(fired.machine.to_owned());
+    let mut ended = None;
     match to {
         ElementState::Running => runtime.run_started_ms = Some(at_ms),
         ElementState::Completed | ElementState::Failed => {
@@ -398,11 +402,7 @@ fn enter(
                     runtime.durations.pop_front();
                 }
                 runtime.durations.push_back(run.ended_ms - run.started_ms);
-                events.push(ProcessEvent::RunEnded {
-                    process: model.id.clone(),
-                    element: element.name.clone(),
-                    run,
-                });
+                ended = Some(run);
             }
         }
         ElementState::Standby => {}
@@ -418,6 +418,13 @@ fn enter(
         notify,
         at_ms,
     }));
+    if let Some(run) = ended {
+        events.push(ProcessEvent::RunEnded {
+            process: model.id.clone(),
+            element: element.name.clone(),
+            run,
+        });
+    }
     for violation in early {
         raise(model, element, process, violation, events);
     }
@@ -524,9 +531,11 @@ fn deadline(
     let Some(deadline) = &element.complete_by else {
         return;
     };
-    let Some(runtime) = process.elements.get(&element.name) else {
+    let Some(runtime) = process.elements.get_mut(&element.name) else {
         return;
     };
+    let watched_since = *runtime.watched_since_ms.get_or_insert(now_ms);
+    let runtime = &process.elements[&element.name];
     let due = match (&deadline.time, deadline.after_dependencies_seconds) {
         (Some(time), _) => time_deadline(time, &deadline.days, zone, now_ms)
             .map(|due| (due, due.saturating_sub(DAY_MS))),
@@ -553,7 +562,11 @@ fn deadline(
     let completed_in_time = runtime
         .completed_ms
         .is_some_and(|at| at >= window_start && at <= due_ms);
-    if now_ms < due_ms || completed_in_time || runtime.late_raised_for == Some(due_ms) {
+    if now_ms < due_ms
+        || due_ms < watched_since
+        || completed_in_time
+        || runtime.late_raised_for == Some(due_ms)
+    {
         return;
     }
     let state = runtime.state;
