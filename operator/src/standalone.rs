@@ -603,11 +603,7 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     files
 }
 
-async fn print_summaries(
-    api: Arc<Api>,
-    masters: Arc<crate::masters::Masters>,
-    every_seconds: u64,
-) {
+async fn print_summaries(api: Arc<Api>, masters: Arc<crate::masters::Masters>, every_seconds: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(every_seconds));
     tick.tick().await;
     loop {

@@ -335,7 +335,11 @@ fn pieces(bundle: &ZoneBundle) -> Result<Vec<Piece>, BundleError> {
         .elements
         .iter()
         .map(|element| piece(Section::Elements, to_json(element)?));
-    checks.chain(machines).chain(remote).chain(elements).collect()
+    checks
+        .chain(machines)
+        .chain(remote)
+        .chain(elements)
+        .collect()
 }
 
 fn piece(section: Section, text: String) -> Result<Piece, BundleError> {
@@ -441,7 +445,10 @@ fn shard_data(manifest: Option<&str>, shard: Packed) -> BTreeMap<String, String>
     }
     if !shard.elements.is_empty() {
         let items = shard.elements.join(",");
-        let text = format!(r#"{{"offset":{},"items":[{items}]}}"#, shard.elements_offset);
+        let text = format!(
+            r#"{{"offset":{},"items":[{items}]}}"#,
+            shard.elements_offset
+        );
         data.insert(ELEMENTS_KEY.to_owned(), text);
     }
     data

@@ -236,9 +236,7 @@ pub fn aggregate(
             Standby if !all(Standby) && (any(Running) || steps.is_empty()) => Some(Running),
             Running if any(Failed) => Some(Failed),
             Running if all(Completed) => Some(Completed),
-            Completed | Failed if all(Standby) || (any(Running) && !any(current)) => {
-                Some(Standby)
-            }
+            Completed | Failed if all(Standby) || (any(Running) && !any(current)) => Some(Standby),
             _ => None,
         };
         match next {
@@ -322,7 +320,10 @@ mod tests {
         assert_eq!(next_clause(Running, clauses), Some(4));
         assert_eq!(next_clause(Standby, clauses), Some(1));
         assert_eq!(next_clause(Completed, clauses), Some(0));
-        assert_eq!(next_clause(Standby, [(Completed, true), (Failed, true)]), None);
+        assert_eq!(
+            next_clause(Standby, [(Completed, true), (Failed, true)]),
+            None
+        );
     }
 
     #[test]
@@ -338,7 +339,10 @@ mod tests {
         // A machine that ran and completed between two reports still makes a run.
         assert_eq!(aggregate(Standby, [Completed]), vec![Running, Completed]);
         // The next run starts while another machine still shows the last one's end.
-        assert_eq!(aggregate(Failed, [Running, Completed]), vec![Standby, Running]);
+        assert_eq!(
+            aggregate(Failed, [Running, Completed]),
+            vec![Standby, Running]
+        );
     }
 
     fn state() -> impl Strategy<Value = ElementState> {

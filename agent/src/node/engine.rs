@@ -104,7 +104,11 @@ impl Reporter {
 
     /// The current state of one check of this machine, if it ran.
     pub fn state_of(&self, id: &CheckId) -> Option<CheckState> {
-        self.states.lock().expect("states lock").get(id).map(|t| t.state)
+        self.states
+            .lock()
+            .expect("states lock")
+            .get(id)
+            .map(|t| t.state)
     }
 
     /// Hands a report to the sink (the spool, then the sender).

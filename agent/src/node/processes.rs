@@ -96,7 +96,12 @@ impl ElementMachine {
     }
 
     /// Evaluates the clauses at `now_ms` and takes the transition that fires, if any.
-    pub fn step(&mut self, host: &str, facts: &mut dyn Facts, now_ms: u64) -> Option<ElementReport> {
+    pub fn step(
+        &mut self,
+        host: &str,
+        facts: &mut dyn Facts,
+        now_ms: u64,
+    ) -> Option<ElementReport> {
         for (watch, matched) in self.logs.iter_mut().flatten() {
             *matched |= facts.new_log_matches(watch) > 0;
         }
@@ -255,7 +260,10 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         let plan = plans.borrow().clone();
-        let elements = plan.as_ref().map(|p| p.plan.elements.as_slice()).unwrap_or_default();
+        let elements = plan
+            .as_ref()
+            .map(|p| p.plan.elements.as_slice())
+            .unwrap_or_default();
         sync(&mut machines, &mut saved, elements);
         if machines.is_empty() {
             continue;
@@ -288,8 +296,7 @@ fn sync(
     saved: &mut BTreeMap<String, Saved>,
     elements: &[PlannedElement],
 ) {
-    let wanted: BTreeMap<String, &PlannedElement> =
-        elements.iter().map(|e| (key(e), e)).collect();
+    let wanted: BTreeMap<String, &PlannedElement> = elements.iter().map(|e| (key(e), e)).collect();
     machines.retain(|key, _| wanted.contains_key(key));
     for (key, planned) in wanted {
         let current = machines.get(&key);

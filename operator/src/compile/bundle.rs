@@ -14,8 +14,8 @@ use vedette_protocol::plan::{AgentSettings, CheckId, PlannedCheck, RemoteAssignm
 use vedette_protocol::process::PlannedElement;
 
 use super::cycles;
-use super::process::ProcessModel;
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};
+use super::process::ProcessModel;
 use super::rules::CompiledRuleSet;
 use super::zones::Remote;
 

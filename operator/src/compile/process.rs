@@ -111,7 +111,11 @@ pub fn validate(
         name: name.to_owned(),
     };
     if let Err(problem) = vedette_protocol::process::time_zone(&spec.time_zone) {
-        diagnostics.error(&object, Reason::InvalidClause, format!("timeZone: {problem}"));
+        diagnostics.error(
+            &object,
+            Reason::InvalidClause,
+            format!("timeZone: {problem}"),
+        );
     }
     let mut models = Vec::new();
     let mut elements: BTreeMap<&str, Vec<&str>> = BTreeMap::new();

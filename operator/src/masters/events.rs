@@ -22,8 +22,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use vedette_agent::rate::TokenBucket;
 use vedette_crds::process::{ElementState, ViolationKind};
-use vedette_crds::{BusinessProcess, RuleSet};
 use vedette_crds::template::CheckState;
+use vedette_crds::{BusinessProcess, RuleSet};
 use vedette_protocol::plan::CheckId;
 
 use super::processes::ProcessEvent;
@@ -150,7 +150,12 @@ pub fn note(change: &HardChange) -> String {
 /// run's end, which its transition already says).
 pub fn process_event(
     event: &ProcessEvent,
-) -> Option<(&vedette_protocol::process::ProcessId, &'static str, EventType, String)> {
+) -> Option<(
+    &vedette_protocol::process::ProcessId,
+    &'static str,
+    EventType,
+    String,
+)> {
     let receivers = |notify: &[String]| {
         if notify.is_empty() {
             String::new()
@@ -192,7 +197,12 @@ pub fn process_event(
         }
         ProcessEvent::RunEnded { .. } => return None,
     };
-    Some((process, reason, type_, text.chars().take(MAX_NOTE_CHARS).collect()))
+    Some((
+        process,
+        reason,
+        type_,
+        text.chars().take(MAX_NOTE_CHARS).collect(),
+    ))
 }
 
 /// Settings of the event task.
@@ -277,8 +287,8 @@ async fn publish_process(
     let Some((id, reason, type_, note)) = process_event(event) else {
         return;
     };
-    let key = kube::runtime::reflector::ObjectRef::<BusinessProcess>::new(&id.name)
-        .within(&id.namespace);
+    let key =
+        kube::runtime::reflector::ObjectRef::<BusinessProcess>::new(&id.name).within(&id.namespace);
     let Some(process) = processes.get(&key) else {
         return;
     };

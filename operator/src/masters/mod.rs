@@ -117,6 +117,72 @@ pub enum ReceiveError {
     },
 }
 
+/// Transition records read back at most at start, newest first.
+const MAX_RESTORED_TRANSITIONS: usize = 100_000;
+
+/// Each element's newest transition in the history (of the last
+/// [`MAX_RESTORED_TRANSITIONS`]), as the state it resumes in.
+fn restored_elements(
+    store: &dyn vedette_history::Store,
+) -> Result<Vec<processes::Restored>, vedette_history::Error> {
+    let mut found: std::collections::BTreeMap<(String, String, String), processes::Restored> =
+        std::collections::BTreeMap::new();
+    let mut query = vedette_history::query::HistoryQuery {
+        kind: Some(vedette_history::Kind::ProcessTransition),
+        limit: vedette_history::query::MAX_PAGE,
+        ..Default::default()
+    };
+    let mut read = 0;
+    while read < MAX_RESTORED_TRANSITIONS {
+        let page = store.history(&query)?;
+        read += page.records.len();
+        for stored in page.records {
+            let record = stored.record;
+            let key = (
+                record.namespace.clone(),
+                record.rule_set.clone(),
+                record.check.clone(),
+            );
+            if found.contains_key(&key) {
+                continue;
+            }
+            let Some(state) = record
+                .detail
+                .get("to")
+                .and_then(|to| serde_json::from_value(to.clone()).ok())
+            else {
+                continue;
+            };
+            let restored = processes::Restored {
+                process: vedette_protocol::process::ProcessId {
+                    namespace: record.namespace,
+                    name: record.rule_set,
+                },
+                element: record.check,
+                state,
+                at_ms: record.at_ms,
+                message: Some(record.message).filter(|m| !m.is_empty()),
+                clause: record
+                    .detail
+                    .get("clause")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned),
+                machine: Some(record.host).filter(|h| !h.is_empty()),
+            };
+            found.insert(key, restored);
+        }
+        let Some(next) = page
+            .next
+            .as_deref()
+            .and_then(|text| vedette_history::query::Cursor::decode(text).ok())
+        else {
+            break;
+        };
+        query.after = Some(next);
+    }
+    Ok(found.into_values().collect())
+}
+
 /// What the handlers share.
 pub struct Masters {
     state: Mutex<MasterState>,
@@ -146,6 +212,12 @@ impl Masters {
                 checks = last.len()
             );
             state.restore(last.into_iter().map(recorder::restored_entry));
+            let elements = restored_elements(history.store.as_ref())?;
+            tracing::info!(
+                message = "Business-process elements' last states read from the history.",
+                elements = elements.len()
+            );
+            state.restore_processes(elements);
         }
         Ok(Self {
             state: Mutex::new(state),

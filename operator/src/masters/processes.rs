@@ -2,9 +2,9 @@
 //! and as a whole, correlation between elements, deadlines and runs.
 //!
 //! - **Agents' transitions** ([`ProcessEngine::apply_report`]) move the element on their
-//!   machine, if the step is legal from the state the masters hold for that machine (an agent
-//!   that missed a step the masters took, such as a masters' clause failing the element, is
-//!   brought back by its next legal step). The element's own state follows its machines by
+//!   machine in the agent's order: each continues the machine's chain, one that arrives before
+//!   the one it follows waits for it (see [`ProcessEngine::release`]). A masters' clause moves
+//!   the machines too, so an agent that did not see that step is taken back in by its next. The element's own state follows its machines by
 //!   [`vedette_protocol::process::aggregate`].
 //! - **The masters' clauses** (another element's state, a check of another machine) and the
 //!   **deadlines** are evaluated by [`ProcessEngine::evaluate`], on every merged batch and
@@ -35,12 +35,49 @@ pub const RUNS_KEPT: usize = 20;
 pub const VIOLATIONS_KEPT: usize = 64;
 /// The machine of a transition the masters made.
 pub const MASTERS: &str = "masters";
+/// Longest a transition waits for the one it follows, ms.
+pub const PARK_LIMIT_MS: u64 = 10 * 60 * 1000;
+/// Transitions waiting per machine at most; beyond, the oldest is dropped.
+pub const MAX_PARKED: usize = 32;
+
+/// A machine of an element: process, element, host.
+type ParkKey = (ProcessId, String, String);
+
+/// A transition waiting for the one it follows.
+#[derive(Clone, Debug)]
+struct Parked {
+    report: ElementReport,
+    agent: String,
+    sequence: u64,
+    parked_ms: u64,
+}
+
+/// An element's last transition, read back from the history at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restored {
+    /// The process.
+    pub process: ProcessId,
+    /// The element.
+    pub element: String,
+    /// The state it entered.
+    pub state: ElementState,
+    /// When.
+    pub at_ms: u64,
+    /// The transition's message.
+    pub message: Option<String>,
+    /// Its clause.
+    pub clause: Option<String>,
+    /// Its machine.
+    pub machine: Option<String>,
+}
 
 /// One element's state as the masters know it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ElementRuntime {
     /// Each machine's state.
     pub machines: BTreeMap<String, ElementState>,
+    /// When each machine's last transition happened (its agent's clock).
+    pub machine_at_ms: BTreeMap<String, u64>,
     /// The element's state.
     pub state: ElementState,
     /// Since when (0: never left its first Standby).
@@ -72,6 +109,7 @@ impl ElementRuntime {
                 .iter()
                 .map(|h| (h.clone(), ElementState::Standby))
                 .collect(),
+            machine_at_ms: BTreeMap::new(),
             state: ElementState::Standby,
             since_ms: 0,
             message: None,
@@ -83,6 +121,25 @@ impl ElementRuntime {
             completed_ms: None,
             late_raised_for: None,
             watched_since_ms: None,
+        }
+    }
+
+    /// Takes the state it had when the masters last ran: every machine in it.
+    fn restore(&mut self, restored: Restored) {
+        for (host, state) in &mut self.machines {
+            *state = restored.state;
+            self.machine_at_ms.insert(host.clone(), restored.at_ms);
+        }
+        self.state = restored.state;
+        self.since_ms = restored.at_ms;
+        self.message = restored.message;
+        self.clause = restored.clause;
+        self.machine = restored.machine;
+        if restored.state == ElementState::Running {
+            self.run_started_ms = Some(restored.at_ms);
+        }
+        if restored.state == ElementState::Completed {
+            self.completed_ms = Some(restored.at_ms);
         }
     }
 
@@ -195,6 +252,8 @@ pub struct ProcessCounts {
 pub struct ProcessEngine {
     models: BTreeMap<ProcessId, ProcessModel>,
     runtime: BTreeMap<ProcessId, ProcessRuntime>,
+    parked: BTreeMap<ParkKey, Vec<Parked>>,
+    restored: BTreeMap<(ProcessId, String), Restored>,
     counts: ProcessCounts,
 }
 
@@ -211,14 +270,24 @@ impl ProcessEngine {
             let mut process = runtime.remove(id).unwrap_or_default();
             let mut elements = std::mem::take(&mut process.elements);
             for element in &model.elements {
-                let mut state = elements
-                    .remove(&element.name)
-                    .unwrap_or_else(|| ElementRuntime::new(&element.hosts));
+                let restored = self.restored.remove(&(id.clone(), element.name.clone()));
+                let mut state = elements.remove(&element.name).unwrap_or_else(|| {
+                    let mut fresh = ElementRuntime::new(&element.hosts);
+                    if let Some(restored) = restored {
+                        fresh.restore(restored);
+                    }
+                    fresh
+                });
                 let mut machines = std::mem::take(&mut state.machines);
                 state.machines = element
                     .hosts
                     .iter()
-                    .map(|h| (h.clone(), machines.remove(h).unwrap_or(ElementState::Standby)))
+                    .map(|h| {
+                        (
+                            h.clone(),
+                            machines.remove(h).unwrap_or(ElementState::Standby),
+                        )
+                    })
                     .collect();
                 process.elements.insert(element.name.clone(), state);
             }
@@ -246,31 +315,145 @@ impl ProcessEngine {
         self.counts
     }
 
-    /// Applies an agent's transition.
-    pub fn apply_report(&mut self, report: &ElementReport) -> Vec<ProcessEvent> {
+    /// Applies a transition agent `agent` spooled with `sequence`, received at `now_ms`.
+    ///
+    /// **In the agent's order.** A machine's transitions form a chain (each starts where the
+    /// last ended). One that does not start where the machine is, and is newer, arrived
+    /// before one it follows (after an outage the agent's live entries overtake its replayed
+    /// backlog): it waits, and is applied when the chain reaches it, or by
+    /// [`ProcessEngine::release`] once everything the agent sent before it has arrived (the
+    /// missing link was lost, or the masters restarted without it) or after
+    /// [`PARK_LIMIT_MS`]. One older than the machine's last is a resend, ignored.
+    pub fn apply_report(
+        &mut self,
+        report: &ElementReport,
+        agent: &str,
+        sequence: u64,
+        now_ms: u64,
+    ) -> Vec<ProcessEvent> {
         let mut events = Vec::new();
-        let Some(model) = self.models.get(&report.process) else {
+        let key = (
+            report.process.clone(),
+            report.element.clone(),
+            report.host.clone(),
+        );
+        let Some((state, last_at)) = self.machine(&key) else {
             self.counts.ignored += 1;
             return events;
         };
-        let Some(element) = model.elements.iter().find(|e| e.name == report.element) else {
-            self.counts.ignored += 1;
-            return events;
-        };
-        let process = self.runtime.entry(report.process.clone()).or_default();
-        let Some(runtime) = process.elements.get_mut(&report.element) else {
-            self.counts.ignored += 1;
-            return events;
-        };
-        let Some(machine) = runtime.machines.get_mut(&report.host) else {
-            self.counts.ignored += 1;
-            return events;
-        };
-        if !machine.may_enter(report.to) {
+        if report.at_ms < last_at || (report.at_ms == last_at && report.to == state) {
             self.counts.ignored += 1;
             return events;
         }
+        if report.from != state {
+            let parked = self.parked.entry(key).or_default();
+            if parked.len() >= MAX_PARKED {
+                parked.remove(0);
+                self.counts.ignored += 1;
+            }
+            parked.push(Parked {
+                report: report.clone(),
+                agent: agent.to_owned(),
+                sequence,
+                parked_ms: now_ms,
+            });
+            parked.sort_by_key(|p| (p.report.at_ms, p.sequence));
+            return events;
+        }
+        self.take(report, &mut events);
+        self.follow_chain(&key, &mut events);
+        events
+    }
+
+    /// Applies parked transitions whose wait is over: everything `agent` sent before them has
+    /// arrived (`settled(agent, sequence)`), or they waited [`PARK_LIMIT_MS`]. The machine then
+    /// jumps to the transition's state, the element following by legal steps.
+    pub fn release(
+        &mut self,
+        now_ms: u64,
+        settled: &dyn Fn(&str, u64) -> bool,
+    ) -> Vec<ProcessEvent> {
+        let mut events = Vec::new();
+        let due: Vec<ParkKey> = self
+            .parked
+            .iter()
+            .filter(|(_, parked)| {
+                parked.first().is_some_and(|p| {
+                    settled(&p.agent, p.sequence)
+                        || now_ms.saturating_sub(p.parked_ms) >= PARK_LIMIT_MS
+                })
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in due {
+            let Some(first) = self
+                .parked
+                .get_mut(&key)
+                .and_then(|p| (!p.is_empty()).then(|| p.remove(0)))
+            else {
+                continue;
+            };
+            self.take(&first.report, &mut events);
+            self.follow_chain(&key, &mut events);
+        }
+        self.parked.retain(|_, parked| !parked.is_empty());
+        events
+    }
+
+    /// Transitions waiting for an earlier one.
+    pub fn parked(&self) -> usize {
+        self.parked.values().map(Vec::len).sum()
+    }
+
+    /// Applies the parked transitions that now continue the machine's chain.
+    fn follow_chain(&mut self, key: &ParkKey, events: &mut Vec<ProcessEvent>) {
+        loop {
+            let Some((state, last_at)) = self.machine(key) else {
+                return;
+            };
+            let Some(parked) = self.parked.get_mut(key) else {
+                return;
+            };
+            parked.retain(|p| p.report.at_ms >= last_at);
+            let Some(index) = parked.iter().position(|p| p.report.from == state) else {
+                return;
+            };
+            let next = parked.remove(index);
+            self.take(&next.report, events);
+        }
+    }
+
+    /// A machine's state and the time of its last transition.
+    fn machine(&self, key: &ParkKey) -> Option<(ElementState, u64)> {
+        let runtime = self.runtime.get(&key.0)?.elements.get(&key.1)?;
+        let state = *runtime.machines.get(&key.2)?;
+        Some((
+            state,
+            runtime.machine_at_ms.get(&key.2).copied().unwrap_or(0),
+        ))
+    }
+
+    /// Moves the machine to the report's state and the element along.
+    fn take(&mut self, report: &ElementReport, events: &mut Vec<ProcessEvent>) {
+        let Some(model) = self.models.get(&report.process) else {
+            return;
+        };
+        let Some(element) = model.elements.iter().find(|e| e.name == report.element) else {
+            return;
+        };
+        let Some(process) = self.runtime.get_mut(&report.process) else {
+            return;
+        };
+        let Some(runtime) = process.elements.get_mut(&report.element) else {
+            return;
+        };
+        let Some(machine) = runtime.machines.get_mut(&report.host) else {
+            return;
+        };
         *machine = report.to;
+        runtime
+            .machine_at_ms
+            .insert(report.host.clone(), report.at_ms);
         self.counts.applied += 1;
         let steps = aggregate(runtime.state, runtime.machines.values().copied());
         for step in steps {
@@ -281,21 +464,23 @@ impl ProcessEngine {
                 let message = element.clauses.get(&name).and_then(|c| c.message.clone());
                 (name, message)
             };
-            enter(
-                model,
-                element,
-                process,
-                step,
-                Fired {
-                    machine: &report.host,
-                    clause,
-                    message,
-                    at_ms: report.at_ms,
-                },
-                &mut events,
-            );
+            let fired = Fired {
+                machine: &report.host,
+                clause,
+                message,
+                at_ms: report.at_ms,
+            };
+            enter(model, element, process, step, fired, events);
         }
-        events
+    }
+
+    /// Sets the state elements had when the masters last ran (from the history), applied to
+    /// elements as models bring them: each machine starts in its element's last state.
+    pub fn restore(&mut self, restored: impl IntoIterator<Item = Restored>) {
+        for element in restored {
+            self.restored
+                .insert((element.process.clone(), element.element.clone()), element);
+        }
     }
 
     /// Evaluates the masters' clauses and the deadlines at `now_ms`.
@@ -479,9 +664,10 @@ fn masters_clauses(
             .time_window
             .as_ref()
             .is_none_or(|w| in_window(w, zone, now_ms).unwrap_or(false));
-        let check = clause.check_state.as_ref().is_none_or(|(id, states)| {
-            checks(id).iter().any(|state| states.contains(state))
-        });
+        let check = clause
+            .check_state
+            .as_ref()
+            .is_none_or(|(id, states)| checks(id).iter().any(|state| states.contains(state)));
         let other = clause.element_state.as_ref().is_none_or(|condition| {
             process
                 .elements
@@ -500,9 +686,10 @@ fn masters_clauses(
     };
     let clause = &element.masters[index];
     if let Some(runtime) = process.elements.get_mut(&element.name) {
-        for machine in runtime.machines.values_mut() {
+        for (host, machine) in runtime.machines.iter_mut() {
             if machine.may_enter(clause.enters) {
                 *machine = clause.enters;
+                runtime.machine_at_ms.insert(host.clone(), now_ms);
             }
         }
     }

@@ -53,7 +53,13 @@ fn engine(elements: Vec<ElementModel>) -> ProcessEngine {
     engine
 }
 
-fn report(element: &str, host: &str, from: ElementState, to: ElementState, at_ms: u64) -> ElementReport {
+fn report(
+    element: &str,
+    host: &str,
+    from: ElementState,
+    to: ElementState,
+    at_ms: u64,
+) -> ElementReport {
     let clause = match to {
         Failed => "failed[0]".to_owned(),
         other => other.as_str().to_ascii_lowercase(),
@@ -99,19 +105,22 @@ const NO_CHECKS: &dyn Fn(&CheckId) -> Vec<CheckState> = &|_| Vec::new();
 #[test]
 fn a_run_goes_round_with_its_messages_and_its_duration() {
     let mut engine = engine(vec![element("twopm", &["batch-01"], &[])]);
-    let events = engine.apply_report(&report("twopm", "batch-01", Standby, Running, 1_000));
+    let events = engine.apply_report_now(&report("twopm", "batch-01", Standby, Running, 1_000));
     let [ProcessEvent::Transition(t)] = events.as_slice() else {
         panic!("{events:?}")
     };
-    assert_eq!((t.from, t.to, t.machine.as_str()), (Standby, Running, "batch-01"));
+    assert_eq!(
+        (t.from, t.to, t.machine.as_str()),
+        (Standby, Running, "batch-01")
+    );
     assert_eq!(t.message.as_deref(), Some("twopm running"));
     assert_eq!(t.notify, ["ops"]);
-    let events = engine.apply_report(&report("twopm", "batch-01", Running, Completed, 301_000));
+    let events = engine.apply_report_now(&report("twopm", "batch-01", Running, Completed, 301_000));
     assert!(events.iter().any(|e| matches!(
         e,
         ProcessEvent::RunEnded { run, .. } if run.ended_ms - run.started_ms == 300_000 && run.outcome == Completed
     )));
-    engine.apply_report(&report("twopm", "batch-01", Completed, Standby, 400_000));
+    engine.apply_report_now(&report("twopm", "batch-01", Completed, Standby, 400_000));
     let runtime = &engine.runtime(&id()).unwrap().elements["twopm"];
     assert_eq!(runtime.state, Standby);
     assert_eq!(runtime.median_ms(), Some(300_000));
@@ -121,29 +130,158 @@ fn a_run_goes_round_with_its_messages_and_its_duration() {
 #[test]
 fn an_illegal_step_from_an_agent_is_ignored_and_counted() {
     let mut engine = engine(vec![element("twopm", &["batch-01"], &[])]);
-    assert!(engine
-        .apply_report(&report("twopm", "batch-01", Running, Completed, 1))
-        .is_empty());
-    assert!(engine
-        .apply_report(&report("twopm", "elsewhere", Standby, Running, 1))
-        .is_empty());
-    assert_eq!(engine.counts().ignored, 2);
+    assert!(
+        engine
+            .apply_report_now(&report("twopm", "batch-01", Running, Completed, 1))
+            .is_empty()
+    );
+    assert!(
+        engine
+            .apply_report_now(&report("twopm", "elsewhere", Standby, Running, 1))
+            .is_empty()
+    );
+    assert_eq!(
+        engine.counts().ignored,
+        1,
+        "a machine the element does not run on"
+    );
+    assert_eq!(
+        engine.parked(),
+        1,
+        "a step from Running waits for the one into it"
+    );
     assert_eq!(state(&engine, "twopm"), Standby);
+}
+
+#[test]
+fn a_transition_that_overtook_the_one_before_waits_for_it() {
+    let mut engine = engine(vec![element("twopm", &["batch-01"], &[])]);
+    engine.apply_report_now(&report("twopm", "batch-01", Standby, Running, 1_000));
+    // After an outage: the live Completed → Standby arrives before the backlog's completion.
+    assert!(
+        engine
+            .apply_report(
+                &report("twopm", "batch-01", Completed, Standby, 9_000),
+                "batch-01",
+                3,
+                10_000
+            )
+            .is_empty()
+    );
+    assert_eq!(state(&engine, "twopm"), Running);
+    let events = engine.apply_report(
+        &report("twopm", "batch-01", Running, Completed, 5_000),
+        "batch-01",
+        2,
+        10_500,
+    );
+    assert_eq!(
+        transitions(&events),
+        [
+            ("twopm".into(), Running, Completed),
+            ("twopm".into(), Completed, Standby)
+        ]
+    );
+    assert_eq!(engine.parked(), 0);
+    // A resend of something older changes nothing.
+    assert!(
+        engine
+            .apply_report(
+                &report("twopm", "batch-01", Standby, Running, 1_000),
+                "batch-01",
+                1,
+                11_000
+            )
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_transition_whose_predecessor_never_comes_is_applied_once_the_agent_settled() {
+    let mut engine = engine(vec![element("twopm", &["batch-01"], &[])]);
+    // The masters never saw it start (a restart without history): the completion waits…
+    engine.apply_report(
+        &report("twopm", "batch-01", Running, Completed, 5_000),
+        "batch-01",
+        7,
+        6_000,
+    );
+    assert!(
+        engine
+            .release(6_500, &|_, sequence| sequence < 7)
+            .is_empty()
+    );
+    // …until everything the agent sent before it has arrived.
+    let events = engine.release(7_000, &|_, _| true);
+    assert_eq!(
+        transitions(&events),
+        [
+            ("twopm".into(), Standby, Running),
+            ("twopm".into(), Running, Completed)
+        ]
+    );
+    // Or until it waited long enough.
+    let mut engine = engine_with_parked();
+    assert!(
+        engine
+            .release(1_000 + PARK_LIMIT_MS - 1, &|_, _| false)
+            .is_empty()
+    );
+    assert_eq!(
+        transitions(&engine.release(1_000 + PARK_LIMIT_MS, &|_, _| false)).len(),
+        2
+    );
+}
+
+fn engine_with_parked() -> ProcessEngine {
+    let mut engine = engine(vec![element("twopm", &["batch-01"], &[])]);
+    engine.apply_report(
+        &report("twopm", "batch-01", Running, Completed, 500),
+        "batch-01",
+        7,
+        1_000,
+    );
+    engine
+}
+
+#[test]
+fn a_restored_element_resumes_in_its_last_state() {
+    let mut engine = ProcessEngine::default();
+    engine.restore([Restored {
+        process: id(),
+        element: "twopm".into(),
+        state: Running,
+        at_ms: 1_000,
+        message: Some("twopm has started".into()),
+        clause: Some("running".into()),
+        machine: Some("batch-01".into()),
+    }]);
+    engine.set_models([ProcessModel {
+        id: id(),
+        time_zone: "UTC".into(),
+        elements: vec![element("twopm", &["batch-01"], &[])],
+    }]);
+    assert_eq!(state(&engine, "twopm"), Running);
+    let events = engine.apply_report_now(&report("twopm", "batch-01", Running, Completed, 61_000));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ProcessEvent::RunEnded { run, .. } if run.ended_ms - run.started_ms == 60_000
+    )));
 }
 
 #[test]
 fn an_element_on_two_machines_runs_while_either_runs_and_completes_when_both_have() {
     let mut engine = engine(vec![element("load", &["a", "b"], &[])]);
-    engine.apply_report(&report("load", "a", Standby, Running, 1));
+    engine.apply_report_now(&report("load", "a", Standby, Running, 1));
     assert_eq!(state(&engine, "load"), Running);
-    engine.apply_report(&report("load", "a", Running, Completed, 2));
+    engine.apply_report_now(&report("load", "a", Running, Completed, 2));
     assert_eq!(state(&engine, "load"), Running, "b has not run yet");
-    engine.apply_report(&report("load", "b", Standby, Running, 3));
-    let events = engine.apply_report(&report("load", "b", Running, Completed, 4));
+    engine.apply_report_now(&report("load", "b", Standby, Running, 3));
+    let events = engine.apply_report_now(&report("load", "b", Running, Completed, 4));
     assert_eq!(transitions(&events), [("load".into(), Running, Completed)]);
-    engine.apply_report(&report("load", "a", Completed, Standby, 5));
+    engine.apply_report_now(&report("load", "a", Completed, Standby, 5));
     assert_eq!(state(&engine, "load"), Completed, "b still shows the run");
-    engine.apply_report(&report("load", "b", Completed, Standby, 6));
+    engine.apply_report_now(&report("load", "b", Completed, Standby, 6));
     assert_eq!(state(&engine, "load"), Standby);
 }
 
@@ -153,7 +291,7 @@ fn a_dependent_that_starts_first_is_one_violation_naming_both() {
         element("prices", &["feed"], &[]),
         element("positions", &["batch"], &["prices"]),
     ]);
-    let events = engine.apply_report(&report("positions", "batch", Standby, Running, 10));
+    let events = engine.apply_report_now(&report("positions", "batch", Standby, Running, 10));
     let found = violations(&events);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].kind, ViolationKind::Early);
@@ -164,7 +302,7 @@ fn a_dependent_that_starts_first_is_one_violation_naming_both() {
     // In order, nothing is raised.
     let mut engine = engine_in_order();
     assert!(engine.runtime(&id()).unwrap().violations.is_empty());
-    let events = engine.apply_report(&report("positions", "batch", Running, Completed, 40));
+    let events = engine.apply_report_now(&report("positions", "batch", Running, Completed, 40));
     assert!(violations(&events).is_empty());
 }
 
@@ -178,7 +316,7 @@ fn engine_in_order() -> ProcessEngine {
         report("prices", "feed", Running, Completed, 20),
         report("positions", "batch", Standby, Running, 30),
     ] {
-        assert!(violations(&engine.apply_report(&r)).is_empty());
+        assert!(violations(&engine.apply_report_now(&r)).is_empty());
     }
     engine
 }
@@ -197,8 +335,8 @@ fn a_failed_dependency_fails_the_dependent_through_a_masters_clause() {
         }),
     });
     let mut engine = engine(vec![element("positions", &["batch"], &[]), valuation]);
-    engine.apply_report(&report("positions", "batch", Standby, Running, 1));
-    engine.apply_report(&report("positions", "batch", Standby, Running, 1));
+    engine.apply_report_now(&report("positions", "batch", Standby, Running, 1));
+    engine.apply_report_now(&report("positions", "batch", Standby, Running, 1));
     let (_, events) = engine_apply_then_evaluate(
         &mut engine,
         report("valuation", "batch", Standby, Running, 2),
@@ -206,20 +344,31 @@ fn a_failed_dependency_fails_the_dependent_through_a_masters_clause() {
     );
     assert_eq!(state(&engine, "valuation"), Running);
     assert!(transitions(&events).iter().all(|(_, _, to)| *to != Failed));
-    engine.apply_report(&report("positions", "batch", Running, Failed, 4));
+    engine.apply_report_now(&report("positions", "batch", Running, Failed, 4));
     let events = engine.evaluate(5, NO_CHECKS);
     let [ProcessEvent::Transition(t), ..] = events.as_slice() else {
         panic!("{events:?}")
     };
-    assert_eq!((t.element.as_str(), t.to, t.machine.as_str()), ("valuation", Failed, MASTERS));
+    assert_eq!(
+        (t.element.as_str(), t.to, t.machine.as_str()),
+        ("valuation", Failed, MASTERS)
+    );
     assert_eq!(t.message.as_deref(), Some("valuation failed[0]"));
-    // The agent, unaware, reports completion: not legal from Failed on that machine.
-    assert!(engine
-        .apply_report(&report("valuation", "batch", Running, Completed, 6))
-        .is_empty());
-    // Its next step, Standby, is.
-    engine.apply_report(&report("valuation", "batch", Completed, Standby, 7));
-    assert_eq!(state(&engine, "valuation"), Standby);
+    // The agent, unaware, reports completion and then Standby: they do not continue the
+    // masters' Failed, so they wait until the agent has nothing older in flight…
+    assert!(
+        engine
+            .apply_report_now(&report("valuation", "batch", Running, Completed, 6))
+            .is_empty()
+    );
+    engine.apply_report_now(&report("valuation", "batch", Completed, Standby, 7));
+    assert_eq!(state(&engine, "valuation"), Failed);
+    // …and then bring the element back to Standby, by legal steps.
+    let events = engine.release(8, &|_, _| true);
+    assert_eq!(
+        transitions(&events),
+        [("valuation".into(), Failed, Standby)]
+    );
 }
 
 fn engine_apply_then_evaluate(
@@ -227,7 +376,7 @@ fn engine_apply_then_evaluate(
     report: ElementReport,
     now: u64,
 ) -> (Vec<ProcessEvent>, Vec<ProcessEvent>) {
-    let applied = engine.apply_report(&report);
+    let applied = engine.apply_report_now(&report);
     let evaluated = engine.evaluate(now, NO_CHECKS);
     (applied, evaluated)
 }
@@ -245,16 +394,37 @@ fn a_deadline_is_raised_once_at_its_time_unless_the_element_completed() {
         after_dependencies_seconds: None,
     });
     let mut engine = engine(vec![late]);
-    assert!(engine.evaluate(ms("2026-12-02T14:19:59Z"), NO_CHECKS).is_empty());
+    assert!(
+        engine
+            .evaluate(ms("2026-12-02T14:19:59Z"), NO_CHECKS)
+            .is_empty()
+    );
     let events = engine.evaluate(ms("2026-12-02T14:20:00Z"), NO_CHECKS);
     let found = violations(&events);
     assert_eq!(found.len(), 1, "{events:?}");
     assert_eq!(found[0].kind, ViolationKind::Late);
     assert_eq!(found[0].at_ms, ms("2026-12-02T14:20:00Z"));
-    assert!(engine.evaluate(ms("2026-12-02T14:20:01Z"), NO_CHECKS).is_empty(), "once");
+    assert!(
+        engine
+            .evaluate(ms("2026-12-02T14:20:01Z"), NO_CHECKS)
+            .is_empty(),
+        "once"
+    );
     // The next day it completes in time: nothing.
-    engine.apply_report(&report("report", "batch", Standby, Running, ms("2026-12-03T14:00:00Z")));
-    engine.apply_report(&report("report", "batch", Running, Completed, ms("2026-12-03T14:10:00Z")));
+    engine.apply_report_now(&report(
+        "report",
+        "batch",
+        Standby,
+        Running,
+        ms("2026-12-03T14:00:00Z"),
+    ));
+    engine.apply_report_now(&report(
+        "report",
+        "batch",
+        Running,
+        Completed,
+        ms("2026-12-03T14:10:00Z"),
+    ));
     assert!(violations(&engine.evaluate(ms("2026-12-03T14:20:00Z"), NO_CHECKS)).is_empty());
 }
 
@@ -267,9 +437,12 @@ fn a_deadline_after_the_dependencies_counts_from_the_last_one() {
         after_dependencies_seconds: Some(60),
     });
     let mut engine = engine(vec![element("prices", &["feed"], &[]), valuation]);
-    assert!(engine.evaluate(500, NO_CHECKS).is_empty(), "no dependency completed");
-    engine.apply_report(&report("prices", "feed", Standby, Running, 1_000));
-    engine.apply_report(&report("prices", "feed", Running, Completed, 10_000));
+    assert!(
+        engine.evaluate(500, NO_CHECKS).is_empty(),
+        "no dependency completed"
+    );
+    engine.apply_report_now(&report("prices", "feed", Standby, Running, 1_000));
+    engine.apply_report_now(&report("prices", "feed", Running, Completed, 10_000));
     assert!(violations(&engine.evaluate(69_999, NO_CHECKS)).is_empty());
     let found = violations(&engine.evaluate(70_000, NO_CHECKS));
     assert_eq!(found.len(), 1);
@@ -300,15 +473,22 @@ fn a_masters_time_window_uses_the_process_zone() {
     let mut engine = engine(vec![valuation]);
     let ok: &dyn Fn(&CheckId) -> Vec<CheckState> = &|_| vec![CheckState::Ok, CheckState::Critical];
     assert!(engine.evaluate(ms("2026-12-02T08:59:00Z"), ok).is_empty());
-    assert!(engine.evaluate(ms("2026-12-02T09:01:00Z"), NO_CHECKS).is_empty());
+    assert!(
+        engine
+            .evaluate(ms("2026-12-02T09:01:00Z"), NO_CHECKS)
+            .is_empty()
+    );
     let events = engine.evaluate(ms("2026-12-02T09:01:00Z"), ok);
-    assert_eq!(transitions(&events), [("valuation".into(), Standby, Running)]);
+    assert_eq!(
+        transitions(&events),
+        [("valuation".into(), Standby, Running)]
+    );
 }
 
 #[test]
 fn a_new_model_keeps_the_state_of_what_remains() {
     let mut engine = engine(vec![element("a", &["m1"], &[]), element("b", &["m1"], &[])]);
-    engine.apply_report(&report("a", "m1", Standby, Running, 1));
+    engine.apply_report_now(&report("a", "m1", Standby, Running, 1));
     engine.set_models([ProcessModel {
         id: id(),
         time_zone: "UTC".into(),
@@ -348,7 +528,7 @@ proptest! {
         for (at, (e, m, from, to)) in reports.into_iter().enumerate() {
             let r = report(names[e], ["m0", "m1"][m], from, to, at as u64 + 1);
             let before = current.clone();
-            let events = engine.apply_report(&r);
+            let events = engine.apply_report_now(&r);
             let mut expected_violations = 0;
             for event in &events {
                 match event {
@@ -377,5 +557,12 @@ proptest! {
                 prop_assert_eq!(state(&engine, name), current[name]);
             }
         }
+    }
+}
+
+impl ProcessEngine {
+    /// Applies a report from agent `a` as if every earlier entry had arrived.
+    fn apply_report_now(&mut self, report: &ElementReport) -> Vec<ProcessEvent> {
+        self.apply_report(report, &report.host, report.at_ms, report.at_ms)
     }
 }

@@ -76,7 +76,9 @@ pub fn write_for(
         touched.insert(key);
     }
     write.records.extend(events.iter().filter_map(agent_record));
-    write.records.extend(events.iter().filter_map(process_record));
+    write
+        .records
+        .extend(events.iter().filter_map(process_record));
     write.last_states = touched
         .into_iter()
         .filter_map(|key| {
@@ -147,7 +149,10 @@ pub fn process_record(event: &MasterEvent) -> Option<Record> {
                 t.at_ms,
             );
             r.sequence += t.to as u64;
-            r.message = t.message.clone().unwrap_or_else(|| format!("entered {}", t.to));
+            r.message = t
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("entered {}", t.to));
             r.detail = serde_json::json!({
                 "from": t.from, "to": t.to, "clause": t.clause, "notify": t.notify,
             });
@@ -166,9 +171,12 @@ pub fn process_record(event: &MasterEvent) -> Option<Record> {
                 violation.at_ms,
             );
             r.sequence += match (&violation.kind, &violation.dependency) {
-                (ViolationKind::Early, Some(dependency)) => {
-                    u64::from(dependency.bytes().fold(0u8, |h, b| h.wrapping_mul(31).wrapping_add(b)) % 63)
-                }
+                (ViolationKind::Early, Some(dependency)) => u64::from(
+                    dependency
+                        .bytes()
+                        .fold(0u8, |h, b| h.wrapping_mul(31).wrapping_add(b))
+                        % 63,
+                ),
                 _ => 63,
             };
             r.message = violation.message.clone();

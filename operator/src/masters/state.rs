@@ -152,6 +152,16 @@ impl MasterState {
 
     /// The business processes' masters' clauses and deadlines at `now_ms`.
     fn evaluate_processes(&mut self, now_ms: u64, events: &mut Vec<MasterEvent>) {
+        if self.processes.parked() > 0 {
+            let sequences = &self.agent_sequences;
+            let settled = |agent: &str, sequence: u64| {
+                sequences
+                    .get(agent)
+                    .is_some_and(|w| w.contiguous() + 1 >= sequence)
+            };
+            let released = self.processes.release(now_ms, &settled);
+            events.extend(released.into_iter().map(MasterEvent::Process));
+        }
         let checks = &self.checks;
         let states = |id: &CheckId| -> Vec<CheckState> {
             checks
@@ -162,6 +172,14 @@ impl MasterState {
         };
         let found = self.processes.evaluate(now_ms, &states);
         events.extend(found.into_iter().map(MasterEvent::Process));
+    }
+
+    /// Sets the elements' last states, read from the history at start.
+    pub fn restore_processes(
+        &mut self,
+        restored: impl IntoIterator<Item = super::processes::Restored>,
+    ) {
+        self.processes.restore(restored);
     }
 
     /// The business processes: their models and states.
@@ -212,7 +230,7 @@ impl MasterState {
                     }
                     Report::ElementTransition(transition) => events.extend(
                         self.processes
-                            .apply_report(&transition)
+                            .apply_report(&transition, &agent, sequence, now_ms)
                             .into_iter()
                             .map(MasterEvent::Process),
                     ),

@@ -36,7 +36,11 @@ pub struct ProcessLive {
 }
 
 /// The live status of `model` in `runtime`; `fresh` says whether a machine's agent is fresh.
-pub fn live(model: &ProcessModel, runtime: &ProcessRuntime, fresh: &dyn Fn(&str) -> bool) -> ProcessLive {
+pub fn live(
+    model: &ProcessModel,
+    runtime: &ProcessRuntime,
+    fresh: &dyn Fn(&str) -> bool,
+) -> ProcessLive {
     let state_of = |name: &str| {
         runtime
             .elements
@@ -146,7 +150,11 @@ fn not_evaluating(model: &ProcessModel, fresh: &dyn Fn(&str) -> bool) -> Option<
     }
     let listed: Vec<&str> = stale.iter().take(10).copied().collect();
     let more = stale.len().saturating_sub(listed.len());
-    let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     Some((
         "AgentsStale".to_owned(),
         format!(
