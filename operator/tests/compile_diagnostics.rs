@@ -457,6 +457,50 @@ fn business_processes_are_checked() {
     );
 }
 
+const UNPLACEABLE: &str = r#"
+timeZone: Mars/Olympus
+elements:
+  - name: a
+    runsOn: {hostNames: [m1]}
+    standby: {when: {fileExists: /x}}
+    running: {when: {fileExists: /started, elementState: {element: b, state: Completed}}}
+    completed: {when: {expression: "true"}}
+    failed: [{when: {fileExists: /y}}]
+  - name: b
+    runsOn: {hostNames: [m1]}
+    completeBy: {afterDependenciesSeconds: 60}
+    standby: {when: {fileExists: /x}}
+    running: {when: {fileExists: /x}}
+    completed: {when: {fileExists: /done}}
+    failed: [{when: {fileExists: /y}}]
+"#;
+
+#[test]
+fn process_clauses_that_no_single_place_can_evaluate_are_errors_naming_why() {
+    let mut input = world("  - {name: cpu, template: {name: cpu, namespace: infrastructure}}");
+    input.processes.push(process("web", "odd", UNPLACEABLE));
+    let output = compile(&input);
+    let object = ObjectRef::process("web", "odd");
+    let of_process: Vec<String> = output
+        .diagnostics
+        .iter()
+        .filter(|d| d.object == object)
+        .map(|d| format!("{} {}", d.reason, d.message))
+        .collect();
+    assert_eq!(
+        of_process,
+        [
+            "InvalidClause element a: completed: expression is not evaluated by this release; use \
+             the other conditions",
+            "InvalidClause element a: running: combines facts of the element's machine \
+             (fileExists) with facts only the masters hold (elementState); no single place can \
+             evaluate it — split it into an element of its own",
+            "InvalidClause element b: completeBy.afterDependenciesSeconds needs dependsOn",
+            "InvalidClause timeZone: unknown time zone \"Mars/Olympus\"",
+        ]
+    );
+}
+
 #[test]
 fn probes_ports_and_optional_parameters_without_defaults_are_checked() {
     let input = Input {

@@ -15,6 +15,7 @@ const LINUX: (&str, &str) = ("kubernetes.io/os", "linux");
 const STOREFRONT: (&str, &str) = ("app.kubernetes.io/part-of", "storefront");
 const WEB: (&str, &str) = ("node-role.kubernetes.io/web", "");
 const DMZ: (&str, &str) = ("vedette.dev/zone", "dmz");
+const BATCH: (&str, &str) = ("vedette.dev/role", "batch");
 
 fn samples() -> Input {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
@@ -34,7 +35,7 @@ fn samples() -> Input {
         machine("web-dmz-1", &[LINUX, STOREFRONT, WEB, DMZ]),
         machine("db-1", &[LINUX]),
         machine("feed-01", &[LINUX]),
-        machine("batch-01", &[LINUX]),
+        machine("batch-01", &[LINUX, BATCH]),
         machine("risk-01", &[LINUX]),
         machine("storefront-no-role", &[LINUX, STOREFRONT]),
         machine("win-1", &[("kubernetes.io/os", "windows")]),
@@ -253,5 +254,72 @@ fn compiling_twice_gives_the_same_bytes_and_hashes() {
     assert_ne!(
         bundle_hash(&a.bundles["dmz"]),
         bundle_hash(&a.bundles["core"])
+    );
+}
+
+/// Each clause goes where its facts are: the machine's agent for windows, processes, files,
+/// logs and its own checks; the masters for another element's state.
+#[test]
+fn process_clauses_go_to_the_agents_of_their_machines_or_to_the_masters() {
+    let output = compile(&samples());
+    let errors: Vec<_> = output
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == vedette_operator::compile::Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let bundle = &output.bundles["core"];
+    let batch = plan_for(bundle, "batch-01").expect("batch-01 is in core");
+    let names: Vec<String> = batch
+        .elements
+        .iter()
+        .map(|e| format!("{}/{}", e.process, e.element))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "batch/twopm/twopm",
+            "brokerage/nightly-account-valuation/positions",
+            "brokerage/nightly-account-valuation/valuation",
+        ]
+    );
+    let twopm = &batch.elements[0];
+    let clauses: Vec<&str> = twopm.clauses.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(clauses, ["standby", "running", "completed", "failed[0]"]);
+    assert_eq!(
+        twopm.clauses[1].when.process_running.as_deref(),
+        Some("twopm")
+    );
+    assert!(twopm.hosts.is_empty(), "a machine's plan names no hosts");
+    // valuation's second failure path needs positions' state: the masters evaluate it.
+    let valuation = &batch.elements[2];
+    assert!(!valuation.clauses.iter().any(|c| c.name == "failed[1]"));
+    let model = &output.processes["brokerage/nightly-account-valuation"];
+    let masters: Vec<(&str, &str)> = model
+        .elements
+        .iter()
+        .flat_map(|e| {
+            e.masters
+                .iter()
+                .map(move |c| (e.name.as_str(), c.name.as_str()))
+        })
+        .collect();
+    assert_eq!(masters, [("valuation", "failed[1]")]);
+    // closing-prices' SFTP check runs on feed-01, where the element runs: the agent's.
+    let feed = plan_for(bundle, "feed-01").expect("feed-01");
+    let prices = &feed.elements[0];
+    let sftp = prices
+        .clauses
+        .iter()
+        .find(|c| c.name == "failed[1]")
+        .unwrap();
+    assert_eq!(
+        sftp.when.check_state.as_ref().map(|c| c.check.to_string()),
+        Some("brokerage/price-feed/vendor-sftp".to_owned())
+    );
+    assert_eq!(model.elements[0].hosts, ["feed-01"]);
+    assert!(
+        plan_for(bundle, "db-1").unwrap().elements.is_empty(),
+        "no element runs on db-1"
     );
 }

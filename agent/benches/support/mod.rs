@@ -384,6 +384,7 @@ pub fn write_plan(
         zone: "bench".into(),
         settings: vedette_protocol::plan::AgentSettings::default(),
         checks,
+        elements: Vec::new(),
     };
     let path = dir.join("plan.json");
     std::fs::write(&path, serde_json::to_vec(&plan).expect("plan JSON")).expect("write plan");

@@ -299,7 +299,7 @@ fn place(
     }
     if !machine_facts.is_empty() && !elsewhere.is_empty() {
         return Err(format!(
-            "combines facts of the element's machine ({}) with facts only the masters hold ({});              no single place can evaluate it — split it into an element of its own",
+            "combines facts of the element's machine ({}) with facts only the masters hold ({}); no single place can evaluate it — split it into an element of its own",
             machine_facts.join(", "),
             elsewhere.join(", ")
         ));
