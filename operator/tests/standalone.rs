@@ -347,3 +347,129 @@ fn an_invalid_manifest_stops_it_naming_file_document_and_field() {
         "the message does not name file, document and field:\n{stderr}"
     );
 }
+
+/// A process whose element follows a real process and a real file.
+fn process_manifests(work: &Path) -> String {
+    let work = work.display();
+    format!(
+        r#"apiVersion: vedette.dev/v1alpha1
+kind: MonitorZone
+metadata: {{name: local}}
+spec: {{nodeSelector: {{}}}}
+---
+apiVersion: vedette.dev/v1alpha1
+kind: BusinessProcess
+metadata: {{name: nightly, namespace: batch}}
+spec:
+  elements:
+    - name: job
+      runsOn: {{hostNames: [{HOST}]}}
+      standby: {{when: {{fileExists: {work}/reset}}, message: waiting}}
+      running: {{when: {{processRunning: vd-sa-job}}, message: the job started}}
+      completed: {{when: {{fileExists: {work}/done}}, message: the job finished}}
+      failed: [{{when: {{fileExists: {work}/fail}}, message: the job failed}}]
+"#
+    )
+}
+
+/// The state of element `element` of process `process` on standalone's /v1/state.
+fn element_state(port: u16, process: &str, element: &str) -> Option<String> {
+    let (_, body) = get(port, "/v1/state")?;
+    let view: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let process = view["processes"]
+        .as_array()?
+        .iter()
+        .find(|p| p["process"] == process)?;
+    process["elements"]
+        .as_array()?
+        .iter()
+        .find_map(|e| (e["name"] == element).then(|| e["state"].as_str().unwrap_or("").to_owned()))
+}
+
+#[test]
+fn a_process_element_follows_real_facts_and_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    std::fs::create_dir(dir.path().join("manifests")).expect("manifest dir");
+    std::fs::write(
+        dir.path().join("manifests").join("process.yaml"),
+        process_manifests(&work),
+    )
+    .expect("write manifests");
+    let job = work.join("vd-sa-job");
+    std::fs::copy("/bin/sleep", &job).expect("a process named vd-sa-job");
+    let port = free_port();
+    let running = start(dir.path(), port);
+    let logs = || std::fs::read_to_string(dir.path().join("stdout")).unwrap_or_default();
+    let seen = std::panic::catch_unwind(|| {
+        wait_for(
+            "the element in Standby",
+            Duration::from_secs(60),
+            || element_state(port, "batch/nightly", "job"),
+            "Standby",
+        )
+    });
+    assert!(seen.is_ok(), "{}", logs());
+    let mut process = Command::new(&job)
+        .arg("120")
+        .spawn()
+        .expect("start the job");
+    wait_for(
+        "the element Running",
+        Duration::from_secs(20),
+        || element_state(port, "batch/nightly", "job"),
+        "Running",
+    );
+    wait_for(
+        "the transition printed",
+        Duration::from_secs(10),
+        || {
+            logs()
+                .lines()
+                .any(|l| {
+                    l.contains("process batch/nightly: job Standby → Running")
+                        && l.contains("the job started")
+                })
+                .then(|| "printed".to_owned())
+        },
+        "printed",
+    );
+    // Stopped while running; the job finishes meanwhile; started again, both the agent and
+    // the masters resume in Running and take the completion.
+    drop(running);
+    std::fs::write(work.join("done"), b"").expect("done");
+    let running = start(dir.path(), port);
+    wait_for(
+        "the element Completed after the restart",
+        Duration::from_secs(60),
+        || element_state(port, "batch/nightly", "job"),
+        "Completed",
+    );
+    let (_, body) = get(port, "/v1/history?kind=process_transition").expect("history");
+    let page: serde_json::Value = serde_json::from_str(&body).expect("history JSON");
+    let steps: Vec<(String, String)> = page["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .rev()
+        .map(|r| {
+            (
+                r["detail"]["to"].as_str().unwrap_or("").to_owned(),
+                r["message"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("Running".to_owned(), "the job started".to_owned()),
+            ("Completed".to_owned(), "the job finished".to_owned()),
+        ],
+        "{}",
+        logs()
+    );
+    let _ = process.kill();
+    let _ = process.wait();
+    drop(running);
+}

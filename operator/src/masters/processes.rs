@@ -39,6 +39,8 @@ pub const MASTERS: &str = "masters";
 pub const PARK_LIMIT_MS: u64 = 10 * 60 * 1000;
 /// Transitions waiting per machine at most; beyond, the oldest is dropped.
 pub const MAX_PARKED: usize = 32;
+/// The [`Violation::slot`] of a late violation (an element depends on at most 32 others).
+pub const LATE_SLOT: u8 = 63;
 
 /// A machine of an element: process, element, host.
 type ParkKey = (ProcessId, String, String);
@@ -171,6 +173,9 @@ pub struct Violation {
     pub element: String,
     /// The dependency not Completed (Early).
     pub dependency: Option<String>,
+    /// Which of the element's violations at one instant this is: the dependency's place in
+    /// `dependsOn` (Early), [`LATE_SLOT`] (Late); part of its record's key.
+    pub slot: u8,
     /// When: the transition's time (Early) or the deadline (Late), Unix ms.
     pub at_ms: u64,
     /// For people.
@@ -540,7 +545,7 @@ fn enter(
     }
     let mut early = Vec::new();
     if to == ElementState::Running {
-        for dependency in &element.depends_on {
+        for (slot, dependency) in element.depends_on.iter().enumerate() {
             let state = process
                 .elements
                 .get(dependency)
@@ -550,6 +555,7 @@ fn enter(
                     kind: ViolationKind::Early,
                     element: element.name.clone(),
                     dependency: Some(dependency.clone()),
+                    slot: slot.min(usize::from(LATE_SLOT - 1)) as u8,
                     at_ms,
                     message: format!(
                         "{} started while {dependency}, which it depends on, was {state}, not \
@@ -764,6 +770,7 @@ fn deadline(
         kind: ViolationKind::Late,
         element: element.name.clone(),
         dependency: None,
+        slot: LATE_SLOT,
         at_ms: due_ms,
         message: format!(
             "{} was not Completed by its deadline {} (it is {state})",

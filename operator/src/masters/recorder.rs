@@ -20,7 +20,6 @@ use vedette_protocol::forward::Forwarded;
 use vedette_protocol::merge::CheckKey;
 use vedette_protocol::report::{Batch, CheckReport, Report};
 
-use vedette_crds::process::ViolationKind;
 use vedette_protocol::process::ProcessId;
 
 use super::processes::ProcessEvent;
@@ -118,7 +117,7 @@ pub fn agent_record(event: &MasterEvent) -> Option<Record> {
 /// process, `check` the element, `host` the machine (or `masters`). The natural key is the
 /// element and its time, so both masters (and a resend) write the same record once:
 /// `source` = `namespace/process/element`, `sequence` = `at_ms × 64` plus the state entered
-/// (transitions), the dependency's index or 63 for a late one (violations).
+/// (transitions), the violation's slot (violations: the dependency's place, 63 for late).
 pub fn process_record(event: &MasterEvent) -> Option<Record> {
     let MasterEvent::Process(event) = event else {
         return None;
@@ -170,15 +169,7 @@ pub fn process_record(event: &MasterEvent) -> Option<Record> {
                 "",
                 violation.at_ms,
             );
-            r.sequence += match (&violation.kind, &violation.dependency) {
-                (ViolationKind::Early, Some(dependency)) => u64::from(
-                    dependency
-                        .bytes()
-                        .fold(0u8, |h, b| h.wrapping_mul(31).wrapping_add(b))
-                        % 63,
-                ),
-                _ => 63,
-            };
+            r.sequence += u64::from(violation.slot);
             r.message = violation.message.clone();
             r.detail = serde_json::json!({
                 "kind": violation.kind, "dependency": violation.dependency, "notify": notify,
