@@ -236,6 +236,7 @@ async fn process_status(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_run_on_real_facts_and_real_time() -> anyhow::Result<()> {
+    let test_began = Instant::now();
     let plane = ControlPlane::start().await?;
     operator::install_crds(&plane).await?;
     let client = plane.client().await?;
@@ -503,6 +504,20 @@ async fn processes_run_on_real_facts_and_real_time() -> anyhow::Result<()> {
     assert!(
         late_by <= 2_000,
         "the late violation came {late_by} ms after its deadline"
+    );
+
+    // The status budget: at most one write per process per 10 s, only on change.
+    let writes = master
+        .metric(r#"vedette_operator_api_writes_total{kind="BusinessProcess",verb="status"}"#)
+        .await?;
+    let minutes = test_began.elapsed().as_secs_f64() / 60.0;
+    println!(
+        "BusinessProcess status writes: {writes} in {minutes:.1} min for 3 processes ({:.1} per process per minute)",
+        writes / 3.0 / minutes
+    );
+    assert!(
+        writes / 3.0 / minutes <= 6.0,
+        "{writes} status writes in {minutes:.1} min exceed one per process per 10 s"
     );
 
     let started = Instant::now();

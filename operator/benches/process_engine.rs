@@ -8,7 +8,9 @@
 //! masters' state (what `/v1/masters/state` and status read) and to its acknowledgement (its
 //! records durable), the cost of the once-a-second sweep (deadlines and masters' clauses over
 //! every element) and of building every process's status, the engine's memory and the CPU
-//! per transition. Asserts nothing.
+//! per transition. Then the whole path on this machine: standalone mode (agent, satellite and
+//! masters over HTTP) with 20 elements driven by files, from a file written to the element's
+//! new state on `/v1/state`. Asserts nothing.
 //!
 //! `cargo bench -p vedette-operator --bench process_engine` (`VEDETTE_BENCH_DIR` for the disk).
 
@@ -155,6 +157,151 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
+/// Elements of the end-to-end part, on this machine.
+const E2E_ELEMENTS: usize = 20;
+
+/// The end-to-end part: `vedette-operator standalone` (agent, satellite and masters, each
+/// over HTTP as in a cluster) with 20 elements on this machine, each driven by files; a file
+/// written → the element's new state on `/v1/state` (what the masters hold), per transition.
+fn end_to_end(base: &std::path::Path) {
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let elements: Vec<String> = (0..E2E_ELEMENTS)
+        .map(|i| {
+            let w = work.display();
+            format!(
+                "    - name: e{i}\n      runsOn: {{hostNames: [bench-host]}}\n      \
+                 standby: {{when: {{fileExists: {w}/reset-{i}}}}}\n      \
+                 running: {{when: {{fileExists: {w}/run-{i}}}}}\n      \
+                 completed: {{when: {{fileExists: {w}/done-{i}}}}}\n      \
+                 failed: [{{when: {{fileExists: {w}/fail-{i}}}}}]"
+            )
+        })
+        .collect();
+    let manifest = format!(
+        "apiVersion: vedette.dev/v1alpha1\nkind: MonitorZone\nmetadata: {{name: local}}\nspec: {{nodeSelector: {{}}}}\n---\n\
+         apiVersion: vedette.dev/v1alpha1\nkind: BusinessProcess\nmetadata: {{name: bench, namespace: bench}}\nspec:\n  elements:\n{}\n",
+        elements.join("\n")
+    );
+    std::fs::write(dir.path().join("bench.yaml"), manifest).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vedette-operator"))
+        .args(["standalone", "--host", "bench-host", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-f")
+        .arg(dir.path().join("bench.yaml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--summary-seconds", "3600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state_of = |element: usize| -> Option<String> {
+        let body = http_get(port, "/v1/state")?;
+        let view: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let element = view["processes"][0]["elements"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == format!("e{element}"))?
+            .clone();
+        element["state"].as_str().map(str::to_owned)
+    };
+    let wait = |element: usize, want: &str, limit: Duration| {
+        let began = Instant::now();
+        while began.elapsed() < limit {
+            if state_of(element).as_deref() == Some(want) {
+                return Some(began.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    };
+    let ready = wait(0, "Standby", Duration::from_secs(60)).is_some();
+    let mut latencies = Vec::new();
+    let mut missed = 0;
+    if ready {
+        // Let the agent's first plan and evaluation settle.
+        std::thread::sleep(Duration::from_secs(2));
+        for i in 0..E2E_ELEMENTS {
+            for (file, state) in [
+                ("run", "Running"),
+                ("done", "Completed"),
+                ("reset", "Standby"),
+            ] {
+                // Not aligned with the agent's once-a-second evaluation.
+                std::thread::sleep(Duration::from_millis(137 * (i as u64 % 7)));
+                if file == "reset" {
+                    let _ = std::fs::remove_file(work.join(format!("run-{i}")));
+                    let _ = std::fs::remove_file(work.join(format!("done-{i}")));
+                }
+                std::fs::write(work.join(format!("{file}-{i}")), b"").unwrap();
+                match wait(i, state, Duration::from_secs(10)) {
+                    Some(latency) => latencies.push(latency),
+                    None => missed += 1,
+                }
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    latencies.sort();
+    println!(
+        "end to end (standalone: agent → satellite → masters over HTTP), a file written → the \
+         element's new state on /v1/state: {} transitions, p50 {:?} p99 {:?} max {:?}, {missed} not seen within 10 s{}",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default(),
+        if ready {
+            ""
+        } else {
+            " (standalone did not start)"
+        },
+    );
+}
+
+/// `GET path` (HTTP/1.1, `Connection: close`): the body when the status is 200.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            if size == 0 || tail.len() < size {
+                break;
+            }
+            out.push_str(&tail[..size]);
+            rest = tail[size..].trim_start_matches("\r\n");
+        }
+        return Some(out);
+    }
+    Some(body.to_owned())
+}
+
 fn main() {
     let base = std::env::var_os("VEDETTE_BENCH_DIR")
         .map(std::path::PathBuf::from)
@@ -168,14 +315,18 @@ fn main() {
         "process engine: {PROCESSES} processes × {ELEMENTS} elements over {MACHINES} machines, \
          batches of {PER_BATCH} transitions, history on (SQLite), in process"
     );
+    let input = input();
+    let before = rss();
     let compiled_at = Instant::now();
-    let output = compile(&input());
+    let output = compile(&input);
+    drop(input);
     let models: Vec<_> = output.processes.into_values().collect();
     println!(
         "compile of the processes: {:?}, {} elements in the zone's bundle",
         compiled_at.elapsed(),
         output.bundles["core"].elements.len()
     );
+    drop(output.bundles);
     runtime.block_on(async move {
         let dir = tempfile::tempdir_in(&base).unwrap();
         let history = History::open(dir.path()).unwrap();
@@ -202,7 +353,6 @@ fn main() {
             }
             count
         });
-        let before = rss();
         masters.state().set_processes(models);
         let with_models = rss();
         let mut agent_sequences = vec![0u64; MACHINES];
@@ -310,7 +460,7 @@ fn main() {
             began.elapsed()
         );
         println!(
-            "memory: {:.1} MiB for the models and states (RSS {:.1} → {:.1} MiB), {:.1} MiB after the rounds",
+            "memory: {:.1} MiB for the models and states (RSS before compile {:.1}, with the engine set {:.1} MiB), {:.1} MiB after the rounds (the history's buffers and the event channel included)",
             (with_models.saturating_sub(before)) as f64 / 1048576.0,
             before as f64 / 1048576.0,
             with_models as f64 / 1048576.0,
@@ -326,4 +476,9 @@ fn main() {
         drop(masters);
         drop(drain);
     });
+    end_to_end(
+        &std::env::var_os("VEDETTE_BENCH_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir),
+    );
 }
