@@ -220,17 +220,21 @@ fn load(path: &std::path::Path) -> BTreeMap<String, Saved> {
     }
 }
 
-fn save(path: &std::path::Path, machines: &BTreeMap<String, ElementMachine>) {
-    let saved: BTreeMap<&String, Saved> = machines
-        .iter()
-        .map(|(key, m)| {
-            let saved = Saved {
-                state: m.state,
-                since_ms: m.since_ms,
-            };
-            (key, saved)
-        })
-        .collect();
+/// Saves the states of `machines`, and of elements not in the plan now (`resting`), which
+/// resume theirs if the plan brings them back.
+fn save(
+    path: &std::path::Path,
+    machines: &BTreeMap<String, ElementMachine>,
+    resting: &BTreeMap<String, Saved>,
+) {
+    let mut saved: BTreeMap<&String, Saved> = resting.iter().map(|(k, s)| (k, *s)).collect();
+    saved.extend(machines.iter().map(|(key, m)| {
+        let state = Saved {
+            state: m.state,
+            since_ms: m.since_ms,
+        };
+        (key, state)
+    }));
     let bytes = serde_json::to_vec(&saved).expect("states always serialize");
     if let Err(error) = crate::atomic_file::replace(path, &bytes) {
         warn!(message = "Failed to save element states.", path = %path.display(), %error);
@@ -284,20 +288,31 @@ pub async fn run(
             }
         }
         if changed {
-            save(&state_file, &machines);
+            save(&state_file, &machines, &saved);
         }
     }
 }
 
 /// Keeps one machine per element of the plan: new ones resume their saved state (or start in
-/// Standby), changed ones keep their state, removed ones go.
+/// Standby), changed ones keep their state, removed ones rest in `saved` (a plan that leaves
+/// an element out for a while does not reset it).
 fn sync(
     machines: &mut BTreeMap<String, ElementMachine>,
     saved: &mut BTreeMap<String, Saved>,
     elements: &[PlannedElement],
 ) {
     let wanted: BTreeMap<String, &PlannedElement> = elements.iter().map(|e| (key(e), e)).collect();
-    machines.retain(|key, _| wanted.contains_key(key));
+    machines.retain(|key, machine| {
+        let kept = wanted.contains_key(key);
+        if !kept {
+            let state = Saved {
+                state: machine.state,
+                since_ms: machine.since_ms,
+            };
+            saved.insert(key.clone(), state);
+        }
+        kept
+    });
     for (key, planned) in wanted {
         let current = machines.get(&key);
         if current.is_some_and(|m| m.planned() == planned) {

@@ -255,6 +255,11 @@ fn a_plan_change_keeps_states_and_a_new_element_resumes_its_saved_one() {
     assert_eq!(machines["batch/twopm/twopm"].planned(), &changed);
     sync(&mut machines, &mut saved, &[]);
     assert!(machines.is_empty());
+    sync(&mut machines, &mut saved, &[changed]);
+    assert_eq!(
+        machines["batch/twopm/twopm"].state, Running,
+        "an element back in the plan resumes"
+    );
 }
 
 #[test]
@@ -265,7 +270,7 @@ fn states_survive_a_restart_through_the_file() {
         "batch/twopm/twopm".to_owned(),
         ElementMachine::new(twopm(), Completed, 42),
     )]);
-    save(&path, &machines);
+    save(&path, &machines, &BTreeMap::new());
     let loaded = load(&path);
     assert_eq!(
         loaded["batch/twopm/twopm"],

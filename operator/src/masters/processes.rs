@@ -102,6 +102,8 @@ pub struct ElementRuntime {
     pub late_raised_for: Option<u64>,
     /// When the masters first evaluated it: deadlines before are not raised.
     pub watched_since_ms: Option<u64>,
+    /// A deadline after the dependencies, once known: (due, dependencies completed).
+    pub pending_due: Option<(u64, u64)>,
 }
 
 impl ElementRuntime {
@@ -123,6 +125,7 @@ impl ElementRuntime {
             completed_ms: None,
             late_raised_for: None,
             watched_since_ms: None,
+            pending_due: None,
         }
     }
 
@@ -193,6 +196,18 @@ pub struct ProcessRuntime {
     pub run_active: bool,
     /// When the last run ended.
     pub run_ended_ms: u64,
+    /// Early starts not decided yet: the dependency's machines may still report a completion
+    /// from before the start (see [`ProcessEngine::evaluate`]).
+    pub suspects: Vec<Suspect>,
+}
+
+/// An element that started while a dependency was not Completed, as far as the masters knew.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suspect {
+    /// The violation it becomes.
+    pub violation: Violation,
+    /// When the masters first looked at it.
+    pub noted_ms: Option<u64>,
 }
 
 /// An element's transition.
@@ -262,8 +277,8 @@ pub struct ProcessEngine {
     counts: ProcessCounts,
 }
 
-/// The states of a check on every machine that reported it.
-pub type CheckStates<'a> = &'a dyn Fn(&CheckId) -> Vec<CheckState>;
+/// The states of a check on every machine that reported it, each with since when (Unix ms).
+pub type CheckStates<'a> = &'a dyn Fn(&CheckId) -> Vec<(CheckState, u64)>;
 
 impl ProcessEngine {
     /// Replaces the models (after a compile); the state of elements and machines that remain
@@ -272,6 +287,7 @@ impl ProcessEngine {
         self.models = models.into_iter().map(|m| (m.id.clone(), m)).collect();
         let mut runtime = std::mem::take(&mut self.runtime);
         for (id, model) in &self.models {
+            let known = runtime.contains_key(id);
             let mut process = runtime.remove(id).unwrap_or_default();
             let mut elements = std::mem::take(&mut process.elements);
             for element in &model.elements {
@@ -295,6 +311,13 @@ impl ProcessEngine {
                     })
                     .collect();
                 process.elements.insert(element.name.clone(), state);
+            }
+            if !known {
+                // Restored elements may be in the middle of a run.
+                process.run_active = process
+                    .elements
+                    .values()
+                    .any(|e| e.state != ElementState::Standby);
             }
             self.runtime.insert(id.clone(), process);
         }
@@ -371,12 +394,13 @@ impl ProcessEngine {
     }
 
     /// Applies parked transitions whose wait is over: everything `agent` sent before them has
-    /// arrived (`settled(agent, sequence)`), or they waited [`PARK_LIMIT_MS`]. The machine then
+    /// arrived (`settled(agent, sequence, at_ms)`: the caller knows the agent's sequences and
+    /// its keepalives), or they waited [`PARK_LIMIT_MS`]. The machine then
     /// jumps to the transition's state, the element following by legal steps.
     pub fn release(
         &mut self,
         now_ms: u64,
-        settled: &dyn Fn(&str, u64) -> bool,
+        settled: &dyn Fn(&str, u64, u64) -> bool,
     ) -> Vec<ProcessEvent> {
         let mut events = Vec::new();
         let due: Vec<ParkKey> = self
@@ -384,7 +408,7 @@ impl ProcessEngine {
             .iter()
             .filter(|(_, parked)| {
                 parked.first().is_some_and(|p| {
-                    settled(&p.agent, p.sequence)
+                    settled(&p.agent, p.sequence, p.report.at_ms)
                         || now_ms.saturating_sub(p.parked_ms) >= PARK_LIMIT_MS
                 })
             })
@@ -398,6 +422,11 @@ impl ProcessEngine {
             else {
                 continue;
             };
+            let last_at = self.machine(&key).map_or(0, |(_, at)| at);
+            if first.report.at_ms < last_at {
+                self.counts.ignored += 1;
+                continue;
+            }
             self.take(&first.report, &mut events);
             self.follow_chain(&key, &mut events);
         }
@@ -488,13 +517,26 @@ impl ProcessEngine {
         }
     }
 
-    /// Evaluates the masters' clauses and the deadlines at `now_ms`.
-    pub fn evaluate(&mut self, now_ms: u64, checks: CheckStates<'_>) -> Vec<ProcessEvent> {
+    /// Evaluates the masters' clauses, the deadlines and the suspected early starts at
+    /// `now_ms`. An early start is decided in event time: it is withdrawn when the dependency
+    /// turns out to have Completed before it (its machine's report arrived late), and raised
+    /// once every machine of the dependency has reported something since, or its agent said
+    /// it had nothing older in flight (`drained(host)`: the time of its newest keepalive with
+    /// an empty spool), or after [`PARK_LIMIT_MS`].
+    pub fn evaluate(
+        &mut self,
+        now_ms: u64,
+        checks: CheckStates<'_>,
+        drained: &dyn Fn(&str) -> u64,
+    ) -> Vec<ProcessEvent> {
         let mut events = Vec::new();
         for (id, model) in &self.models {
             let Some(process) = self.runtime.get_mut(id) else {
                 continue;
             };
+            if !process.suspects.is_empty() {
+                decide_suspects(model, process, now_ms, drained, &mut events);
+            }
             let Ok(zone) = vedette_protocol::process::time_zone(&model.time_zone) else {
                 continue;
             };
@@ -508,6 +550,54 @@ impl ProcessEngine {
             }
         }
         events
+    }
+}
+
+/// Raises or withdraws the suspected early starts that can be decided (see
+/// [`ProcessEngine::evaluate`]).
+fn decide_suspects(
+    model: &ProcessModel,
+    process: &mut ProcessRuntime,
+    now_ms: u64,
+    drained: &dyn Fn(&str) -> u64,
+    events: &mut Vec<ProcessEvent>,
+) {
+    let suspects = std::mem::take(&mut process.suspects);
+    for mut suspect in suspects {
+        let at_ms = suspect.violation.at_ms;
+        let noted = *suspect.noted_ms.get_or_insert(now_ms);
+        let Some(dependency) = suspect
+            .violation
+            .dependency
+            .as_ref()
+            .and_then(|d| process.elements.get(d))
+        else {
+            continue;
+        };
+        let completed_before = dependency.state == ElementState::Completed
+            && dependency.completed_ms.is_some_and(|c| c <= at_ms);
+        if completed_before {
+            continue;
+        }
+        let settled = dependency.machines.keys().all(|host| {
+            dependency
+                .machine_at_ms
+                .get(host)
+                .is_some_and(|t| *t >= at_ms)
+                || drained(host) >= at_ms
+        });
+        if settled || now_ms.saturating_sub(noted) >= PARK_LIMIT_MS {
+            let Some(element) = model
+                .elements
+                .iter()
+                .find(|e| e.name == suspect.violation.element)
+            else {
+                continue;
+            };
+            raise(model, element, process, suspect.violation, events);
+        } else {
+            process.suspects.push(suspect);
+        }
     }
 }
 
@@ -543,7 +633,6 @@ fn enter(
         let ended = process.run_ended_ms;
         process.violations.retain(|v| v.at_ms > ended);
     }
-    let mut early = Vec::new();
     if to == ElementState::Running {
         for (slot, dependency) in element.depends_on.iter().enumerate() {
             let state = process
@@ -563,7 +652,10 @@ fn enter(
                         element.name
                     ),
                 };
-                early.push(violation);
+                process.suspects.push(Suspect {
+                    violation,
+                    noted_ms: None,
+                });
             }
         }
     }
@@ -581,6 +673,7 @@ fn enter(
         ElementState::Completed | ElementState::Failed => {
             if to == ElementState::Completed {
                 runtime.completed_ms = Some(at_ms);
+                runtime.pending_due = None;
             }
             if let Some(started_ms) = runtime.run_started_ms.take() {
                 let run = Run {
@@ -615,9 +708,6 @@ fn enter(
             element: element.name.clone(),
             run,
         });
-    }
-    for violation in early {
-        raise(model, element, process, violation, events);
     }
     if to == ElementState::Standby
         && process
@@ -673,7 +763,7 @@ fn masters_clauses(
         let check = clause
             .check_state
             .as_ref()
-            .is_none_or(|(id, states)| checks(id).iter().any(|state| states.contains(state)));
+            .is_none_or(|(id, states)| checks(id).iter().any(|(state, _)| states.contains(state)));
         let other = clause.element_state.as_ref().is_none_or(|condition| {
             process
                 .elements
@@ -691,14 +781,6 @@ fn masters_clauses(
         return;
     };
     let clause = &element.masters[index];
-    if let Some(runtime) = process.elements.get_mut(&element.name) {
-        for (host, machine) in runtime.machines.iter_mut() {
-            if machine.may_enter(clause.enters) {
-                *machine = clause.enters;
-                runtime.machine_at_ms.insert(host.clone(), now_ms);
-            }
-        }
-    }
     let message = element
         .clauses
         .get(&clause.name)
@@ -707,9 +789,61 @@ fn masters_clauses(
         machine: MASTERS,
         clause: clause.name.clone(),
         message,
-        at_ms: now_ms,
+        at_ms: fired_at(clause, element, process, zone, now_ms, checks),
     };
     enter(model, element, process, clause.enters, fired, events);
+}
+
+/// When a masters' clause became true, computed alike by every master (their records share
+/// the key): the latest of its conditions' beginnings — the window's start, the other
+/// element's transition, the check entering the state — and never before the element entered
+/// its state, never after now.
+fn fired_at(
+    clause: &MastersClause,
+    element: &ElementModel,
+    process: &ProcessRuntime,
+    zone: &jiff::tz::TimeZone,
+    now_ms: u64,
+    checks: CheckStates<'_>,
+) -> u64 {
+    let since = process
+        .elements
+        .get(&element.name)
+        .map_or(0, |e| e.since_ms + 1);
+    let window = clause
+        .time_window
+        .as_ref()
+        .and_then(|w| window_start(&w.start, zone, now_ms));
+    let other = clause
+        .element_state
+        .as_ref()
+        .and_then(|c| process.elements.get(&c.element))
+        .map(|e| e.since_ms);
+    let check = clause.check_state.as_ref().and_then(|(id, states)| {
+        checks(id)
+            .into_iter()
+            .filter(|(state, _)| states.contains(state))
+            .map(|(_, since)| since)
+            .min()
+    });
+    [Some(since), window, other, check]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(now_ms)
+        .min(now_ms)
+}
+
+/// The start of the occurrence of a window starting at `start` (`HH:MM` in `zone`) that
+/// contains `now_ms`: the latest such minute at or before now.
+fn window_start(start: &str, zone: &jiff::tz::TimeZone, now_ms: u64) -> Option<u64> {
+    let start = vedette_protocol::process::minutes_of_day(start).ok()?;
+    let now = jiff::Timestamp::from_millisecond(now_ms as i64)
+        .ok()?
+        .to_zoned(zone.clone());
+    let minute = i32::from(now.hour()) * 60 + i32::from(now.minute());
+    let back = u64::try_from((minute - start).rem_euclid(24 * 60)).ok()?;
+    Some((now_ms / 60_000 - back) * 60_000)
 }
 
 /// Raises a late violation once the element's deadline passed without it completing.
@@ -730,8 +864,12 @@ fn deadline(
     let watched_since = *runtime.watched_since_ms.get_or_insert(now_ms);
     let runtime = &process.elements[&element.name];
     let due = match (&deadline.time, deadline.after_dependencies_seconds) {
-        (Some(time), _) => time_deadline(time, &deadline.days, zone, now_ms)
-            .map(|due| (due, due.saturating_sub(DAY_MS))),
+        (Some(time), _) => time_deadline(time, &deadline.days, zone, now_ms).map(|due| {
+            // A completion counts for this deadline when it came after the one before.
+            let previous = time_deadline(time, &deadline.days, zone, due.saturating_sub(1))
+                .unwrap_or(due.saturating_sub(8 * DAY_MS));
+            (due, previous + 1)
+        }),
         (None, Some(seconds)) => {
             let completed: Option<Vec<u64>> = element
                 .depends_on
@@ -743,18 +881,39 @@ fn deadline(
                         .flatten()
                 })
                 .collect();
-            completed
+            let due = completed
                 .and_then(|times| times.into_iter().max())
-                .map(|since| (since + u64::from(seconds) * 1000, since))
+                .map(|since| (since + u64::from(seconds) * 1000, since));
+            // Kept once known: dependencies going back to Standby do not cancel it.
+            match (due, runtime.pending_due) {
+                (Some(due), _) => Some(due),
+                (None, pending) => pending,
+            }
         }
         (None, None) => None,
     };
     let Some((due_ms, window_start)) = due else {
         return;
     };
-    let completed_in_time = runtime
-        .completed_ms
-        .is_some_and(|at| at >= window_start && at <= due_ms);
+    if let Some(runtime) = process.elements.get_mut(&element.name)
+        && deadline.after_dependencies_seconds.is_some()
+    {
+        runtime.pending_due = Some((due_ms, window_start));
+    }
+    let runtime = &process.elements[&element.name];
+    let completed_in_time = if deadline.time.is_some() {
+        // The run that completed started after the deadline before: a run completed late
+        // belongs to its own day, not to the next deadline.
+        runtime.last_run.is_some_and(|run| {
+            run.outcome == ElementState::Completed
+                && run.started_ms >= window_start
+                && run.ended_ms <= due_ms
+        })
+    } else {
+        runtime
+            .completed_ms
+            .is_some_and(|at| at >= window_start && at <= due_ms)
+    };
     if now_ms < due_ms
         || due_ms < watched_since
         || completed_in_time
@@ -800,7 +959,12 @@ fn time_deadline(
         .ok()?
         .to_zoned(zone.clone());
     let today = now.date();
-    [today, today.yesterday().ok()?]
+    let mut dates = vec![today];
+    for _ in 0..8 {
+        let last = *dates.last()?;
+        dates.push(last.yesterday().ok()?);
+    }
+    dates
         .into_iter()
         .filter(|date| days.is_empty() || days.contains(&date.weekday().to_monday_one_offset()))
         .filter_map(|date| {

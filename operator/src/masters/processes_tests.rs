@@ -100,7 +100,9 @@ fn state(engine: &ProcessEngine, element: &str) -> ElementState {
     engine.runtime(&id()).unwrap().elements[element].state
 }
 
-const NO_CHECKS: &dyn Fn(&CheckId) -> Vec<CheckState> = &|_| Vec::new();
+const NO_CHECKS: &dyn Fn(&CheckId) -> Vec<(CheckState, u64)> = &|_| Vec::new();
+/// Every agent said it has nothing older in flight.
+const ALL_DRAINED: &dyn Fn(&str) -> u64 = &|_| u64::MAX;
 
 #[test]
 fn a_run_goes_round_with_its_messages_and_its_duration() {
@@ -208,11 +210,11 @@ fn a_transition_whose_predecessor_never_comes_is_applied_once_the_agent_settled(
     );
     assert!(
         engine
-            .release(6_500, &|_, sequence| sequence < 7)
+            .release(6_500, &|_, sequence, _| sequence < 7)
             .is_empty()
     );
     // …until everything the agent sent before it has arrived.
-    let events = engine.release(7_000, &|_, _| true);
+    let events = engine.release(7_000, &|_, _, _| true);
     assert_eq!(
         transitions(&events),
         [
@@ -224,11 +226,11 @@ fn a_transition_whose_predecessor_never_comes_is_applied_once_the_agent_settled(
     let mut engine = engine_with_parked();
     assert!(
         engine
-            .release(1_000 + PARK_LIMIT_MS - 1, &|_, _| false)
+            .release(1_000 + PARK_LIMIT_MS - 1, &|_, _, _| false)
             .is_empty()
     );
     assert_eq!(
-        transitions(&engine.release(1_000 + PARK_LIMIT_MS, &|_, _| false)).len(),
+        transitions(&engine.release(1_000 + PARK_LIMIT_MS, &|_, _, _| false)).len(),
         2
     );
 }
@@ -291,7 +293,7 @@ fn a_dependent_that_starts_first_is_one_violation_naming_both() {
         element("prices", &["feed"], &[]),
         element("positions", &["batch"], &["prices"]),
     ]);
-    let events = engine.apply_report_now(&report("positions", "batch", Standby, Running, 10));
+    let events = engine.apply_and_decide(&report("positions", "batch", Standby, Running, 10));
     let found = violations(&events);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].kind, ViolationKind::Early);
@@ -302,7 +304,7 @@ fn a_dependent_that_starts_first_is_one_violation_naming_both() {
     // In order, nothing is raised.
     let mut engine = engine_in_order();
     assert!(engine.runtime(&id()).unwrap().violations.is_empty());
-    let events = engine.apply_report_now(&report("positions", "batch", Running, Completed, 40));
+    let events = engine.apply_and_decide(&report("positions", "batch", Running, Completed, 40));
     assert!(violations(&events).is_empty());
 }
 
@@ -316,7 +318,7 @@ fn engine_in_order() -> ProcessEngine {
         report("prices", "feed", Running, Completed, 20),
         report("positions", "batch", Standby, Running, 30),
     ] {
-        assert!(violations(&engine.apply_report_now(&r)).is_empty());
+        assert!(violations(&engine.apply_and_decide(&r)).is_empty());
     }
     engine
 }
@@ -345,7 +347,7 @@ fn a_failed_dependency_fails_the_dependent_through_a_masters_clause() {
     assert_eq!(state(&engine, "valuation"), Running);
     assert!(transitions(&events).iter().all(|(_, _, to)| *to != Failed));
     engine.apply_report_now(&report("positions", "batch", Running, Failed, 4));
-    let events = engine.evaluate(5, NO_CHECKS);
+    let events = engine.evaluate(5, NO_CHECKS, ALL_DRAINED);
     let [ProcessEvent::Transition(t), ..] = events.as_slice() else {
         panic!("{events:?}")
     };
@@ -354,17 +356,15 @@ fn a_failed_dependency_fails_the_dependent_through_a_masters_clause() {
         ("valuation", Failed, MASTERS)
     );
     assert_eq!(t.message.as_deref(), Some("valuation failed[0]"));
-    // The agent, unaware, reports completion and then Standby: they do not continue the
-    // masters' Failed, so they wait until the agent has nothing older in flight…
+    // The agent, unaware, goes on from its own state: its completion leaves the element
+    // Failed, and its Standby brings the element back, by legal steps.
     assert!(
         engine
             .apply_report_now(&report("valuation", "batch", Running, Completed, 6))
             .is_empty()
     );
-    engine.apply_report_now(&report("valuation", "batch", Completed, Standby, 7));
     assert_eq!(state(&engine, "valuation"), Failed);
-    // …and then bring the element back to Standby, by legal steps.
-    let events = engine.release(8, &|_, _| true);
+    let events = engine.apply_report_now(&report("valuation", "batch", Completed, Standby, 7));
     assert_eq!(
         transitions(&events),
         [("valuation".into(), Failed, Standby)]
@@ -377,7 +377,7 @@ fn engine_apply_then_evaluate(
     now: u64,
 ) -> (Vec<ProcessEvent>, Vec<ProcessEvent>) {
     let applied = engine.apply_report_now(&report);
-    let evaluated = engine.evaluate(now, NO_CHECKS);
+    let evaluated = engine.evaluate(now, NO_CHECKS, ALL_DRAINED);
     (applied, evaluated)
 }
 
@@ -396,17 +396,17 @@ fn a_deadline_is_raised_once_at_its_time_unless_the_element_completed() {
     let mut engine = engine(vec![late]);
     assert!(
         engine
-            .evaluate(ms("2026-12-02T14:19:59Z"), NO_CHECKS)
+            .evaluate(ms("2026-12-02T14:19:59Z"), NO_CHECKS, ALL_DRAINED)
             .is_empty()
     );
-    let events = engine.evaluate(ms("2026-12-02T14:20:00Z"), NO_CHECKS);
+    let events = engine.evaluate(ms("2026-12-02T14:20:00Z"), NO_CHECKS, ALL_DRAINED);
     let found = violations(&events);
     assert_eq!(found.len(), 1, "{events:?}");
     assert_eq!(found[0].kind, ViolationKind::Late);
     assert_eq!(found[0].at_ms, ms("2026-12-02T14:20:00Z"));
     assert!(
         engine
-            .evaluate(ms("2026-12-02T14:20:01Z"), NO_CHECKS)
+            .evaluate(ms("2026-12-02T14:20:01Z"), NO_CHECKS, ALL_DRAINED)
             .is_empty(),
         "once"
     );
@@ -425,7 +425,40 @@ fn a_deadline_is_raised_once_at_its_time_unless_the_element_completed() {
         Completed,
         ms("2026-12-03T14:10:00Z"),
     ));
-    assert!(violations(&engine.evaluate(ms("2026-12-03T14:20:00Z"), NO_CHECKS)).is_empty());
+    assert!(
+        violations(&engine.evaluate(ms("2026-12-03T14:20:00Z"), NO_CHECKS, ALL_DRAINED)).is_empty()
+    );
+    // Completed late on the 4th (after 14:20), not run at all on the 5th: both are late.
+    engine.apply_report_now(&report(
+        "report",
+        "batch",
+        Completed,
+        Standby,
+        ms("2026-12-04T08:00:00Z"),
+    ));
+    engine.apply_report_now(&report(
+        "report",
+        "batch",
+        Standby,
+        Running,
+        ms("2026-12-04T14:00:00Z"),
+    ));
+    assert_eq!(
+        violations(&engine.evaluate(ms("2026-12-04T14:20:00Z"), NO_CHECKS, ALL_DRAINED)).len(),
+        1
+    );
+    engine.apply_report_now(&report(
+        "report",
+        "batch",
+        Running,
+        Completed,
+        ms("2026-12-04T14:25:00Z"),
+    ));
+    assert_eq!(
+        violations(&engine.evaluate(ms("2026-12-05T14:20:00Z"), NO_CHECKS, ALL_DRAINED)).len(),
+        1,
+        "yesterday's late completion does not count for today"
+    );
 }
 
 #[test]
@@ -438,13 +471,16 @@ fn a_deadline_after_the_dependencies_counts_from_the_last_one() {
     });
     let mut engine = engine(vec![element("prices", &["feed"], &[]), valuation]);
     assert!(
-        engine.evaluate(500, NO_CHECKS).is_empty(),
+        engine.evaluate(500, NO_CHECKS, ALL_DRAINED).is_empty(),
         "no dependency completed"
     );
     engine.apply_report_now(&report("prices", "feed", Standby, Running, 1_000));
     engine.apply_report_now(&report("prices", "feed", Running, Completed, 10_000));
-    assert!(violations(&engine.evaluate(69_999, NO_CHECKS)).is_empty());
-    let found = violations(&engine.evaluate(70_000, NO_CHECKS));
+    assert!(violations(&engine.evaluate(69_999, NO_CHECKS, ALL_DRAINED)).is_empty());
+    // The dependency going back to Standby does not cancel the deadline.
+    engine.apply_report_now(&report("prices", "feed", Completed, Standby, 20_000));
+    assert!(violations(&engine.evaluate(69_999, NO_CHECKS, ALL_DRAINED)).is_empty());
+    let found = violations(&engine.evaluate(70_000, NO_CHECKS, ALL_DRAINED));
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].at_ms, 70_000);
 }
@@ -471,18 +507,28 @@ fn a_masters_time_window_uses_the_process_zone() {
         element_state: None,
     });
     let mut engine = engine(vec![valuation]);
-    let ok: &dyn Fn(&CheckId) -> Vec<CheckState> = &|_| vec![CheckState::Ok, CheckState::Critical];
-    assert!(engine.evaluate(ms("2026-12-02T08:59:00Z"), ok).is_empty());
+    let ok: &dyn Fn(&CheckId) -> Vec<(CheckState, u64)> =
+        &|_| vec![(CheckState::Ok, 5), (CheckState::Critical, 9)];
     assert!(
         engine
-            .evaluate(ms("2026-12-02T09:01:00Z"), NO_CHECKS)
+            .evaluate(ms("2026-12-02T08:59:00Z"), ok, ALL_DRAINED)
             .is_empty()
     );
-    let events = engine.evaluate(ms("2026-12-02T09:01:00Z"), ok);
+    assert!(
+        engine
+            .evaluate(ms("2026-12-02T09:01:00Z"), NO_CHECKS, ALL_DRAINED)
+            .is_empty()
+    );
+    let events = engine.evaluate(ms("2026-12-02T09:01:30Z"), ok, ALL_DRAINED);
     assert_eq!(
         transitions(&events),
         [("valuation".into(), Standby, Running)]
     );
+    // Every master computes the same instant: the window's start or the check's, the later.
+    let ProcessEvent::Transition(t) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(t.at_ms, ms("2026-12-02T09:00:00Z"));
 }
 
 #[test]
@@ -528,7 +574,7 @@ proptest! {
         for (at, (e, m, from, to)) in reports.into_iter().enumerate() {
             let r = report(names[e], ["m0", "m1"][m], from, to, at as u64 + 1);
             let before = current.clone();
-            let events = engine.apply_report_now(&r);
+            let events = engine.apply_and_decide(&r);
             let mut expected_violations = 0;
             for event in &events {
                 match event {
@@ -565,4 +611,66 @@ impl ProcessEngine {
     fn apply_report_now(&mut self, report: &ElementReport) -> Vec<ProcessEvent> {
         self.apply_report(report, &report.host, report.at_ms, report.at_ms)
     }
+}
+
+impl ProcessEngine {
+    /// Applies a report, then decides the early starts with every agent drained.
+    fn apply_and_decide(&mut self, report: &ElementReport) -> Vec<ProcessEvent> {
+        let mut events = self.apply_report_now(report);
+        events.extend(self.evaluate(report.at_ms, NO_CHECKS, ALL_DRAINED));
+        events
+    }
+}
+
+#[test]
+fn a_start_is_judged_by_when_the_dependency_completed_not_when_its_report_arrived() {
+    let mut engine = engine(vec![
+        element("prices", &["feed"], &[]),
+        element("positions", &["batch"], &["prices"]),
+    ]);
+    engine.apply_report_now(&report("prices", "feed", Standby, Running, 1_000));
+    // feed is cut off; it completes at 18_000, batch starts at 20_000 and reports at once.
+    engine.apply_report_now(&report("positions", "batch", Standby, Running, 20_000));
+    let not_yet: &dyn Fn(&str) -> u64 = &|_| 0;
+    assert!(
+        violations(&engine.evaluate(21_000, NO_CHECKS, not_yet)).is_empty(),
+        "feed may still report"
+    );
+    // feed's completion arrives after the outage: it happened before the start.
+    engine.apply_report_now(&report("prices", "feed", Running, Completed, 18_000));
+    assert!(violations(&engine.evaluate(60_000, NO_CHECKS, ALL_DRAINED)).is_empty());
+    assert!(engine.runtime(&id()).unwrap().violations.is_empty());
+    assert!(engine.runtime(&id()).unwrap().suspects.is_empty());
+}
+
+#[test]
+fn an_undecided_early_start_is_raised_once_the_dependency_has_reported_since() {
+    let mut engine = engine(vec![
+        element("prices", &["feed"], &[]),
+        element("positions", &["batch"], &["prices"]),
+    ]);
+    engine.apply_report_now(&report("positions", "batch", Standby, Running, 20_000));
+    let not_yet: &dyn Fn(&str) -> u64 = &|_| 0;
+    assert!(violations(&engine.evaluate(21_000, NO_CHECKS, not_yet)).is_empty());
+    // feed reports its start after that moment: it was not Completed before.
+    engine.apply_report_now(&report("prices", "feed", Standby, Running, 25_000));
+    let found = violations(&engine.evaluate(26_000, NO_CHECKS, not_yet));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].at_ms, 20_000);
+    // Or, with nothing reported, after the wait.
+    let mut engine = engine_with_a_suspect();
+    assert!(violations(&engine.evaluate(1_000, NO_CHECKS, not_yet)).is_empty());
+    assert_eq!(
+        violations(&engine.evaluate(1_000 + PARK_LIMIT_MS, NO_CHECKS, not_yet)).len(),
+        1
+    );
+}
+
+fn engine_with_a_suspect() -> ProcessEngine {
+    let mut engine = engine(vec![
+        element("prices", &["feed"], &[]),
+        element("positions", &["batch"], &["prices"]),
+    ]);
+    engine.apply_report_now(&report("positions", "batch", Standby, Running, 500));
+    engine
 }

@@ -73,6 +73,8 @@ pub struct AgentEntry {
     pub plan_reason: String,
     /// Whether the stream has been told it is stale (by [`MasterState::sweep`]).
     pub reported_stale: bool,
+    /// When its newest keepalive with an empty spool was made (nothing older in flight).
+    pub drained_ms: u64,
 }
 
 impl AgentEntry {
@@ -154,23 +156,30 @@ impl MasterState {
     fn evaluate_processes(&mut self, now_ms: u64, events: &mut Vec<MasterEvent>) {
         if self.processes.parked() > 0 {
             let sequences = &self.agent_sequences;
-            let settled = |agent: &str, sequence: u64| {
+            let agents = &self.agents;
+            // Everything the agent sent before has arrived: its sequences are contiguous up
+            // to it, or a later keepalive said its spool was empty (it had nothing older in
+            // flight; after a restart the masters do not know the agent's earlier sequences).
+            let settled = |agent: &str, sequence: u64, at_ms: u64| {
                 sequences
                     .get(agent)
                     .is_some_and(|w| w.contiguous() + 1 >= sequence)
+                    || agents.get(agent).is_some_and(|a| a.drained_ms >= at_ms)
             };
             let released = self.processes.release(now_ms, &settled);
             events.extend(released.into_iter().map(MasterEvent::Process));
         }
         let checks = &self.checks;
-        let states = |id: &CheckId| -> Vec<CheckState> {
+        let states = |id: &CheckId| -> Vec<(CheckState, u64)> {
             checks
                 .iter()
                 .filter(|(key, _)| key.check == *id)
-                .map(|(_, entry)| entry.state)
+                .map(|(_, entry)| (entry.state, entry.since_ms))
                 .collect()
         };
-        let found = self.processes.evaluate(now_ms, &states);
+        let agents = &self.agents;
+        let drained = |host: &str| agents.get(host).map_or(0, |a| a.drained_ms);
+        let found = self.processes.evaluate(now_ms, &states, &drained);
         events.extend(found.into_iter().map(MasterEvent::Process));
     }
 
@@ -328,6 +337,11 @@ impl MasterState {
         }
         let was_fresh = entry.seen_ms > 0 && !entry.stale(now);
         let was_held = entry.seen_ms > 0 && entry.plan_held;
+        let drained_ms = if keepalive.spool_depth == 0 {
+            keepalive.at_ms.max(entry.drained_ms)
+        } else {
+            entry.drained_ms
+        };
         *entry = AgentEntry {
             zone: keepalive.zone.clone(),
             // An agent clock ahead of ours must not keep it fresh forever.
@@ -337,6 +351,7 @@ impl MasterState {
             plan_held: keepalive.plan.held,
             plan_reason: keepalive.plan.reason.clone(),
             reported_stale: false,
+            drained_ms,
         };
         let seen = agent_event(agent, entry);
         if !was_fresh && !entry.stale(now) {

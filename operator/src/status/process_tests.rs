@@ -63,6 +63,7 @@ fn step(
         at_ms: at,
     };
     engine.apply_report(&report, host, at, at);
+    engine.evaluate(at, &|_| Vec::new(), &|_| u64::MAX);
 }
 
 #[test]
