@@ -51,6 +51,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use vedette_protocol::clock::unix_ms;
 use vedette_protocol::forward::Forwarded;
+use vedette_protocol::process::ProcessId;
 use vedette_protocol::report::Batch;
 use vedette_satellite::auth::{self, Auth, Identity};
 
@@ -117,59 +118,55 @@ pub enum ReceiveError {
     },
 }
 
-/// Transition records read back at most at start, newest first.
-const MAX_RESTORED_TRANSITIONS: usize = 100_000;
+/// Records of each kind read back at most at start, newest first.
+const MAX_RESTORED_RECORDS: usize = 100_000;
 
-/// Each element's newest transition in the history (of the last
-/// [`MAX_RESTORED_TRANSITIONS`]), as the state it resumes in.
+/// Each element's newest transition and its last runs in the history (of the newest
+/// [`MAX_RESTORED_RECORDS`] of each kind), as the state it resumes in.
 fn restored_elements(
     store: &dyn vedette_history::Store,
 ) -> Result<Vec<processes::Restored>, vedette_history::Error> {
-    let mut found: std::collections::BTreeMap<(String, String, String), processes::Restored> =
+    let mut found: std::collections::BTreeMap<(ProcessId, String), processes::Restored> =
         std::collections::BTreeMap::new();
+    newest(
+        store,
+        vedette_history::Kind::ProcessTransition,
+        &mut |record| {
+            if let Some(restored) = recorder::restored_element(record) {
+                let key = (restored.process.clone(), restored.element.clone());
+                found.entry(key).or_insert(restored);
+            }
+        },
+    )?;
+    newest(store, vedette_history::Kind::ProcessRun, &mut |record| {
+        if let Some((key, run)) = recorder::run_of(record)
+            && let Some(restored) = found.get_mut(&key)
+            && restored.runs.len() < processes::RUNS_KEPT
+        {
+            restored.runs.push(run);
+        }
+    })?;
+    Ok(found.into_values().collect())
+}
+
+/// Calls `each` on the newest records of `kind`, newest first, at most
+/// [`MAX_RESTORED_RECORDS`].
+fn newest(
+    store: &dyn vedette_history::Store,
+    kind: vedette_history::Kind,
+    each: &mut dyn FnMut(&vedette_history::Record),
+) -> Result<(), vedette_history::Error> {
     let mut query = vedette_history::query::HistoryQuery {
-        kind: Some(vedette_history::Kind::ProcessTransition),
+        kind: Some(kind),
         limit: vedette_history::query::MAX_PAGE,
         ..Default::default()
     };
     let mut read = 0;
-    while read < MAX_RESTORED_TRANSITIONS {
+    while read < MAX_RESTORED_RECORDS {
         let page = store.history(&query)?;
         read += page.records.len();
-        for stored in page.records {
-            let record = stored.record;
-            let key = (
-                record.namespace.clone(),
-                record.rule_set.clone(),
-                record.check.clone(),
-            );
-            if found.contains_key(&key) {
-                continue;
-            }
-            let Some(state) = record
-                .detail
-                .get("to")
-                .and_then(|to| serde_json::from_value(to.clone()).ok())
-            else {
-                continue;
-            };
-            let restored = processes::Restored {
-                process: vedette_protocol::process::ProcessId {
-                    namespace: record.namespace,
-                    name: record.rule_set,
-                },
-                element: record.check,
-                state,
-                at_ms: record.at_ms,
-                message: Some(record.message).filter(|m| !m.is_empty()),
-                clause: record
-                    .detail
-                    .get("clause")
-                    .and_then(|c| c.as_str())
-                    .map(str::to_owned),
-                machine: Some(record.host).filter(|h| !h.is_empty()),
-            };
-            found.insert(key, restored);
+        for stored in &page.records {
+            each(&stored.record);
         }
         let Some(next) = page
             .next
@@ -180,7 +177,7 @@ fn restored_elements(
         };
         query.after = Some(next);
     }
-    Ok(found.into_values().collect())
+    Ok(())
 }
 
 /// What the handlers share.

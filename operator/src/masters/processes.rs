@@ -71,6 +71,8 @@ pub struct Restored {
     pub clause: Option<String>,
     /// Its machine.
     pub machine: Option<String>,
+    /// Its last runs, newest first (at most [`RUNS_KEPT`]).
+    pub runs: Vec<Run>,
 }
 
 /// One element's state as the masters know it.
@@ -146,6 +148,13 @@ impl ElementRuntime {
         if restored.state == ElementState::Completed {
             self.completed_ms = Some(restored.at_ms);
         }
+        self.last_run = restored.runs.first().copied();
+        self.durations = restored
+            .runs
+            .iter()
+            .rev()
+            .map(|run| run.ended_ms.saturating_sub(run.started_ms))
+            .collect();
     }
 
     /// Median of the kept durations, ms.

@@ -257,6 +257,11 @@ fn a_restored_element_resumes_in_its_last_state() {
         message: Some("twopm has started".into()),
         clause: Some("running".into()),
         machine: Some("batch-01".into()),
+        runs: vec![Run {
+            started_ms: 0,
+            ended_ms: 30_000,
+            outcome: Completed,
+        }],
     }]);
     engine.set_models([ProcessModel {
         id: id(),
@@ -269,6 +274,12 @@ fn a_restored_element_resumes_in_its_last_state() {
         e,
         ProcessEvent::RunEnded { run, .. } if run.ended_ms - run.started_ms == 60_000
     )));
+    let runtime = &engine.runtime(&id()).unwrap().elements["twopm"];
+    assert_eq!(
+        runtime.durations,
+        [30_000, 60_000],
+        "the restored run counts for the median"
+    );
 }
 
 #[test]

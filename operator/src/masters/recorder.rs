@@ -22,7 +22,7 @@ use vedette_protocol::report::{Batch, CheckReport, Report};
 
 use vedette_protocol::process::ProcessId;
 
-use super::processes::ProcessEvent;
+use super::processes::{ProcessEvent, Restored, Run};
 use super::state::{CheckEntry, MasterState};
 use super::stream::{AgentEvent, MasterEvent};
 
@@ -191,6 +191,50 @@ pub fn process_record(event: &MasterEvent) -> Option<Record> {
             r
         }
     })
+}
+
+/// The state an element resumes in, from its newest `process_transition` record (the inverse
+/// of [`process_record`]); its runs are added from `process_run` records ([`run_of`]).
+pub fn restored_element(record: &Record) -> Option<Restored> {
+    if record.kind != Kind::ProcessTransition {
+        return None;
+    }
+    let state = serde_json::from_value(record.detail.get("to")?.clone()).ok()?;
+    Some(Restored {
+        process: ProcessId {
+            namespace: record.namespace.clone(),
+            name: record.rule_set.clone(),
+        },
+        element: record.check.clone(),
+        state,
+        at_ms: record.at_ms,
+        message: Some(record.message.clone()).filter(|m| !m.is_empty()),
+        clause: record
+            .detail
+            .get("clause")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned),
+        machine: Some(record.host.clone()).filter(|h| !h.is_empty()),
+        runs: Vec::new(),
+    })
+}
+
+/// The run a `process_run` record holds, with its element.
+pub fn run_of(record: &Record) -> Option<((ProcessId, String), Run)> {
+    if record.kind != Kind::ProcessRun {
+        return None;
+    }
+    let detail = &record.detail;
+    let run = Run {
+        started_ms: detail.get("startedMs")?.as_u64()?,
+        ended_ms: detail.get("endedMs")?.as_u64()?,
+        outcome: serde_json::from_value(detail.get("outcome")?.clone()).ok()?,
+    };
+    let process = ProcessId {
+        namespace: record.namespace.clone(),
+        name: record.rule_set.clone(),
+    };
+    Some(((process, record.check.clone()), run))
 }
 
 /// Keyed by the time of the agent's newest keepalive, which every master sees alike.

@@ -148,3 +148,69 @@ fn a_restored_state_is_replaced_by_a_newer_report_even_from_a_wiped_spool_but_no
     let now = state.check("n1", &id("tcp")).unwrap();
     assert_eq!((now.state, now.restored), (Ok, false));
 }
+
+#[test]
+fn process_records_have_one_key_per_event_and_read_back_as_the_state_to_resume() {
+    use super::super::processes::{Transition, Violation};
+    use vedette_crds::process::{ElementState, ViolationKind};
+    let process = ProcessId {
+        namespace: "batch".into(),
+        name: "twopm".into(),
+    };
+    let transition = |to: ElementState, at_ms: u64| {
+        MasterEvent::Process(ProcessEvent::Transition(Transition {
+            process: process.clone(),
+            element: "twopm".into(),
+            machine: "b1".into(),
+            from: ElementState::Standby,
+            to,
+            clause: "running".into(),
+            message: Some("twopm has started".into()),
+            notify: vec!["ops".into()],
+            at_ms,
+        }))
+    };
+    let running = process_record(&transition(ElementState::Running, 1_000)).unwrap();
+    let completed = process_record(&transition(ElementState::Completed, 1_000)).unwrap();
+    assert_eq!(running.source, "batch/twopm/twopm");
+    assert_ne!(
+        running.sequence, completed.sequence,
+        "two steps at one instant are two records"
+    );
+    let restored = restored_element(&running).unwrap();
+    assert_eq!(restored.state, ElementState::Running);
+    assert_eq!(restored.message.as_deref(), Some("twopm has started"));
+    assert_eq!(restored.machine.as_deref(), Some("b1"));
+    assert_eq!(restored.clause.as_deref(), Some("running"));
+    let early = |dependency: &str, slot: u8| {
+        MasterEvent::Process(ProcessEvent::Violation {
+            process: process.clone(),
+            violation: Violation {
+                kind: ViolationKind::Early,
+                element: "load".into(),
+                dependency: Some(dependency.into()),
+                slot,
+                at_ms: 5_000,
+                message: "early".into(),
+            },
+            notify: Vec::new(),
+        })
+    };
+    let a = process_record(&early("extract", 0)).unwrap();
+    let b = process_record(&early("transform", 1)).unwrap();
+    assert_ne!(a.sequence, b.sequence, "one record per dependency");
+    let run = MasterEvent::Process(ProcessEvent::RunEnded {
+        process: process.clone(),
+        element: "twopm".into(),
+        run: super::super::processes::Run {
+            started_ms: 1_000,
+            ended_ms: 301_000,
+            outcome: ElementState::Completed,
+        },
+    });
+    let record = process_record(&run).unwrap();
+    let ((id, element), back) = run_of(&record).unwrap();
+    assert_eq!((id, element.as_str()), (process, "twopm"));
+    assert_eq!(back.ended_ms - back.started_ms, 300_000);
+    assert!(restored_element(&record).is_none());
+}
