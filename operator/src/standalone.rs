@@ -410,52 +410,11 @@ async fn print_hard_changes(mut changes: crate::masters::stream::Subscription) {
     }
 }
 
-/// One business process as standalone's `/v1/state` and summary show it.
-#[derive(serde::Serialize, Debug, Clone)]
-#[serde(rename_all = "camelCase")]
-pub struct ProcessView {
-    /// `namespace/name`.
-    pub process: String,
-    /// Elements Running, Completed, Failed.
-    pub running: u32,
-    /// Elements Completed.
-    pub completed: u32,
-    /// Elements Failed.
-    pub failed: u32,
-    /// Violations in the current run.
-    pub violations: u32,
-    /// Each element.
-    pub elements: Vec<vedette_crds::process::ElementStatus>,
-    /// The current run's violations.
-    pub current_violations: Vec<vedette_crds::process::ViolationStatus>,
-    /// Why the masters do not evaluate it, if they do not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_evaluating: Option<String>,
-}
+use crate::masters::process_view::ProcessView;
 
 /// The processes the masters run, as shown.
 pub fn process_views(masters: &crate::masters::Masters) -> Vec<ProcessView> {
-    let state = masters.state();
-    let now = vedette_protocol::clock::unix_ms();
-    let fresh = |host: &str| state.agents().get(host).is_some_and(|a| !a.stale(now));
-    state
-        .processes()
-        .models()
-        .filter_map(|model| {
-            let runtime = state.processes().runtime(&model.id)?;
-            let live = crate::status::process::live(model, runtime, &fresh);
-            Some(ProcessView {
-                process: model.id.to_string(),
-                running: live.running,
-                completed: live.completed,
-                failed: live.failed,
-                violations: live.violations,
-                elements: live.elements,
-                current_violations: live.current_violations,
-                not_evaluating: live.not_evaluating.map(|(_, message)| message),
-            })
-        })
-        .collect()
+    crate::masters::process_view::views(&masters.state(), vedette_protocol::clock::unix_ms())
 }
 
 /// `/v1/state` in standalone mode: the satellite's view and the processes.
@@ -664,16 +623,17 @@ pub fn summary(view: &StateView, processes: &[ProcessView], time: &str) -> Strin
         );
     }
     for process in processes {
+        let live = &process.live;
         let _ = write!(
             out,
             "  process {}: {} running, {} completed, {} failed, {} violation(s)",
-            process.process, process.running, process.completed, process.failed, process.violations
+            process.process, live.running, live.completed, live.failed, live.violations
         );
-        if let Some(why) = &process.not_evaluating {
-            let _ = write!(out, " (not evaluated: {})", truncate(why, 80));
+        if let Some(why) = &live.not_evaluating {
+            let _ = write!(out, " (not evaluated: {})", truncate(&why.message, 80));
         }
         out.push('\n');
-        for element in &process.elements {
+        for element in &live.elements {
             let since = element
                 .since
                 .as_deref()

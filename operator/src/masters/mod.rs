@@ -19,6 +19,7 @@
 //! | [`stream`] | the event stream: typed events and the bus to bounded subscriber channels |
 //! | [`events`] | Kubernetes Events for hard state changes, rate-limited, Lease holder only |
 //! | [`processes`] | business processes: element states, correlation, deadlines, runs (pure) |
+//! | [`process_view`] | a process as people see it: status fields, `GET /v1/processes` (pure) |
 //! | [`recorder`] | what a merged batch writes to the history (pure) |
 //! | [`history_api`] | `GET /v1/history` and `GET /v1/availability`, per-namespace authorization |
 //!
@@ -32,6 +33,7 @@
 
 pub mod events;
 pub mod history_api;
+pub mod process_view;
 pub mod processes;
 pub mod recorder;
 pub mod state;
@@ -306,7 +308,7 @@ impl Masters {
     }
 }
 
-/// `POST /v1/satellite` and `GET /v1/masters/state`.
+/// `POST /v1/satellite`, `GET /v1/masters/state` and `GET /v1/processes`.
 pub fn router(masters: Arc<Masters>) -> Router {
     Router::new()
         .route(
@@ -314,6 +316,7 @@ pub fn router(masters: Arc<Masters>) -> Router {
             post(receive).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .route("/v1/masters/state", get(view))
+        .route("/v1/processes", get(processes_view))
         .with_state(masters)
 }
 
@@ -385,6 +388,12 @@ pub struct StateView {
     pub checks: Vec<(String, String, String, bool, String, Option<u64>)>,
     /// Every agent: host, zone, stale, plan held.
     pub agents: Vec<(String, String, bool, bool)>,
+}
+
+/// Every business process: its elements' states and the current run's violations.
+async fn processes_view(State(masters): State<Arc<Masters>>) -> Response {
+    let views = process_view::views(&masters.state(), unix_ms());
+    axum::Json(views).into_response()
 }
 
 async fn view(State(masters): State<Arc<Masters>>) -> Response {

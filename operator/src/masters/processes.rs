@@ -943,7 +943,7 @@ fn deadline(
         message: format!(
             "{} was not Completed by its deadline {} (it is {state})",
             element.name,
-            crate::status::live::rfc3339(due_ms)
+            vedette_protocol::clock::rfc3339(due_ms)
         ),
     };
     raise(model, element, process, violation, events);

@@ -47,7 +47,7 @@ pub struct Live {
     /// By zone name.
     pub zones: BTreeMap<String, ZoneLive>,
     /// Business processes by `(namespace, name)`.
-    pub processes: BTreeMap<(String, String), super::process::ProcessLive>,
+    pub processes: BTreeMap<(String, String), crate::masters::process_view::ProcessLive>,
 }
 
 /// A hard problem found: host, rule, entry.
@@ -101,7 +101,7 @@ pub fn summarise(state: &MasterState, bundles: &BTreeMap<String, ZoneBundle>, no
         if let Some(runtime) = state.processes().runtime(&model.id) {
             live.processes.insert(
                 (model.id.namespace.clone(), model.id.name.clone()),
-                super::process::live(model, runtime, &fresh),
+                crate::masters::process_view::live(model, runtime, &fresh),
             );
         }
     }
@@ -129,12 +129,7 @@ fn problem(host: &str, rule: &str, entry: &CheckEntry) -> Problem {
     }
 }
 
-/// `ms` since the epoch as RFC 3339 (seconds precision, UTC).
-pub fn rfc3339(ms: u64) -> String {
-    jiff::Timestamp::from_millisecond(ms as i64)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
-}
+pub use vedette_protocol::clock::rfc3339;
 
 #[cfg(test)]
 #[path = "live_tests.rs"]

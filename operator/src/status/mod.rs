@@ -8,7 +8,6 @@
 
 pub mod live;
 pub mod problem_events;
-pub mod process;
 
 use std::collections::BTreeMap;
 
@@ -156,7 +155,7 @@ pub fn desired(
         let mut conditions = conditions(&reported.diagnostics, &object, &[], previous, now);
         let (evaluating, reason, message) = match &runtime.not_evaluating {
             None => (true, "Evaluated".to_owned(), String::new()),
-            Some((reason, message)) => (false, reason.clone(), message.clone()),
+            Some(why) => (false, why.reason.clone(), why.message.clone()),
         };
         conditions.push(condition(
             "Evaluating",

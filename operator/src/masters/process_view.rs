@@ -1,23 +1,27 @@
-//! A business process's runtime status (pure): each element's state, since, message, clause,
-//! machine, its dependencies' states and what blocks it, its last run and median duration;
-//! the counts of the printer columns; the current run's violations; and whether the masters
-//! evaluate the process at all (`Evaluating`: its elements select machines, and their agents
-//! are fresh).
+//! A business process as people see it (pure), in the status's own types: each element's
+//! state, since, message, clause, machine, its dependencies' states and what blocks it, its
+//! last run and median duration; the counts of the printer columns; the current run's
+//! violations; and whether the masters evaluate the process at all (`Evaluating`: its
+//! elements select machines, and their agents are fresh). The status writer
+//! (`crate::status`), `GET /v1/processes` and standalone's summary all show this.
 
 use vedette_crds::process::{
     DependencyStatus, ElementState, ElementStatus, RunStatus, ViolationStatus,
 };
 
-use crate::compile::process::ProcessModel;
-use crate::masters::processes::{ProcessRuntime, VIOLATIONS_KEPT};
+use serde::Serialize;
+use vedette_protocol::clock::rfc3339;
 
-use super::live::rfc3339;
+use super::processes::{ProcessRuntime, VIOLATIONS_KEPT};
+use super::state::MasterState;
+use crate::compile::process::ProcessModel;
 
 /// Violations listed in status.
 pub const VIOLATIONS_LISTED: usize = 16;
 
 /// The live part of a process's status.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ProcessLive {
     /// Each element, in spec order.
     pub elements: Vec<ElementStatus>,
@@ -31,8 +35,45 @@ pub struct ProcessLive {
     pub violations: u32,
     /// The first of them.
     pub current_violations: Vec<ViolationStatus>,
-    /// `Evaluating`: `None` when it is, else the reason and the message.
-    pub not_evaluating: Option<(String, String)>,
+    /// `Evaluating`: `None` when it is, else why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_evaluating: Option<NotEvaluating>,
+}
+
+/// Why the masters do not evaluate a process (the `Evaluating` condition, False).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotEvaluating {
+    /// `NoMachines` or `AgentsStale`.
+    pub reason: String,
+    /// Which elements or machines.
+    pub message: String,
+}
+
+/// One process as `GET /v1/processes` and standalone's `/v1/state` show it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessView {
+    /// `namespace/name`.
+    pub process: String,
+    /// Its live status.
+    #[serde(flatten)]
+    pub live: ProcessLive,
+}
+
+/// Every process the masters run, at `now_ms` (agents stale by then make it not evaluated).
+pub fn views(state: &MasterState, now_ms: u64) -> Vec<ProcessView> {
+    let fresh = |host: &str| state.agents().get(host).is_some_and(|a| !a.stale(now_ms));
+    state
+        .processes()
+        .models()
+        .filter_map(|model| {
+            let runtime = state.processes().runtime(&model.id)?;
+            Some(ProcessView {
+                process: model.id.to_string(),
+                live: live(model, runtime, &fresh),
+            })
+        })
+        .collect()
 }
 
 /// The live status of `model` in `runtime`; `fresh` says whether a machine's agent is fresh.
@@ -123,7 +164,7 @@ fn blocked_by(
     None
 }
 
-fn not_evaluating(model: &ProcessModel, fresh: &dyn Fn(&str) -> bool) -> Option<(String, String)> {
+fn not_evaluating(model: &ProcessModel, fresh: &dyn Fn(&str) -> bool) -> Option<NotEvaluating> {
     let unplaced: Vec<&str> = model
         .elements
         .iter()
@@ -131,10 +172,10 @@ fn not_evaluating(model: &ProcessModel, fresh: &dyn Fn(&str) -> bool) -> Option<
         .map(|e| e.name.as_str())
         .collect();
     if !unplaced.is_empty() {
-        return Some((
-            "NoMachines".to_owned(),
-            format!("elements select no machine: {}", unplaced.join(", ")),
-        ));
+        return Some(NotEvaluating {
+            reason: "NoMachines".to_owned(),
+            message: format!("elements select no machine: {}", unplaced.join(", ")),
+        });
     }
     let mut stale: Vec<&str> = model
         .elements
@@ -155,16 +196,16 @@ fn not_evaluating(model: &ProcessModel, fresh: &dyn Fn(&str) -> bool) -> Option<
     } else {
         String::new()
     };
-    Some((
-        "AgentsStale".to_owned(),
-        format!(
+    Some(NotEvaluating {
+        reason: "AgentsStale".to_owned(),
+        message: format!(
             "the agents of {}{tail} are stale or never connected: their transitions arrive when \
              they are back",
             listed.join(", ")
         ),
-    ))
+    })
 }
 
 #[cfg(test)]
-#[path = "process_tests.rs"]
+#[path = "process_view_tests.rs"]
 mod tests;

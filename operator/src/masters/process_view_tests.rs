@@ -104,11 +104,11 @@ fn an_early_start_is_listed_and_stale_agents_say_the_process_is_not_evaluated() 
         live.current_violations[0].dependency.as_deref(),
         Some("positions")
     );
-    let (reason, message) = live.not_evaluating.unwrap();
-    assert_eq!(reason, "AgentsStale");
-    assert!(message.contains("batch"), "{message}");
+    let why = live.not_evaluating.unwrap();
+    assert_eq!(why.reason, "AgentsStale");
+    assert!(why.message.contains("batch"), "{}", why.message);
     let mut unplaced = model();
     unplaced.elements[0].hosts.clear();
     let live = super::live(&unplaced, engine.runtime(&id()).unwrap(), &|_| true);
-    assert_eq!(live.not_evaluating.unwrap().0, "NoMachines");
+    assert_eq!(live.not_evaluating.unwrap().reason, "NoMachines");
 }
