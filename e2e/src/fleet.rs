@@ -278,9 +278,21 @@ impl NodeAgent {
         self.process.ensure_running()
     }
 
-    /// The value of a series of its `/metrics` (see [`metric_in`]).
+    /// The value of a series of its `/metrics` (see [`metric_in`]). A connection that fails
+    /// is tried again twice, 200 ms apart: an agent busy replaying a backlog on a loaded
+    /// machine may reset one scrape, and a scrape is not what the tests are about.
     pub async fn metric(&self, name: &str, labels: &[&str]) -> anyhow::Result<Option<f64>> {
-        let (_, body) = http_get(self.port, "/metrics").await?;
+        let mut attempt = 0;
+        let body = loop {
+            match http_get(self.port, "/metrics").await {
+                Ok((_, body)) => break body,
+                Err(error) if attempt >= 2 => return Err(error),
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
         Ok(metric_in(&body, name, labels))
     }
 
