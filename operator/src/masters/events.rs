@@ -292,14 +292,6 @@ async fn publish_process(
     let Some(process) = processes.get(&key) else {
         return;
     };
-    let reference = ObjectReference {
-        api_version: Some("vedette.dev/v1alpha1".to_owned()),
-        kind: Some("BusinessProcess".to_owned()),
-        name: process.metadata.name.clone(),
-        namespace: process.metadata.namespace.clone(),
-        uid: process.metadata.uid.clone(),
-        ..ObjectReference::default()
-    };
     let event = Event {
         type_,
         reason: reason.to_owned(),
@@ -307,13 +299,14 @@ async fn publish_process(
         action: "Evaluate".to_owned(),
         secondary: None,
     };
-    match recorder.publish(&event, &reference).await {
-        Ok(()) => metrics.wrote("Event", "create"),
-        Err(error) => {
-            tracing::warn!(message = "Failed to publish an event.", %error, reason);
-            metrics.event_failed();
-        }
-    }
+    send(
+        recorder,
+        "BusinessProcess",
+        &process.metadata,
+        &event,
+        metrics,
+    )
+    .await;
 }
 
 async fn publish(
@@ -327,14 +320,6 @@ async fn publish(
     let Some(rule_set) = rule_sets.get(&key) else {
         return;
     };
-    let reference = ObjectReference {
-        api_version: Some("vedette.dev/v1alpha1".to_owned()),
-        kind: Some("RuleSet".to_owned()),
-        name: rule_set.metadata.name.clone(),
-        namespace: rule_set.metadata.namespace.clone(),
-        uid: rule_set.metadata.uid.clone(),
-        ..ObjectReference::default()
-    };
     let (reason, type_) = reason(change);
     let event = Event {
         type_,
@@ -343,10 +328,30 @@ async fn publish(
         action: "StateChange".to_owned(),
         secondary: None,
     };
-    match recorder.publish(&event, &reference).await {
+    send(recorder, "RuleSet", &rule_set.metadata, &event, metrics).await;
+}
+
+/// Publishes `event` on the `kind` object described by `meta`, counting the write or the
+/// failure.
+async fn send(
+    recorder: &Recorder,
+    kind: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    event: &Event,
+    metrics: &Metrics,
+) {
+    let reference = ObjectReference {
+        api_version: Some("vedette.dev/v1alpha1".to_owned()),
+        kind: Some(kind.to_owned()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        ..ObjectReference::default()
+    };
+    match recorder.publish(event, &reference).await {
         Ok(()) => metrics.wrote("Event", "create"),
         Err(error) => {
-            tracing::warn!(message = "Failed to publish an event.", %error, reason);
+            tracing::warn!(message = "Failed to publish an event.", %error, reason = %event.reason);
             metrics.event_failed();
         }
     }

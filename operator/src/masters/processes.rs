@@ -283,6 +283,8 @@ pub struct ProcessEngine {
     runtime: BTreeMap<ProcessId, ProcessRuntime>,
     parked: BTreeMap<ParkKey, Vec<Parked>>,
     restored: BTreeMap<(ProcessId, String), Restored>,
+    /// Each model's time zone, looked up once per model (evaluation runs on every batch).
+    zones: BTreeMap<ProcessId, jiff::tz::TimeZone>,
     counts: ProcessCounts,
 }
 
@@ -294,6 +296,14 @@ impl ProcessEngine {
     /// is kept, new ones start in Standby, removed ones are forgotten.
     pub fn set_models(&mut self, models: impl IntoIterator<Item = ProcessModel>) {
         self.models = models.into_iter().map(|m| (m.id.clone(), m)).collect();
+        self.zones = self
+            .models
+            .iter()
+            .filter_map(|(id, m)| {
+                let zone = vedette_protocol::process::time_zone(&m.time_zone).ok()?;
+                Some((id.clone(), zone))
+            })
+            .collect();
         let mut runtime = std::mem::take(&mut self.runtime);
         for (id, model) in &self.models {
             let known = runtime.contains_key(id);
@@ -546,15 +556,15 @@ impl ProcessEngine {
             if !process.suspects.is_empty() {
                 decide_suspects(model, process, now_ms, drained, &mut events);
             }
-            let Ok(zone) = vedette_protocol::process::time_zone(&model.time_zone) else {
+            let Some(zone) = self.zones.get(id) else {
                 continue;
             };
             for element in &model.elements {
                 if !element.masters.is_empty() {
-                    masters_clauses(model, element, process, &zone, now_ms, checks, &mut events);
+                    masters_clauses(model, element, process, zone, now_ms, checks, &mut events);
                 }
                 if element.complete_by.is_some() {
-                    deadline(model, element, process, &zone, now_ms, &mut events);
+                    deadline(model, element, process, zone, now_ms, &mut events);
                 }
             }
         }
