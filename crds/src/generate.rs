@@ -6,7 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
+use crate::{BusinessProcess, CheckTemplate, MonitorZone, NotificationConfig, RuleSet};
 
 /// Where the generated YAML is committed, relative to the repository: `kubectl apply -f crds/`
 /// and the Helm chart's `crds/` (a generated copy, never edited by hand).
@@ -25,6 +25,7 @@ pub fn all() -> Vec<(String, CustomResourceDefinition)> {
         CheckTemplate::crd(),
         RuleSet::crd(),
         BusinessProcess::crd(),
+        NotificationConfig::crd(),
     ]
     .into_iter()
     .map(|crd| {

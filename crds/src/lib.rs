@@ -1,4 +1,4 @@
-//! Vedette's API (group `vedette.dev`, version `v1alpha1`): the four custom resources and the
+//! Vedette's API (group `vedette.dev`, version `v1alpha1`): the five custom resources and the
 //! check specification they share. The CRD YAML beside this crate is generated from these types
 //! by `crdgen` (`make generate`) and a test fails when the committed copy is stale.
 //!
@@ -10,6 +10,7 @@ pub mod check;
 pub mod common;
 #[cfg(feature = "kube")]
 pub mod generate;
+pub mod notification;
 pub mod process;
 pub mod ruleset;
 pub mod state;
@@ -18,6 +19,9 @@ pub mod zone;
 
 pub use check::{CheckSpec, ParameterValue};
 pub use common::{Condition, MachineSelector, TemplateReference};
+#[cfg(feature = "kube")]
+pub use notification::NotificationConfig;
+pub use notification::{NotificationConfigSpec, NotificationConfigStatus};
 #[cfg(feature = "kube")]
 pub use process::BusinessProcess;
 pub use process::{BusinessProcessSpec, BusinessProcessStatus};

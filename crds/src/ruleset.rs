@@ -82,6 +82,11 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1440))]
     pub every_cycles: Option<u32>,
+    /// Receivers (of a NotificationConfig in this namespace) that get this rule's hard
+    /// problems and recoveries, besides those its namespace's routes choose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 63)))]
+    pub notify: Vec<String>,
 }
 
 /// Checks counted by their current state: in a RuleSet's status, and on the wire (an agent's

@@ -3,7 +3,9 @@
 # nothing is fetched when every package is already installed.
 set -euo pipefail
 # postgresql: the history store's PostgreSQL tests start a server of their own (initdb, pg_ctl).
-PACKAGES=(monitoring-plugins-basic monitoring-plugins-common postgresql)
+# python3-aiosmtpd, prometheus-alertmanager: the notification tests deliver mail to a real SMTP
+# server and alerts to a real Alertmanager.
+PACKAGES=(monitoring-plugins-basic monitoring-plugins-common postgresql python3-aiosmtpd prometheus-alertmanager)
 missing=()
 for p in "${PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

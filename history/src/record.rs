@@ -38,11 +38,16 @@ pub enum Kind {
     ProcessViolation,
     /// A business-process element's run ended (`detail`: started, ended, seconds, outcome).
     ProcessRun,
+    /// A notification was delivered (`source` the receiver, `detail.key` its idempotency key,
+    /// `detail.alerts` what it said).
+    NotificationSent,
+    /// A notification was given up after its last try (`message` the last error).
+    NotificationDead,
 }
 
 impl Kind {
     /// Every kind, in the order of the API's documentation.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::StateChange,
         Kind::AgentFresh,
         Kind::AgentStale,
@@ -51,6 +56,8 @@ impl Kind {
         Kind::ProcessTransition,
         Kind::ProcessViolation,
         Kind::ProcessRun,
+        Kind::NotificationSent,
+        Kind::NotificationDead,
     ];
 
     /// The kind's name, as stored and in the API.
@@ -64,6 +71,8 @@ impl Kind {
             Kind::ProcessTransition => "process_transition",
             Kind::ProcessViolation => "process_violation",
             Kind::ProcessRun => "process_run",
+            Kind::NotificationSent => "notification_sent",
+            Kind::NotificationDead => "notification_dead",
         }
     }
 

@@ -7,6 +7,7 @@ pub mod compile;
 pub mod manifests;
 pub mod masters;
 pub mod metrics;
+pub mod notify;
 pub mod reconcile;
 pub mod standalone;
 pub mod status;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
+use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, NotificationConfig, RuleSet};
 
 /// One Vedette object read from a file.
 #[derive(Debug, Clone)]
@@ -18,6 +18,8 @@ pub enum Object {
     RuleSet(Box<RuleSet>),
     /// A BusinessProcess.
     Process(Box<BusinessProcess>),
+    /// A NotificationConfig.
+    Notifications(Box<NotificationConfig>),
 }
 
 /// What a set of files held.
@@ -29,6 +31,8 @@ pub struct Loaded {
     pub origins: Vec<String>,
     /// One line per document that did not.
     pub problems: Vec<String>,
+    /// `v1` Secrets (standalone mode reads webhook keys and SMTP passwords from them).
+    pub secrets: crate::notify::send::StaticSecrets,
 }
 
 /// Errors that stop loading altogether.
@@ -107,6 +111,14 @@ pub fn load_text(source: &str, text: &str, loaded: &mut Loaded) {
                 continue;
             }
         };
+        if is_secret(&value) {
+            if let Err(error) = parse_secret(value, loaded) {
+                loaded
+                    .problems
+                    .push(format!("{source}: document {}: {error}", index + 1));
+            }
+            continue;
+        }
         match parse_object(value) {
             Ok(Some(object)) => {
                 loaded.objects.push(object);
@@ -120,6 +132,39 @@ pub fn load_text(source: &str, text: &str, loaded: &mut Loaded) {
                 .push(format!("{source}: document {}: {error}", index + 1)),
         }
     }
+}
+
+/// A `v1` Secret document: its keys, `data` (base64) and `stringData` merged as the API
+/// server merges them.
+fn parse_secret(value: serde_yaml::Value, loaded: &mut Loaded) -> Result<(), String> {
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_path_to_error::deserialize(value).map_err(|e| format!("Secret: {e}"))?;
+    let name = secret
+        .metadata
+        .name
+        .clone()
+        .ok_or("Secret: metadata.name is missing")?;
+    let namespace = secret
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let mut data: std::collections::BTreeMap<String, Vec<u8>> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    for (key, value) in secret.string_data.unwrap_or_default() {
+        data.insert(key, value.into_bytes());
+    }
+    loaded.secrets.secrets.insert((namespace, name), data);
+    Ok(())
+}
+
+fn is_secret(value: &serde_yaml::Value) -> bool {
+    let field = |name: &str| value.get(name).and_then(serde_yaml::Value::as_str);
+    field("apiVersion") == Some("v1") && field("kind") == Some("Secret")
 }
 
 fn parse_object(value: serde_yaml::Value) -> Result<Option<Object>, String> {
@@ -138,6 +183,9 @@ fn parse_object(value: serde_yaml::Value) -> Result<Option<Object>, String> {
         "RuleSet" => serde_path_to_error::deserialize(value).map(|o| Object::RuleSet(Box::new(o))),
         "BusinessProcess" => {
             serde_path_to_error::deserialize(value).map(|o| Object::Process(Box::new(o)))
+        }
+        "NotificationConfig" => {
+            serde_path_to_error::deserialize(value).map(|o| Object::Notifications(Box::new(o)))
         }
         other => return Err(format!("unknown Vedette kind {other:?}")),
     };
@@ -167,6 +215,11 @@ impl Object {
             Object::Template(o) => ObjectRef::template(namespace(&o.metadata), name(&o.metadata)),
             Object::RuleSet(o) => ObjectRef::rule_set(namespace(&o.metadata), name(&o.metadata)),
             Object::Process(o) => ObjectRef::process(namespace(&o.metadata), name(&o.metadata)),
+            Object::Notifications(o) => ObjectRef::new(
+                crate::compile::notify::KIND_NOTIFICATION_CONFIG,
+                namespace(&o.metadata),
+                name(&o.metadata),
+            ),
         }
     }
 }
@@ -186,6 +239,7 @@ pub fn input(
             Object::Template(template) => input.templates.push(*template),
             Object::RuleSet(rule_set) => input.rule_sets.push(*rule_set),
             Object::Process(process) => input.processes.push(*process),
+            Object::Notifications(config) => input.notifications.push(*config),
         }
     }
     input

@@ -33,6 +33,15 @@ pub struct WriteLabels {
     pub verb: String,
 }
 
+/// A notification's delivery.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// The receiver, `namespace/name` (bounded by the NotificationConfigs).
+    pub receiver: String,
+    /// `sent`, `failed` (one try), `dead` (given up), `dropped` (its queue was full).
+    pub outcome: String,
+}
+
 /// A zone.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ZoneLabels {
@@ -87,6 +96,8 @@ pub struct Metrics {
     pub master_events: Family<MasterEventLabels, Counter>,
     /// Events lost by a subscriber whose queue was full.
     pub master_events_dropped: Family<SubscriberLabels, Counter>,
+    /// Notification deliveries, by receiver and outcome.
+    pub notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Metrics {
@@ -104,6 +115,7 @@ impl Metrics {
             event_failures: Counter::default(),
             master_events: Family::default(),
             master_events_dropped: Family::default(),
+            notifications: Family::default(),
         };
         let registry = registry.sub_registry_with_prefix("vedette_operator");
         registry.register(
@@ -156,6 +168,11 @@ impl Metrics {
             "master_events_dropped",
             "Events a subscriber of the masters' stream lost because its queue was full",
             metrics.master_events_dropped.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notification deliveries, by receiver and outcome",
+            metrics.notifications.clone(),
         );
         metrics
     }

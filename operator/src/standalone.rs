@@ -168,6 +168,10 @@ pub struct Compiled {
     pub errors: usize,
     /// The business processes, as the masters run them.
     pub processes: Vec<crate::compile::process::ProcessModel>,
+    /// How notifications are routed.
+    pub routing: crate::compile::notify::Routing,
+    /// The Secret documents of the files.
+    pub secrets: crate::notify::send::StaticSecrets,
 }
 
 /// Loads and compiles `paths` for `machine`. Documents that do not parse, and a machine no
@@ -185,6 +189,7 @@ pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> Result<Compiled, E
         .map(|object| object.reference())
         .zip(loaded.origins.iter().cloned())
         .collect();
+    let secrets = loaded.secrets.clone();
     let output = crate::compile::compile(&manifests::input(loaded.objects, vec![machine.clone()]));
     let diagnostics: Vec<String> = output
         .diagnostics
@@ -200,6 +205,7 @@ pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> Result<Compiled, E
         .filter(|d| d.severity == Severity::Error)
         .count();
     let processes: Vec<_> = output.processes.into_values().collect();
+    let routing = output.notifications;
     let Some(bundle) = output
         .bundles
         .into_values()
@@ -222,6 +228,8 @@ pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> Result<Compiled, E
         diagnostics,
         errors,
         processes,
+        routing,
+        secrets,
     })
 }
 
@@ -264,7 +272,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .await
         .map_err(listen)?;
     let address = listener.local_addr().map_err(listen)?;
-    let (masters, masters_routes, pruner) = start_masters(&config)?;
+    let (routing, routing_updates) =
+        tokio::sync::watch::channel(Arc::new(compiled.routing.clone()));
+    let (masters, masters_routes, pruner) =
+        start_masters(&config, routing_updates, Arc::new(compiled.secrets.clone()))?;
     masters.state().set_processes(compiled.processes.clone());
     let processes = compiled.processes.len();
     let source = ManifestSource {
@@ -273,6 +284,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         first: compiled,
         every: (config.watch_seconds > 0).then(|| Duration::from_secs(config.watch_seconds)),
         masters: masters.clone(),
+        routing,
     };
     let api = vedette_satellite::start(
         satellite_config(&zone, address, &config.data_dir),
@@ -336,7 +348,11 @@ type StartedMasters = (
     tokio::task::JoinHandle<()>,
 );
 
-fn start_masters(config: &Config) -> Result<StartedMasters, Error> {
+fn start_masters(
+    config: &Config,
+    routing: tokio::sync::watch::Receiver<Arc<crate::compile::notify::Routing>>,
+    secrets: crate::notify::send::Secrets,
+) -> Result<StartedMasters, Error> {
     let dir = config.data_dir.join("masters");
     let history = crate::masters::History::open(&dir).map_err(|source| Error::History {
         dir: dir.clone(),
@@ -345,8 +361,10 @@ fn start_masters(config: &Config) -> Result<StartedMasters, Error> {
     let metrics = Arc::new(crate::metrics::Metrics::new(
         &mut prometheus_client::registry::Registry::default(),
     ));
+    let history_for_notify = history.clone();
     let mut topology = crate::masters::stream::BusBuilder::default();
     let changes = topology.subscribe("changes", 1024);
+    let notifications = topology.subscribe("notify", crate::notify::MAX_QUEUED);
     let bus = topology
         .build(metrics.clone())
         .expect("one subscriber with a capacity makes a valid topology");
@@ -354,10 +372,26 @@ fn start_masters(config: &Config) -> Result<StartedMasters, Error> {
         vedette_satellite::auth::Auth::Disabled,
         "",
         bus,
-        metrics,
+        metrics.clone(),
         Some(history.clone()),
     )
     .map_err(|source| Error::History { dir, source })?;
+    let (_always, leader) = tokio::sync::watch::channel(true);
+    tokio::spawn(async move {
+        let _always = _always; // standalone mode is its own Lease holder
+        crate::notify::run(
+            crate::notify::Settings {
+                default_alertmanager: None,
+                secrets,
+                history: Some(history_for_notify),
+                metrics,
+            },
+            notifications,
+            routing,
+            leader,
+        )
+        .await;
+    });
     tokio::spawn(print_hard_changes(changes));
     let api = crate::masters::history_api::HistoryApi {
         store: history.store.clone(),
@@ -475,6 +509,7 @@ struct ManifestSource {
     first: Compiled,
     every: Option<Duration>,
     masters: Arc<crate::masters::Masters>,
+    routing: tokio::sync::watch::Sender<Arc<crate::compile::notify::Routing>>,
 }
 
 impl BundleSource for ManifestSource {
@@ -512,6 +547,7 @@ impl BundleSource for ManifestSource {
                         }
                         println!("manifests changed: re-compiled");
                         self.masters.state().set_processes(compiled.processes);
+                        self.routing.send_replace(Arc::new(compiled.routing));
                         publish_if_changed(&publish, compiled.bundle);
                     }
                     Ok(compiled) => {

@@ -142,6 +142,13 @@ pub enum Reason {
     /// facts from elsewhere, uses a condition this release does not evaluate, names an
     /// unknown time zone, or has a deadline that cannot apply).
     InvalidClause,
+    /// A `notify` or a route names a receiver no NotificationConfig of the namespace defines.
+    UnknownReceiver,
+    /// A receiver is not exactly one of alertmanager, webhook or email, or its settings do
+    /// not go together.
+    InvalidReceiver,
+    /// A route's matcher cannot be evaluated (its regular expression does not compile).
+    InvalidMatcher,
 }
 
 impl fmt::Display for Reason {

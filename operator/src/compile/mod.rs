@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod cycles;
 pub mod diagnostic;
 pub mod duration;
+pub mod notify;
 pub mod params;
 pub mod planned;
 pub mod process;
@@ -18,7 +19,7 @@ pub mod zones;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
+use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, NotificationConfig, RuleSet};
 use vedette_protocol::plan::{ZoneBundle, content_hash};
 
 pub use diagnostic::{Diagnostic, ObjectRef, Reason, Severity};
@@ -48,6 +49,8 @@ pub struct Input {
     pub rule_sets: Vec<RuleSet>,
     /// BusinessProcesses.
     pub processes: Vec<BusinessProcess>,
+    /// NotificationConfigs.
+    pub notifications: Vec<NotificationConfig>,
     /// Machines.
     pub machines: Vec<Machine>,
 }
@@ -106,6 +109,10 @@ pub struct Output {
     /// Business processes as the masters run them, by `namespace/name`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub processes: BTreeMap<String, process::ProcessModel>,
+    /// How the masters route notifications (not part of the serialized output, which is
+    /// what bundles and snapshots compare).
+    #[serde(skip)]
+    pub notifications: notify::Routing,
 }
 
 /// The content hash of a bundle (hex SHA-256 of its JSON): equal bundles, equal hashes.
@@ -220,6 +227,12 @@ pub fn compile(input: &Input) -> Output {
         })
         .collect();
     output.templates = template_summaries(&templates, &rule_set_specs, &zone_specs);
+    output.notifications = notify::compile(
+        &input.notifications,
+        &input.rule_sets,
+        &input.processes,
+        &mut diagnostics,
+    );
     output.diagnostics = diagnostics.into_sorted();
     output
 }

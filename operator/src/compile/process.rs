@@ -229,7 +229,9 @@ pub fn validate(
 }
 
 /// An element's clauses in plan order, each with its name and the state it enters.
-fn clauses_of(element: &ProcessElement) -> impl Iterator<Item = (String, ElementState, &Clause)> {
+pub(super) fn clauses_of(
+    element: &ProcessElement,
+) -> impl Iterator<Item = (String, ElementState, &Clause)> {
     [
         ("standby", ElementState::Standby, &element.standby),
         ("running", ElementState::Running, &element.running),

@@ -288,3 +288,79 @@ pub fn restored_entry(last: LastState) -> (CheckKey, CheckEntry) {
 #[cfg(test)]
 #[path = "recorder_tests.rs"]
 mod tests;
+
+/// The record of a notification delivered (`error: None`) or given up (`error`: the last
+/// one): keyed by the receiver and the notification's key, so a repeated delivery (another
+/// master after a hand-over) stores nothing new.
+pub fn notification_record(
+    receiver: &crate::notify::route::ReceiverId,
+    dispatch: &crate::notify::group::Dispatch,
+    error: Option<String>,
+) -> Record {
+    let first = dispatch.alerts.first();
+    let label = |name: &str| {
+        first
+            .and_then(|a| a.labels.get(name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let alerts: Vec<serde_json::Value> = dispatch
+        .alerts
+        .iter()
+        .map(|a| serde_json::json!({"fingerprint": a.fingerprint(), "status": a.status, "labels": a.labels}))
+        .collect();
+    Record {
+        kind: if error.is_some() {
+            Kind::NotificationDead
+        } else {
+            Kind::NotificationSent
+        },
+        at_ms: vedette_protocol::clock::unix_ms(),
+        source: receiver.to_string(),
+        sequence: key_number(&dispatch.key),
+        namespace: receiver.namespace.clone(),
+        zone: label("zone"),
+        host: label("host"),
+        rule_set: label("ruleSet"),
+        check: label("check"),
+        state: None,
+        previous: None,
+        hard: None,
+        message: error.unwrap_or_else(|| {
+            first
+                .and_then(|a| a.annotations.get("summary"))
+                .cloned()
+                .unwrap_or_default()
+        }),
+        detail: serde_json::json!({"key": dispatch.key, "group": dispatch.group.text(), "alerts": alerts}),
+    }
+}
+
+/// The record of Alertmanager posts given up.
+pub fn alertmanager_dead_record(
+    receiver: &crate::notify::route::ReceiverId,
+    at_ms: u64,
+    error: String,
+) -> Record {
+    Record {
+        kind: Kind::NotificationDead,
+        at_ms,
+        source: receiver.to_string(),
+        sequence: at_ms,
+        namespace: receiver.namespace.clone(),
+        zone: String::new(),
+        host: String::new(),
+        rule_set: String::new(),
+        check: String::new(),
+        state: None,
+        previous: None,
+        hard: None,
+        message: error,
+        detail: serde_json::json!({}),
+    }
+}
+
+/// The first 8 bytes of a hex key as a number (the record's sequence; SQL stores `i64`).
+fn key_number(key: &str) -> u64 {
+    u64::from_str_radix(key.get(..15).unwrap_or(key), 16).unwrap_or(0)
+}

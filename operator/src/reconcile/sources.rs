@@ -24,7 +24,7 @@ use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
-use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
+use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, NotificationConfig, RuleSet};
 
 use super::error::Error;
 use crate::compile::{Input, Machine};
@@ -41,6 +41,8 @@ pub struct Sources {
     pub rule_sets: Store<RuleSet>,
     /// BusinessProcesses.
     pub processes: Store<BusinessProcess>,
+    /// NotificationConfigs.
+    pub notifications: Store<NotificationConfig>,
     /// Nodes, metadata only.
     pub nodes: Store<PartialObjectMeta<Node>>,
 }
@@ -79,6 +81,12 @@ impl Sources {
                 changed,
                 metrics,
             ),
+            notifications: reflect(
+                "NotificationConfig",
+                Api::all(client.clone()),
+                changed,
+                metrics,
+            ),
             nodes,
         }
     }
@@ -90,6 +98,7 @@ impl Sources {
         let _ = self.templates.wait_until_ready().await;
         let _ = self.rule_sets.wait_until_ready().await;
         let _ = self.processes.wait_until_ready().await;
+        let _ = self.notifications.wait_until_ready().await;
         let _ = self.nodes.wait_until_ready().await;
     }
 
@@ -111,6 +120,7 @@ impl Sources {
             templates: cloned(&self.templates),
             rule_sets: cloned(&self.rule_sets),
             processes: cloned(&self.processes),
+            notifications: cloned(&self.notifications),
             machines,
         }
     }

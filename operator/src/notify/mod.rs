@@ -1,0 +1,375 @@
+//! Notifications (F26): what the masters learn becomes alerts, routed per application to
+//! Alertmanager, webhooks and mail.
+//!
+//! | module | concept |
+//! | --- | --- |
+//! | [`alert`] | what a notification is about: labels, annotations, firing / resolved / info (pure) |
+//! | [`route`] | which receivers an alert goes to (pure) |
+//! | [`group`] | Alertmanager's grouping: wait, interval, repeat; idempotency keys (pure) |
+//! | [`payload`] | webhook body and signature, mail, Alertmanager's alerts (pure) |
+//! | [`send`] | delivery over HTTP and SMTP, secrets (I/O) |
+//!
+//! **The task.** [`run`] subscribes to the masters' event stream. Every alert goes to its
+//! targets: an Alertmanager receiver gets it at once (Alertmanager groups by itself) and
+//! again every minute while it fires, as Alertmanager expects of its clients; a webhook or
+//! mail receiver gets it through its group. Each receiver has its own queue and task, so a
+//! receiver that is down (retried with exponential backoff, 1 s doubling to 5 min) does not
+//! slow the others; after its last try a notification is recorded in the history as
+//! `notification_dead`, and each one delivered as `notification_sent`.
+//!
+//! **Durability today.** Groups and queues are in memory: both masters group alike (the
+//! same events, the same keys) but only the Lease holder sends, so a hand-over sends again
+//! what the new holder's groups hold, with the same idempotency key and Message-ID, and a
+//! notification queued at the old holder when it died is lost. The durable outbox fenced by
+//! the Lease is still to come (docs/architecture.md, "Notifications").
+
+pub mod alert;
+pub mod group;
+pub mod payload;
+pub mod route;
+pub mod send;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use vedette_crds::notification::{AlertmanagerReceiver, Receiver};
+use vedette_protocol::clock::unix_ms;
+
+use crate::compile::notify::Routing;
+use crate::masters::stream::Subscription;
+use alert::{Alert, Status};
+use group::{Dispatch, Groups};
+use route::{DEFAULT_RECEIVER, ReceiverId};
+
+/// Notifications waiting per receiver at most; beyond, new ones are dropped (and counted).
+pub const MAX_QUEUED: usize = 10_000;
+/// First retry delay.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const MAX_RETRY: Duration = Duration::from_secs(300);
+/// Tries of a notification before it is recorded as dead (a receiver may say otherwise).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+
+/// What the notifier needs besides the event stream.
+#[derive(Clone)]
+pub struct Settings {
+    /// The cluster's default receiver (the chart's `notifications.defaultAlertmanagerUrl`):
+    /// alerts no route of their namespace takes, and machine-wide ones (agent lost).
+    pub default_alertmanager: Option<String>,
+    /// Where HMAC keys and SMTP passwords come from.
+    pub secrets: send::Secrets,
+    /// Where dead and sent notifications are recorded.
+    pub history: Option<crate::masters::History>,
+    /// Counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// One job for a receiver's task.
+#[derive(Debug)]
+enum Job {
+    /// A group's notification (webhook, mail).
+    Dispatch(Dispatch),
+    /// Alerts for Alertmanager.
+    Alerts(Vec<Alert>),
+}
+
+/// Runs until the stream ends; sends only while `leader` is true.
+pub async fn run(
+    settings: Settings,
+    mut stream: Subscription,
+    routing: watch::Receiver<Arc<Routing>>,
+    leader: watch::Receiver<bool>,
+) {
+    let mut groups = Groups::default();
+    let mut lanes: HashMap<ReceiverId, mpsc::Sender<Job>> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let client = send::http_client();
+    let mut pending_am: BTreeMap<ReceiverId, Vec<Alert>> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            event = stream.recv() => {
+                let Some(event) = event else { break };
+                let routing = routing.borrow().clone();
+                let now = unix_ms();
+                for alert in alert::alerts_of(&event, &routing) {
+                    let has_default = settings.default_alertmanager.is_some();
+                    for target in route::targets(&alert, &routing, has_default) {
+                        if is_alertmanager(&target.receiver, &routing, &settings) {
+                            if alert.status != Status::Info {
+                                pending_am.entry(target.receiver.clone()).or_default().push(alert.clone());
+                            }
+                        } else {
+                            groups.offer(&alert, &target, now);
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = unix_ms();
+                let dispatches = groups.due(now);
+                let sending = *leader.borrow();
+                if !sending {
+                    pending_am.clear();
+                    continue;
+                }
+                for (receiver, alerts) in std::mem::take(&mut pending_am) {
+                    enqueue(&mut lanes, &receiver, Job::Alerts(alerts), &settings, &routing, &client);
+                }
+                for dispatch in dispatches {
+                    let receiver = dispatch.group.receiver.clone();
+                    enqueue(&mut lanes, &receiver, Job::Dispatch(dispatch), &settings, &routing, &client);
+                }
+            }
+        }
+    }
+}
+
+fn is_alertmanager(receiver: &ReceiverId, routing: &Routing, settings: &Settings) -> bool {
+    if receiver.namespace.is_empty() {
+        return settings.default_alertmanager.is_some();
+    }
+    lookup(receiver, routing).is_some_and(|r| r.alertmanager.is_some())
+}
+
+fn lookup<'a>(receiver: &ReceiverId, routing: &'a Routing) -> Option<&'a Receiver> {
+    routing
+        .namespaces
+        .get(&receiver.namespace)
+        .and_then(|ns| ns.receivers.get(&receiver.name))
+}
+
+fn enqueue(
+    lanes: &mut HashMap<ReceiverId, mpsc::Sender<Job>>,
+    receiver: &ReceiverId,
+    job: Job,
+    settings: &Settings,
+    routing: &watch::Receiver<Arc<Routing>>,
+    client: &reqwest::Client,
+) {
+    let lane = lanes.entry(receiver.clone()).or_insert_with(|| {
+        let (sender, jobs) = mpsc::channel(MAX_QUEUED);
+        tokio::spawn(lane(
+            receiver.clone(),
+            jobs,
+            settings.clone(),
+            routing.clone(),
+            client.clone(),
+        ));
+        sender
+    });
+    if lane.try_send(job).is_err() {
+        settings
+            .metrics
+            .notifications
+            .get_or_create(&outcome(receiver, "dropped"))
+            .inc();
+    }
+}
+
+fn outcome(receiver: &ReceiverId, outcome: &str) -> crate::metrics::NotificationLabels {
+    crate::metrics::NotificationLabels {
+        receiver: receiver.to_string(),
+        outcome: outcome.to_owned(),
+    }
+}
+
+/// One receiver's deliveries, in order, each retried until it is delivered or dead.
+async fn lane(
+    receiver: ReceiverId,
+    mut jobs: mpsc::Receiver<Job>,
+    settings: Settings,
+    routing: watch::Receiver<Arc<Routing>>,
+    client: reqwest::Client,
+) {
+    let mut firing: BTreeMap<String, Alert> = BTreeMap::new();
+    let mut repost = tokio::time::interval(Duration::from_millis(payload::ALERTMANAGER_REPOST_MS));
+    repost.tick().await;
+    loop {
+        let job = tokio::select! {
+            job = jobs.recv() => match job { Some(job) => job, None => return },
+            _ = repost.tick() => {
+                if firing.is_empty() { continue; }
+                Job::Alerts(firing.values().cloned().collect())
+            }
+        };
+        let config = {
+            let routing = routing.borrow();
+            lookup(&receiver, &routing).cloned()
+        };
+        let config = match (
+            config,
+            receiver.namespace.is_empty(),
+            &settings.default_alertmanager,
+        ) {
+            (Some(config), _, _) => config,
+            (None, true, Some(url)) => Receiver {
+                name: DEFAULT_RECEIVER.to_owned(),
+                alertmanager: Some(AlertmanagerReceiver { url: url.clone() }),
+                webhook: None,
+                email: None,
+            },
+            _ => {
+                tracing::warn!(message = "A notification's receiver no longer exists; it is dropped.", %receiver);
+                continue;
+            }
+        };
+        if let Job::Alerts(alerts) = &job {
+            for alert in alerts {
+                match alert.status {
+                    Status::Firing => {
+                        firing.insert(alert.fingerprint(), alert.clone());
+                    }
+                    _ => {
+                        firing.remove(&alert.fingerprint());
+                    }
+                }
+            }
+        }
+        deliver(&receiver, &config, &job, &settings, &client).await;
+    }
+}
+
+async fn deliver(
+    receiver: &ReceiverId,
+    config: &Receiver,
+    job: &Job,
+    settings: &Settings,
+    client: &reqwest::Client,
+) {
+    let max_attempts = config
+        .webhook
+        .as_ref()
+        .and_then(|w| w.max_attempts)
+        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+    let mut delay = FIRST_RETRY;
+    for attempt in 1..=max_attempts {
+        match try_once(receiver, config, job, settings, client).await {
+            Ok(()) => {
+                settings
+                    .metrics
+                    .notifications
+                    .get_or_create(&outcome(receiver, "sent"))
+                    .inc();
+                record(settings, receiver, job, None).await;
+                return;
+            }
+            Err(error) => {
+                settings
+                    .metrics
+                    .notifications
+                    .get_or_create(&outcome(receiver, "failed"))
+                    .inc();
+                tracing::warn!(message = "A notification could not be delivered.", %receiver, attempt, max_attempts, %error);
+                if attempt == max_attempts {
+                    settings
+                        .metrics
+                        .notifications
+                        .get_or_create(&outcome(receiver, "dead"))
+                        .inc();
+                    record(settings, receiver, job, Some(error)).await;
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY);
+            }
+        }
+    }
+}
+
+async fn try_once(
+    receiver: &ReceiverId,
+    config: &Receiver,
+    job: &Job,
+    settings: &Settings,
+    client: &reqwest::Client,
+) -> Result<(), String> {
+    match job {
+        Job::Alerts(alerts) => {
+            let Some(am) = &config.alertmanager else {
+                return Err(format!("receiver {receiver} is not an Alertmanager"));
+            };
+            let now = unix_ms();
+            let postable: Vec<_> = alerts
+                .iter()
+                .filter_map(|a| payload::postable(a, now))
+                .collect();
+            if postable.is_empty() {
+                return Ok(());
+            }
+            send::alertmanager(client, am, &postable).await
+        }
+        Job::Dispatch(dispatch) => {
+            if let Some(webhook) = &config.webhook {
+                let key = match &webhook.hmac_secret {
+                    Some(reference) => {
+                        Some(settings.secrets.get(&receiver.namespace, reference).await?)
+                    }
+                    None => None,
+                };
+                send::webhook(
+                    client,
+                    webhook,
+                    key.as_deref(),
+                    &dispatch.key,
+                    payload::webhook_body(dispatch),
+                )
+                .await
+            } else if let Some(email) = &config.email {
+                let password = match &email.password_secret {
+                    Some(reference) => {
+                        Some(settings.secrets.get(&receiver.namespace, reference).await?)
+                    }
+                    None => None,
+                };
+                send::email(email, password, &payload::mail(dispatch)).await
+            } else {
+                Err(format!(
+                    "receiver {receiver} takes no grouped notifications"
+                ))
+            }
+        }
+    }
+}
+
+/// Records a delivered (`error: None`) or dead notification in the history.
+async fn record(settings: &Settings, receiver: &ReceiverId, job: &Job, error: Option<String>) {
+    let Some(history) = &settings.history else {
+        return;
+    };
+    let Job::Dispatch(dispatch) = job else {
+        if error.is_none() {
+            return; // Alertmanager posts are re-sent every minute; only their failures count
+        }
+        return record_alerts(history, receiver, error).await;
+    };
+    let record = crate::masters::recorder::notification_record(receiver, dispatch, error);
+    let write = vedette_history::Write {
+        records: vec![record],
+        ..Default::default()
+    };
+    if history.writer.submit(write).durable().await.is_err() {
+        tracing::warn!(message = "The history's writer stopped; a notification record is lost.");
+    }
+}
+
+async fn record_alerts(
+    history: &crate::masters::History,
+    receiver: &ReceiverId,
+    error: Option<String>,
+) {
+    let record = crate::masters::recorder::alertmanager_dead_record(
+        receiver,
+        unix_ms(),
+        error.unwrap_or_default(),
+    );
+    let write = vedette_history::Write {
+        records: vec![record],
+        ..Default::default()
+    };
+    if history.writer.submit(write).durable().await.is_err() {
+        tracing::warn!(message = "The history's writer stopped; a notification record is lost.");
+    }
+}

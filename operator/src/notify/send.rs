@@ -1,0 +1,229 @@
+//! Delivery (I/O): a webhook POST signed with HMAC-SHA256, a mail over SMTP (`lettre`:
+//! STARTTLS, implicit TLS or plain, with login), Alertmanager's `POST /api/v2/alerts`. Each
+//! returns what went wrong as a message that names the receiver's endpoint; retrying is the
+//! caller's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use lettre::message::{Mailbox, MultiPart, header};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use vedette_crds::notification::{
+    AlertmanagerReceiver, EmailReceiver, SecretKeyReference, SmtpTls, WebhookReceiver,
+};
+
+use super::payload::{self, IDEMPOTENCY_HEADER, Mail, PostableAlert, SIGNATURE_HEADER};
+
+/// How long one delivery may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where secrets (HMAC keys, SMTP passwords) are read from.
+pub trait SecretSource: Send + Sync {
+    /// The value of `reference` in `namespace`.
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        reference: &'a SecretKeyReference,
+    ) -> BoxFuture<'a, Result<Vec<u8>, String>>;
+}
+
+/// Secrets given up front (standalone mode: `Secret` documents of the manifest files).
+#[derive(Debug, Default, Clone)]
+pub struct StaticSecrets {
+    /// By (namespace, name), then key.
+    pub secrets: BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>,
+}
+
+impl SecretSource for StaticSecrets {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        reference: &'a SecretKeyReference,
+    ) -> BoxFuture<'a, Result<Vec<u8>, String>> {
+        let found = self
+            .secrets
+            .get(&(namespace.to_owned(), reference.name.clone()))
+            .ok_or_else(|| format!("Secret {namespace}/{} does not exist", reference.name))
+            .and_then(|data| {
+                data.get(&reference.key).cloned().ok_or_else(|| {
+                    format!(
+                        "Secret {namespace}/{} has no key {}",
+                        reference.name, reference.key
+                    )
+                })
+            });
+        Box::pin(async move { found })
+    }
+}
+
+/// Secrets read from the API server when needed.
+pub struct KubeSecrets {
+    /// The client.
+    pub client: kube::Client,
+}
+
+impl SecretSource for KubeSecrets {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        reference: &'a SecretKeyReference,
+    ) -> BoxFuture<'a, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+                kube::Api::namespaced(self.client.clone(), namespace);
+            let secret = api
+                .get(&reference.name)
+                .await
+                .map_err(|e| format!("Secret {namespace}/{}: {e}", reference.name))?;
+            secret
+                .data
+                .and_then(|mut d| d.remove(&reference.key))
+                .map(|b| b.0)
+                .ok_or_else(|| {
+                    format!(
+                        "Secret {namespace}/{} has no key {}",
+                        reference.name, reference.key
+                    )
+                })
+        })
+    }
+}
+
+/// The HTTP client deliveries share.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(SEND_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("the notification HTTP client builds")
+}
+
+/// Posts `body` to the webhook, signed when it has a key.
+pub async fn webhook(
+    client: &reqwest::Client,
+    receiver: &WebhookReceiver,
+    key: Option<&[u8]>,
+    idempotency_key: &str,
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let mut request = client
+        .post(&receiver.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(IDEMPOTENCY_HEADER, idempotency_key);
+    if let Some(key) = key {
+        request = request.header(SIGNATURE_HEADER, payload::signature(key, &body));
+    }
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("POST {}: {}", receiver.url, error_chain(&e)))?;
+    check_status(&receiver.url, response).await
+}
+
+/// Posts alerts to Alertmanager's API v2.
+pub async fn alertmanager(
+    client: &reqwest::Client,
+    receiver: &AlertmanagerReceiver,
+    alerts: &[PostableAlert],
+) -> Result<(), String> {
+    let url = format!("{}/api/v2/alerts", receiver.url.trim_end_matches('/'));
+    let response = client
+        .post(&url)
+        .json(alerts)
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
+    check_status(&url, response).await
+}
+
+async fn check_status(url: &str, response: reqwest::Response) -> Result<(), String> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = response.text().await.unwrap_or_default();
+    Err(format!(
+        "POST {url}: HTTP {status}: {}",
+        text.chars().take(200).collect::<String>()
+    ))
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// Sends `mail` through the receiver's SMTP server.
+pub async fn email(
+    receiver: &EmailReceiver,
+    password: Option<Vec<u8>>,
+    mail: &Mail,
+) -> Result<(), String> {
+    let from: Mailbox = receiver
+        .from
+        .parse()
+        .map_err(|e| format!("from address {:?}: {e}", receiver.from))?;
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(&mail.subject)
+        .message_id(Some(mail.message_id.clone()));
+    for to in &receiver.to {
+        let to: Mailbox = to.parse().map_err(|e| format!("to address {to:?}: {e}"))?;
+        builder = builder.to(to);
+    }
+    let message = builder
+        .multipart(MultiPart::alternative_plain_html(
+            mail.text.clone(),
+            mail.html.clone(),
+        ))
+        .map_err(|e| format!("mail: {e}"))?;
+    let (host, port) = split_host_port(&receiver.smarthost)?;
+    let transport = match receiver.tls {
+        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+        SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            host,
+        )),
+    }
+    .map_err(|e| format!("SMTP {}: {e}", receiver.smarthost))?
+    .port(port)
+    .timeout(Some(SEND_TIMEOUT));
+    let transport = match (&receiver.username, password) {
+        (Some(user), Some(password)) => transport.credentials(Credentials::new(
+            user.clone(),
+            String::from_utf8_lossy(&password).into_owned(),
+        )),
+        _ => transport,
+    }
+    .build();
+    let _ = header::ContentType::TEXT_PLAIN;
+    transport
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("SMTP {}: {}", receiver.smarthost, error_chain(&e)))
+}
+
+fn split_host_port(smarthost: &str) -> Result<(&str, u16), String> {
+    let (host, port) = smarthost
+        .rsplit_once(':')
+        .ok_or_else(|| format!("smarthost {smarthost:?} is not host:port"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("smarthost {smarthost:?} has no valid port"))?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
+/// A shared secret source.
+pub type Secrets = Arc<dyn SecretSource>;
