@@ -72,6 +72,7 @@ timeoutSeconds: 5
         templates: vec![template],
         rule_sets,
         processes: Vec::new(),
+        notifications: Vec::new(),
         machines,
     }
 }

@@ -104,6 +104,7 @@ fn world(shapes: &[Shape]) -> Option<Input> {
         templates,
         rule_sets: vec![rule_set("app", "checks", &rules)],
         processes: Vec::new(),
+        notifications: Vec::new(),
         machines: vec![machine("m0", &[("role", "web")])],
     })
 }

@@ -47,6 +47,7 @@ fn world(core_cycle: u32, rules: &str) -> Input {
             &format!("machines: {{nodeSelector: {{}}}}\nrules:\n{rules}"),
         )],
         processes: Vec::new(),
+        notifications: Vec::new(),
         machines: vec![
             machine("m1", &[("site", "core")]),
             machine("m2", &[("site", "edge")]),

@@ -42,6 +42,7 @@ fn world(rules: &str) -> Input {
             &format!("machines: {{nodeSelector: {{}}}}\nrules:\n{rules}"),
         )],
         processes: Vec::new(),
+        notifications: Vec::new(),
         machines: vec![machine("m1", &[])],
     }
 }

@@ -99,6 +99,7 @@ fn world(
             .map(|(i, shape)| rule_set(shape.namespace, &format!("rs{i}"), &rule_set_yaml(shape)))
             .collect(),
         processes: Vec::new(),
+        notifications: Vec::new(),
         machines: machines
             .iter()
             .enumerate()
@@ -139,6 +140,7 @@ fn shuffled(input: Input) -> impl Strategy<Value = (Input, Input)> {
                 templates,
                 rule_sets,
                 processes: Vec::new(),
+                notifications: Vec::new(),
                 machines,
             };
             (input.clone(), other)

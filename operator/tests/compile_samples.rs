@@ -28,6 +28,7 @@ fn samples() -> Input {
             Object::Template(o) => input.templates.push(*o),
             Object::RuleSet(o) => input.rule_sets.push(*o),
             Object::Process(o) => input.processes.push(*o),
+            Object::Notifications(o) => input.notifications.push(*o),
         }
     }
     input.machines = vec![

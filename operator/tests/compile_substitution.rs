@@ -36,6 +36,7 @@ fn input(parameters: &str, interval: &str) -> Input {
             ),
         )],
         processes: Vec::new(),
+        notifications: Vec::new(),
         machines: vec![machine("m1", &[]), machine("m2", &[])],
     }
 }

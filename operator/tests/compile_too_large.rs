@@ -29,6 +29,7 @@ fn a_check_too_large_for_a_shard_is_left_out_and_the_rest_of_the_zone_is_publish
             ),
         )],
         processes: Vec::new(),
+        notifications: Vec::new(),
         machines: vec![machine("m0", &[("role", "web")])],
     };
     let output = compile(&input);

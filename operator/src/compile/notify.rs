@@ -13,6 +13,7 @@ use vedette_crds::notification::{
 use vedette_crds::{BusinessProcess, NotificationConfig, RuleSet};
 
 use super::diagnostic::{Diagnostics, ObjectRef, Reason};
+use super::{name_of as name, namespace_of as namespace};
 
 /// Kind name of notification configs.
 pub const KIND_NOTIFICATION_CONFIG: &str = "NotificationConfig";
@@ -277,12 +278,4 @@ fn known_receivers(
         }
     }
     known
-}
-
-fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
-    meta.name.as_deref().unwrap_or_default()
-}
-
-fn namespace(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
-    meta.namespace.as_deref().unwrap_or("default")
 }

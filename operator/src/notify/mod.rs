@@ -339,32 +339,16 @@ async fn record(settings: &Settings, receiver: &ReceiverId, job: &Job, error: Op
     let Some(history) = &settings.history else {
         return;
     };
-    let Job::Dispatch(dispatch) = job else {
-        if error.is_none() {
-            return; // Alertmanager posts are re-sent every minute; only their failures count
+    let record = match (job, error) {
+        (Job::Dispatch(dispatch), error) => {
+            crate::masters::recorder::notification_record(receiver, dispatch, error)
         }
-        return record_alerts(history, receiver, error).await;
+        // Alertmanager posts are re-sent every minute; only their failures are recorded.
+        (Job::Alerts(_), None) => return,
+        (Job::Alerts(_), Some(error)) => {
+            crate::masters::recorder::alertmanager_dead_record(receiver, unix_ms(), error)
+        }
     };
-    let record = crate::masters::recorder::notification_record(receiver, dispatch, error);
-    let write = vedette_history::Write {
-        records: vec![record],
-        ..Default::default()
-    };
-    if history.writer.submit(write).durable().await.is_err() {
-        tracing::warn!(message = "The history's writer stopped; a notification record is lost.");
-    }
-}
-
-async fn record_alerts(
-    history: &crate::masters::History,
-    receiver: &ReceiverId,
-    error: Option<String>,
-) {
-    let record = crate::masters::recorder::alertmanager_dead_record(
-        receiver,
-        unix_ms(),
-        error.unwrap_or_default(),
-    );
     let write = vedette_history::Write {
         records: vec![record],
         ..Default::default()

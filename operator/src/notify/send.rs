@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use lettre::message::{Mailbox, MultiPart, header};
+use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use vedette_crds::notification::{
@@ -207,7 +207,6 @@ pub async fn email(
         _ => transport,
     }
     .build();
-    let _ = header::ContentType::TEXT_PLAIN;
     transport
         .send(message)
         .await
