@@ -186,6 +186,11 @@ pub struct RunArgs {
     /// How much history is kept.
     #[command(flatten)]
     pub history: HistoryArgs,
+    /// The cluster's default notification receiver: an Alertmanager (`http://host:9093`)
+    /// that gets every alert no route of its namespace takes, and machine-wide ones
+    /// (agent lost). Empty: such alerts are only recorded.
+    #[arg(long, env = "VEDETTE_DEFAULT_ALERTMANAGER_URL", default_value = "")]
+    pub default_alertmanager_url: String,
 }
 
 impl RunArgs {
@@ -209,6 +214,8 @@ impl RunArgs {
             data_dir: self.data_dir.clone(),
             postgres_url: self.history_postgres_url.clone().filter(|u| !u.is_empty()),
             retention: self.history.retention(),
+            default_alertmanager_url: Some(self.default_alertmanager_url.clone())
+                .filter(|u| !u.is_empty()),
         }
     }
 }

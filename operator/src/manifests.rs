@@ -104,11 +104,15 @@ pub fn load_text(source: &str, text: &str, loaded: &mut Loaded) {
         let value = match serde_yaml::Value::deserialize(document) {
             Ok(serde_yaml::Value::Null) => continue,
             Ok(value) => value,
+            // Only a YAML syntax error fails here (a Value takes any shape). The parser
+            // cannot resynchronise after one, and the stream would repeat it forever: the
+            // documents before it stay loaded, the rest of the file is not read.
             Err(error) => {
-                loaded
-                    .problems
-                    .push(format!("{source}: document {}: {error}", index + 1));
-                continue;
+                loaded.problems.push(format!(
+                    "{source}: document {}: {error} (the rest of the file is not read)",
+                    index + 1
+                ));
+                break;
             }
         };
         if is_secret(&value) {

@@ -75,3 +75,35 @@ fn plan_prints_what_compiles_and_exits_non_zero_on_a_compile_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("1 error"), "{stderr}");
 }
+
+#[test]
+fn validate_names_a_yaml_syntax_error_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stray-quote.yaml");
+    std::fs::write(&path, format!("\"{BROKEN}")).unwrap();
+    // A hang here was the defect: the command is killed after a minute rather than holding
+    // the suite.
+    let mut child = Command::new(BIN)
+        .args(["validate", "-f"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run vedette-operator");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("validate did not return on a YAML syntax error");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let bad = child.wait_with_output().unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("stray-quote.yaml") && stderr.contains("document 1"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("document 1").count(), 1, "{stderr}");
+}

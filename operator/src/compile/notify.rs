@@ -30,6 +30,18 @@ pub struct Routing {
     /// Per rule set (`namespace/name`): the labels its notifications carry and, per rule,
     /// the receivers its `notify` names.
     pub rule_sets: BTreeMap<String, RuleSetNotify>,
+    /// Per NotificationConfig (`namespace/name`): what of it compiled, for its status.
+    pub configs: BTreeMap<String, ConfigSummary>,
+}
+
+/// What of one NotificationConfig compiled.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigSummary {
+    /// Receivers in use.
+    pub receivers: u32,
+    /// Routes in use.
+    pub routes: u32,
 }
 
 /// One namespace's receivers and routes, from all its NotificationConfigs.
@@ -136,7 +148,9 @@ fn add_receivers(
 ) {
     let ns = namespace(&config.metadata);
     let object = ObjectRef::new(KIND_NOTIFICATION_CONFIG, ns, name(&config.metadata));
+    let key = format!("{ns}/{}", name(&config.metadata));
     let entry = routing.namespaces.entry(ns.to_owned()).or_default();
+    let mut compiled = 0;
     for receiver in &config.spec.receivers {
         let kinds = [
             receiver.alertmanager.is_some(),
@@ -182,13 +196,17 @@ fn add_receivers(
         entry
             .receivers
             .insert(receiver.name.clone(), receiver.clone());
+        compiled += 1;
     }
+    routing.configs.entry(key).or_default().receivers = compiled;
 }
 
 fn add_routes(config: &NotificationConfig, routing: &mut Routing, diagnostics: &mut Diagnostics) {
     let ns = namespace(&config.metadata);
     let object = ObjectRef::new(KIND_NOTIFICATION_CONFIG, ns, name(&config.metadata));
+    let key = format!("{ns}/{}", name(&config.metadata));
     let entry = routing.namespaces.entry(ns.to_owned()).or_default();
+    let mut compiled = 0;
     for (index, route) in config.spec.routes.iter().enumerate() {
         if !entry.receivers.contains_key(&route.receiver) {
             diagnostics.error(
@@ -228,7 +246,9 @@ fn add_routes(config: &NotificationConfig, routing: &mut Routing, diagnostics: &
                 .unwrap_or(DEFAULT_REPEAT_INTERVAL_SECONDS),
             continue_: route.continue_,
         });
+        compiled += 1;
     }
+    routing.configs.entry(key).or_default().routes = compiled;
 }
 
 /// Why a matcher cannot be used, if it cannot.

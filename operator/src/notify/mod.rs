@@ -86,7 +86,7 @@ pub async fn run(
     let mut lanes: HashMap<ReceiverId, mpsc::Sender<Job>> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let client = send::http_client();
+    let client = send::HttpClient::new();
     let mut pending_am: BTreeMap<ReceiverId, Vec<Alert>> = BTreeMap::new();
     loop {
         tokio::select! {
@@ -147,7 +147,7 @@ fn enqueue(
     job: Job,
     settings: &Settings,
     routing: &watch::Receiver<Arc<Routing>>,
-    client: &reqwest::Client,
+    client: &send::HttpClient,
 ) {
     let lane = lanes.entry(receiver.clone()).or_insert_with(|| {
         let (sender, jobs) = mpsc::channel(MAX_QUEUED);
@@ -182,7 +182,7 @@ async fn lane(
     mut jobs: mpsc::Receiver<Job>,
     settings: Settings,
     routing: watch::Receiver<Arc<Routing>>,
-    client: reqwest::Client,
+    client: send::HttpClient,
 ) {
     let mut firing: BTreeMap<String, Alert> = BTreeMap::new();
     let mut repost = tokio::time::interval(Duration::from_millis(payload::ALERTMANAGER_REPOST_MS));
@@ -237,7 +237,7 @@ async fn deliver(
     config: &Receiver,
     job: &Job,
     settings: &Settings,
-    client: &reqwest::Client,
+    client: &send::HttpClient,
 ) {
     let max_attempts = config
         .webhook
@@ -284,7 +284,7 @@ async fn try_once(
     config: &Receiver,
     job: &Job,
     settings: &Settings,
-    client: &reqwest::Client,
+    client: &send::HttpClient,
 ) -> Result<(), String> {
     match job {
         Job::Alerts(alerts) => {

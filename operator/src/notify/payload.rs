@@ -253,7 +253,7 @@ pub fn postable(alert: &Alert, now_ms: u64) -> Option<PostableAlert> {
     })
 }
 
-/// `VedetteCheck`, `VedetteAgentLost`, `VedetteElementFailed`, `VedetteViolation`.
+/// `VedetteCheck`, `VedetteAgentLost`, `VedetteElementFailed`, `VedetteProcessViolation`.
 fn alertname(alert: &Alert) -> String {
     match alert.labels.get("kind").map(String::as_str) {
         Some("check") => "VedetteCheck".into(),

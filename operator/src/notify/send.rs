@@ -7,7 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -92,65 +98,126 @@ impl SecretSource for KubeSecrets {
     }
 }
 
-/// The HTTP client deliveries share.
-pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("the notification HTTP client builds")
+/// The HTTP(S) client deliveries share: hyper with rustls (ring), trusting the Web PKI roots
+/// and the system's. Built on hyper rather than reqwest so that enabling TLS here does not
+/// change how the agent's and satellite's plain-HTTP reqwest clients are built.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+impl HttpClient {
+    /// A client with keep-alive connections.
+    pub fn new() -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Self {
+            inner: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    /// POSTs `body` to `url` with `headers`; an error unless the answer is 2xx, within
+    /// [`SEND_TIMEOUT`].
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<(), String> {
+        let mut request = http::Request::post(url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let exchange = async {
+            let response = self
+                .inner
+                .request(request)
+                .await
+                .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let text = match response.into_body().collect().await {
+                Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+                Err(_) => String::new(),
+            };
+            Err(format!(
+                "POST {url}: HTTP {status}: {}",
+                text.chars().take(200).collect::<String>()
+            ))
+        };
+        tokio::time::timeout(SEND_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("POST {url}: no answer within {SEND_TIMEOUT:?}")))
+    }
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Posts `body` to the webhook, signed when it has a key.
 pub async fn webhook(
-    client: &reqwest::Client,
+    client: &HttpClient,
     receiver: &WebhookReceiver,
     key: Option<&[u8]>,
     idempotency_key: &str,
     body: Vec<u8>,
 ) -> Result<(), String> {
-    let mut request = client
-        .post(&receiver.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(IDEMPOTENCY_HEADER, idempotency_key);
+    let mut headers = vec![
+        ("content-type", "application/json".to_string()),
+        (IDEMPOTENCY_HEADER, idempotency_key.to_string()),
+    ];
     if let Some(key) = key {
-        request = request.header(SIGNATURE_HEADER, payload::signature(key, &body));
+        headers.push((SIGNATURE_HEADER, payload::signature(key, &body)));
     }
-    let response = request
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {}: {}", receiver.url, error_chain(&e)))?;
-    check_status(&receiver.url, response).await
+    client.post(&receiver.url, &headers, body).await
 }
 
 /// Posts alerts to Alertmanager's API v2.
 pub async fn alertmanager(
-    client: &reqwest::Client,
+    client: &HttpClient,
     receiver: &AlertmanagerReceiver,
     alerts: &[PostableAlert],
 ) -> Result<(), String> {
     let url = format!("{}/api/v2/alerts", receiver.url.trim_end_matches('/'));
-    let response = client
-        .post(&url)
-        .json(alerts)
-        .send()
+    let body = serde_json::to_vec(alerts).map_err(|e| format!("POST {url}: {e}"))?;
+    client
+        .post(
+            &url,
+            &[("content-type", "application/json".to_string())],
+            body,
+        )
         .await
-        .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
-    check_status(&url, response).await
-}
-
-async fn check_status(url: &str, response: reqwest::Response) -> Result<(), String> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let text = response.text().await.unwrap_or_default();
-    Err(format!(
-        "POST {url}: HTTP {status}: {}",
-        text.chars().take(200).collect::<String>()
-    ))
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -119,6 +119,8 @@ pub struct Controller {
     pub live: LiveChanges,
     /// The last compile output; `None`: compile on the next pass.
     pub compiled: Option<Compiled>,
+    /// Where the notifier reads the routing of the last compile.
+    pub routing: watch::Sender<Arc<crate::compile::notify::Routing>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// True while this replica holds the Lease.
@@ -188,6 +190,13 @@ impl Controller {
         self.masters
             .state()
             .set_processes(compiled.served.processes.values().cloned());
+        self.routing.send_if_modified(|routing| {
+            let changed = **routing != compiled.served.notifications;
+            if changed {
+                *routing = Arc::new(compiled.served.notifications.clone());
+            }
+            changed
+        });
         self.metrics
             .compile_duration
             .observe(started.elapsed().as_secs_f64());

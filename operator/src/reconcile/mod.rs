@@ -61,6 +61,8 @@ pub struct Config {
     pub postgres_url: Option<String>,
     /// How much of it.
     pub retention: vedette_history::Retention,
+    /// The cluster's default notification receiver (an Alertmanager).
+    pub default_alertmanager_url: Option<String>,
 }
 
 /// Runs the operator until the process ends.
@@ -76,6 +78,7 @@ pub async fn run(config: Config) -> Result<()> {
     let mut topology = crate::masters::stream::BusBuilder::default();
     let status_stream = topology.subscribe("status", STATUS_STREAM_CAPACITY);
     let events_stream = topology.subscribe("events", crate::masters::events::MAX_PENDING);
+    let notify_stream = topology.subscribe("notify", crate::notify::MAX_QUEUED);
     let bus = topology.build(metrics.clone()).map_err(Error::Topology)?;
     let history = open_history(config.data_dir.as_deref(), config.postgres_url.as_deref())?;
     let masters = Arc::new(
@@ -91,6 +94,7 @@ pub async fn run(config: Config) -> Result<()> {
     let live = controller::LiveChanges::subscribe(status_stream);
     let sweeper = tokio::spawn(sweep(Arc::downgrade(&masters)));
     let mut routes = crate::masters::router(masters.clone());
+    let history_for_notify = history.clone();
     let pruner = history.map(|history| {
         let access = if config.insecure_no_auth {
             crate::masters::history_api::ReadAccess::Open
@@ -148,6 +152,22 @@ pub async fn run(config: Config) -> Result<()> {
         sources.processes.clone(),
         metrics.clone(),
     ));
+    // Every replica groups what the stream brings; only the Lease holder sends.
+    let (routing, routing_updates) =
+        tokio::sync::watch::channel(Arc::new(crate::compile::notify::Routing::default()));
+    let notifier = tokio::spawn(crate::notify::run(
+        crate::notify::Settings {
+            default_alertmanager: config.default_alertmanager_url.clone(),
+            secrets: Arc::new(crate::notify::send::KubeSecrets {
+                client: client.clone(),
+            }),
+            history: history_for_notify,
+            metrics: metrics.clone(),
+        },
+        notify_stream,
+        routing_updates,
+        leader.clone(),
+    ));
     let settings = publish::Settings {
         namespace: config.namespace.clone(),
         image: config.image.clone(),
@@ -162,6 +182,7 @@ pub async fn run(config: Config) -> Result<()> {
         masters,
         live,
         compiled: None,
+        routing,
         metrics,
         leader,
         changed: changed.clone(),
@@ -194,6 +215,9 @@ pub async fn run(config: Config) -> Result<()> {
     }
     if tokio::time::timeout(DRAIN_TIMEOUT, events).await.is_err() {
         tracing::warn!(message = "The event stream did not drain in time.");
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, notifier).await.is_err() {
+        tracing::warn!(message = "The notifier did not drain in time.");
     }
     result
 }

@@ -11,7 +11,7 @@ use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, RuleSet};
+use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, NotificationConfig, RuleSet};
 
 use super::error::{Error, Result};
 use crate::build::common::MANAGER;
@@ -170,6 +170,7 @@ fn resource(kind: &str) -> ApiResource {
         "MonitorZone" => ApiResource::erase::<MonitorZone>(&()),
         "CheckTemplate" => ApiResource::erase::<CheckTemplate>(&()),
         "RuleSet" => ApiResource::erase::<RuleSet>(&()),
+        "NotificationConfig" => ApiResource::erase::<NotificationConfig>(&()),
         _ => ApiResource::erase::<BusinessProcess>(&()),
     }
 }

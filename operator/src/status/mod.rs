@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use vedette_crds::{
-    BusinessProcessStatus, CheckTemplateStatus, Condition, MonitorZoneStatus, RuleSetStatus,
+    BusinessProcessStatus, CheckTemplateStatus, Condition, MonitorZoneStatus,
+    NotificationConfigStatus, RuleSetStatus,
 };
 
+use crate::compile::notify::KIND_NOTIFICATION_CONFIG;
 use crate::compile::{Diagnostic, Input, ObjectRef, Output, Severity};
 use live::Live;
 
@@ -182,6 +184,25 @@ pub fn desired(
             &status,
             &process.status,
         ));
+    }
+    for config in &current.notifications {
+        let object = key(&config.metadata, |namespace, name| {
+            ObjectRef::new(KIND_NOTIFICATION_CONFIG, namespace, name)
+        });
+        let summary = served
+            .notifications
+            .configs
+            .get(&keyed(&object))
+            .copied()
+            .unwrap_or_default();
+        let previous = config.status.as_ref().map(|s| s.conditions.as_slice());
+        let status = NotificationConfigStatus {
+            observed_generation: config.metadata.generation,
+            conditions: conditions(&reported.diagnostics, &object, &[], previous, now),
+            receivers: summary.receivers,
+            routes: summary.routes,
+        };
+        all.push(entry(object, &config.metadata.uid, &status, &config.status));
     }
     all
 }
