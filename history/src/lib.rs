@@ -8,6 +8,7 @@
 //! | [`availability`] | time per state over a range (pure) |
 //! | [`series`] | what records are about, interned as a number |
 //! | [`filter`] | what a history query selects, as SQL for both stores |
+//! | [`outbox`] | notifications decided and not yet delivered, their durability rule |
 //! | [`store`] | the store's trait, its durability rule, retention settings |
 //! | [`sqlite`] | the embedded store (one SQLite file per master replica) |
 //! | [`postgres`] | the shared store (PostgreSQL, both masters write one database) |
@@ -17,6 +18,7 @@
 pub mod availability;
 pub mod filter;
 pub mod last_state;
+pub mod outbox;
 pub mod postgres;
 pub mod query;
 pub mod record;
@@ -27,6 +29,7 @@ pub mod store;
 pub mod writer;
 
 pub use last_state::LastState;
+pub use outbox::{OutboxChange, OutboxEntry};
 pub use postgres::PostgresStore;
 pub use record::{Kind, Record};
 pub use sqlite::SqliteStore;

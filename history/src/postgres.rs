@@ -42,6 +42,7 @@ use crate::filter::{
     availability_sql, history_filter, numbered,
 };
 use crate::last_state::LastState;
+use crate::outbox::{DONE_KEPT_MS, OutboxChange, OutboxEntry};
 use crate::query::{
     Availability, AvailabilityQuery, CheckAvailability, HistoryPage, HistoryQuery, MAX_PAGE,
     StoredRecord,
@@ -131,6 +132,16 @@ SELECT setval(pg_get_serial_sequence('records', 'id'), coalesce(max(id), 0) + 1,
 CREATE INDEX records_series ON records (series, at_ms, sequence);
 CREATE INDEX records_namespace ON records (namespace, at_ms);
 CREATE INDEX records_time ON records (at_ms);
+"#,
+    r#"
+CREATE TABLE outbox (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    receiver TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    payload TEXT NOT NULL,
+    done_ms BIGINT
+);
+CREATE INDEX outbox_pending ON outbox (created_ms) WHERE done_ms IS NULL;
 "#,
 ];
 
@@ -488,6 +499,9 @@ async fn write(pool: PgPool, cache: Arc<SeriesCache>, write: Write) -> Result<()
             write.last_states,
         )));
     }
+    if !write.outbox.is_empty() {
+        committing.push(tokio::spawn(apply_outbox(pool.clone(), write.outbox)));
+    }
     let mut outcome = Ok(());
     for part in committing {
         let committed = part
@@ -516,6 +530,38 @@ async fn insert_records(pool: PgPool, c: RecordColumns) -> Result<(), Error> {
         .await
         .map_err(database)?;
     Ok(())
+}
+
+/// Applies outbox changes in order, in one transaction (a second add of a key, or a done of
+/// an unknown one, is a no-op).
+async fn apply_outbox(pool: PgPool, changes: Vec<OutboxChange>) -> Result<(), Error> {
+    let mut transaction = pool.begin().await.map_err(database)?;
+    for change in changes {
+        match change {
+            OutboxChange::Add(entry) => {
+                sqlx::query(
+                    "INSERT INTO outbox (key, receiver, created_ms, payload) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(entry.key)
+                .bind(entry.receiver)
+                .bind(entry.created_ms as i64)
+                .bind(entry.payload)
+                .execute(&mut *transaction)
+                .await
+                .map_err(database)?;
+            }
+            OutboxChange::Done { key, at_ms } => {
+                sqlx::query("UPDATE outbox SET done_ms = $1 WHERE key = $2 AND done_ms IS NULL")
+                    .bind(at_ms as i64)
+                    .bind(key)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(database)?;
+            }
+        }
+    }
+    transaction.commit().await.map_err(database)
 }
 
 async fn upsert_last_states(pool: PgPool, last_states: Vec<LastState>) -> Result<(), Error> {
@@ -729,7 +775,36 @@ impl Store for PostgresStore {
                 .map_err(database)?
                 .rows_affected();
             }
+            sqlx::query("DELETE FROM outbox WHERE done_ms < $1")
+                .bind(now_ms.saturating_sub(DONE_KEPT_MS) as i64)
+                .execute(&pool)
+                .await
+                .map_err(database)?;
             Ok(Pruned { by_age, by_size })
+        })
+    }
+
+    fn outbox(&self) -> Result<Vec<OutboxEntry>, Error> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let rows = sqlx::query(
+                "SELECT key, receiver, created_ms, payload FROM outbox WHERE done_ms IS NULL \
+                 ORDER BY created_ms, key",
+            )
+            .fetch_all(&pool)
+            .await
+            .map_err(database)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(OutboxEntry {
+                        key: row.try_get(0)?,
+                        receiver: row.try_get(1)?,
+                        created_ms: ms(row.try_get(2)?),
+                        payload: row.try_get(3)?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(database)
         })
     }
 

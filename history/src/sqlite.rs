@@ -29,6 +29,7 @@ use crate::filter::{
     availability_sql, history_filter,
 };
 use crate::last_state::LastState;
+use crate::outbox::{DONE_KEPT_MS, OutboxChange, OutboxEntry};
 use crate::query::{
     Availability, AvailabilityQuery, CheckAvailability, HistoryPage, HistoryQuery, MAX_PAGE,
     StoredRecord,
@@ -116,6 +117,16 @@ CREATE UNIQUE INDEX records_key ON records (kind, source, sequence);
 CREATE INDEX records_series ON records (series, at_ms, sequence);
 CREATE INDEX records_namespace ON records (namespace, at_ms);
 CREATE INDEX records_time ON records (at_ms);
+",
+    r"
+CREATE TABLE outbox (
+    key TEXT PRIMARY KEY,
+    receiver TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    done_ms INTEGER
+);
+CREATE INDEX outbox_pending ON outbox (created_ms) WHERE done_ms IS NULL;
 ",
 ];
 
@@ -301,6 +312,7 @@ impl Store for SqliteStore {
                     last.writer_sequence as i64,
                 ])?;
             }
+            apply_outbox(&transaction, &write.outbox)?;
         }
         transaction.commit()?;
         self.series.learn(fresh);
@@ -418,7 +430,28 @@ impl Store for SqliteStore {
                 params![(batch as u64 - by_age) as i64],
             )? as u64;
         }
+        connection.execute(
+            "DELETE FROM outbox WHERE done_ms < ?",
+            params![now_ms.saturating_sub(DONE_KEPT_MS) as i64],
+        )?;
         Ok(Pruned { by_age, by_size })
+    }
+
+    fn outbox(&self) -> Result<Vec<OutboxEntry>, Error> {
+        let connection = self.reader();
+        let mut select = connection.prepare_cached(
+            "SELECT key, receiver, created_ms, payload FROM outbox WHERE done_ms IS NULL \
+             ORDER BY created_ms, key",
+        )?;
+        let rows = select.query_map([], |row| {
+            Ok(OutboxEntry {
+                key: row.get(0)?,
+                receiver: row.get(1)?,
+                created_ms: ms(row.get(2)?),
+                payload: row.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn namespaces(&self) -> Result<Vec<String>, Error> {
@@ -441,6 +474,36 @@ impl Store for SqliteStore {
     fn used_bytes(&self) -> Result<u64, Error> {
         used_bytes(&self.reader())
     }
+}
+
+/// Applies outbox changes in order (a second add of a key, or a done of an unknown one, is a
+/// no-op).
+fn apply_outbox(transaction: &Connection, changes: &[OutboxChange]) -> Result<(), Error> {
+    for change in changes {
+        match change {
+            OutboxChange::Add(entry) => {
+                transaction
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO outbox (key, receiver, created_ms, payload) \
+                         VALUES (?, ?, ?, ?)",
+                    )?
+                    .execute(params![
+                        entry.key,
+                        entry.receiver,
+                        entry.created_ms as i64,
+                        entry.payload
+                    ])?;
+            }
+            OutboxChange::Done { key, at_ms } => {
+                transaction
+                    .prepare_cached(
+                        "UPDATE outbox SET done_ms = ? WHERE key = ? AND done_ms IS NULL",
+                    )?
+                    .execute(params![*at_ms as i64, key])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds the series in `keys` (those already stored are kept) and reads their numbers.

@@ -9,6 +9,7 @@
 //! and power loss. Writing the same record again is a no-op (its natural key).
 
 use crate::last_state::LastState;
+use crate::outbox::{OutboxChange, OutboxEntry};
 use crate::query::{Availability, AvailabilityQuery, HistoryPage, HistoryQuery};
 use crate::record::Record;
 
@@ -50,18 +51,21 @@ pub struct Write {
     pub records: Vec<Record>,
     /// Last states, each replacing the one stored for its check.
     pub last_states: Vec<LastState>,
+    /// Outbox changes, applied in order.
+    pub outbox: Vec<OutboxChange>,
 }
 
 impl Write {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.last_states.is_empty()
+        self.records.is_empty() && self.last_states.is_empty() && self.outbox.is_empty()
     }
 
     /// Appends `other`, keeping the order.
     pub fn extend(&mut self, other: Write) {
         self.records.extend(other.records);
         self.last_states.extend(other.last_states);
+        self.outbox.extend(other.outbox);
     }
 }
 
@@ -109,6 +113,8 @@ pub trait Store: Send + Sync + 'static {
     fn availability(&self, query: &AvailabilityQuery) -> Result<Availability, Error>;
     /// Removes at most `batch` records that `retention` no longer keeps at `now_ms`.
     fn prune(&self, retention: &Retention, now_ms: u64, batch: usize) -> Result<Pruned, Error>;
+    /// The outbox entries not done, oldest first.
+    fn outbox(&self) -> Result<Vec<OutboxEntry>, Error>;
     /// The namespaces that have checks (what a caller may be allowed to read).
     fn namespaces(&self) -> Result<Vec<String>, Error>;
     /// Records stored.

@@ -242,6 +242,9 @@ mod tests {
         fn prune(&self, _: &Retention, _: u64, _: usize) -> Result<Pruned, Error> {
             Ok(Pruned::default())
         }
+        fn outbox(&self) -> Result<Vec<crate::OutboxEntry>, Error> {
+            Ok(Vec::new())
+        }
         fn namespaces(&self) -> Result<Vec<String>, Error> {
             Ok(Vec::new())
         }

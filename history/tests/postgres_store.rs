@@ -19,7 +19,7 @@ use vedette_history::{PostgresStore, Store, Writer};
 fn the_store_contract_holds_on_postgres() {
     let server = PostgresServer::start();
     type Contract = fn(&dyn Store);
-    let contracts: [(&str, Contract); 5] = [
+    let contracts: [(&str, Contract); 6] = [
         (
             "natural_key",
             a_record_written_twice_is_stored_once_and_pages_follow_the_agents_order,
@@ -33,6 +33,10 @@ fn the_store_contract_holds_on_postgres() {
         (
             "retention",
             retention_removes_old_records_in_batches_then_the_oldest_past_the_size_limit,
+        ),
+        (
+            "outbox",
+            the_outbox_keeps_what_is_not_done_and_a_done_key_is_not_added_again,
         ),
     ];
     for (name, contract) in contracts {

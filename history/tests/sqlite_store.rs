@@ -42,6 +42,12 @@ fn last_states_are_replaced_and_read_back() {
 }
 
 #[test]
+fn the_outbox_keeps_what_is_not_done_and_a_done_key_is_not_added_again() {
+    let (_dir, store) = open();
+    common::the_outbox_keeps_what_is_not_done_and_a_done_key_is_not_added_again(&store);
+}
+
+#[test]
 fn retention_removes_old_records_in_batches_then_the_oldest_past_the_size_limit() {
     let (_dir, store) = open();
     common::retention_removes_old_records_in_batches_then_the_oldest_past_the_size_limit(&store);

@@ -46,6 +46,9 @@ impl Store for Gated {
     fn prune(&self, retention: &Retention, now_ms: u64, batch: usize) -> Result<Pruned, Error> {
         self.inner.prune(retention, now_ms, batch)
     }
+    fn outbox(&self) -> Result<Vec<vedette_history::OutboxEntry>, Error> {
+        self.inner.outbox()
+    }
     fn namespaces(&self) -> Result<Vec<String>, Error> {
         self.inner.namespaces()
     }

@@ -62,6 +62,7 @@ struct Hook {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     stop: Arc<AtomicBool>,
+    refuse: Arc<AtomicUsize>,
 }
 
 impl Hook {
@@ -72,12 +73,13 @@ impl Hook {
         let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicUsize::new(0));
-        let (log, flag) = (received.clone(), stop.clone());
+        let refuse = Arc::new(AtomicUsize::new(refuse));
+        let (log, flag, limit) = (received.clone(), stop.clone(), refuse.clone());
         std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let _ = answer(stream, &log, &refused, refuse);
+                        let _ = answer(stream, &log, &refused, limit.load(Ordering::Relaxed));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -87,7 +89,13 @@ impl Hook {
             port,
             received,
             stop,
+            refuse,
         }
+    }
+
+    /// Every request from now on is answered 200.
+    fn accept_all(&self) {
+        self.refuse.store(0, Ordering::Relaxed);
     }
 
     fn on(&self, path: &str) -> Vec<Received> {
@@ -484,5 +492,125 @@ fn a_problem_and_its_recovery_reach_webhook_mail_and_alertmanager() {
         sources,
         ["shop/hook", "shop/mail"].into_iter().collect(),
         "{history:?}"
+    );
+}
+
+/// One webhook receiver that is tried many times, on one TCP check.
+fn webhook_only(target: u16, hook: u16) -> String {
+    format!(
+        r#"apiVersion: vedette.dev/v1alpha1
+kind: MonitorZone
+metadata: {{name: local}}
+spec: {{nodeSelector: {{}}}}
+---
+apiVersion: vedette.dev/v1alpha1
+kind: CheckTemplate
+metadata: {{name: port-open, namespace: shop}}
+spec:
+  check:
+    tcp: {{host: 127.0.0.1, port: {target}}}
+  intervalSeconds: 2
+  maxAttempts: 1
+  timeoutSeconds: 1
+---
+apiVersion: vedette.dev/v1alpha1
+kind: RuleSet
+metadata: {{name: frontend, namespace: shop}}
+spec:
+  machines: {{nodeSelector: {{}}}}
+  rules:
+    - name: port
+      template: {{name: port-open}}
+---
+apiVersion: vedette.dev/v1alpha1
+kind: NotificationConfig
+metadata: {{name: shop, namespace: shop}}
+spec:
+  receivers:
+    - name: hook
+      webhook:
+        url: http://127.0.0.1:{hook}/hook
+        maxAttempts: 50
+  routes:
+    - receiver: hook
+      groupWaitSeconds: 1
+      groupIntervalSeconds: 1
+"#
+    )
+}
+
+fn standalone(dir: &Path, port: u16, run: usize) -> Killed {
+    let stdout = std::fs::File::create(dir.join(format!("stdout.{run}"))).unwrap();
+    let stderr = std::fs::File::create(dir.join(format!("stderr.{run}"))).unwrap();
+    let child = Command::new(BIN)
+        .args(["standalone", "-f"])
+        .arg(dir.join("manifests"))
+        .args(["--host", HOST, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("start vedette-operator standalone");
+    wait_port(port);
+    Killed(child)
+}
+
+fn delivered(hook: &Hook) -> Vec<Received> {
+    hook.on("/hook")
+        .into_iter()
+        .filter(|r| r.answered == 200)
+        .collect()
+}
+
+/// The outbox's rule: a notification decided before a `kill -9` is delivered after the
+/// restart, under the same key, and one delivered before a kill is not delivered again.
+#[test]
+fn a_notification_decided_before_a_kill_is_delivered_after_it_and_only_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = Hook::start(usize::MAX);
+    let (target_port, port) = (free_port(), free_port());
+    let target = Target::start(target_port);
+    std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
+    std::fs::write(
+        dir.path().join("manifests/all.yaml"),
+        webhook_only(target_port, hook.port),
+    )
+    .unwrap();
+    let vedette = standalone(dir.path(), port, 1);
+    std::thread::sleep(Duration::from_secs(3));
+    drop(target);
+    let refused = wait_until("a refused try", Duration::from_secs(30), || {
+        hook.on("/hook").into_iter().next()
+    });
+    let key = refused.header("Idempotency-Key").unwrap().to_owned();
+    drop(vedette); // SIGKILL: the notification is in the outbox only
+    hook.accept_all();
+    let vedette = standalone(dir.path(), port, 2);
+    let sent = wait_until(
+        "the delivery after the restart",
+        Duration::from_secs(30),
+        || {
+            let sent = delivered(&hook);
+            (!sent.is_empty()).then_some(sent)
+        },
+    );
+    assert_eq!(sent[0].header("Idempotency-Key"), Some(key.as_str()));
+    assert_eq!(sent[0].json()["status"], "firing");
+    // Recorded, and so marked done in the same write.
+    wait_until("the sent record", Duration::from_secs(10), || {
+        let body = get(port, "/v1/history?kind=notification_sent")?;
+        body.contains(&key).then_some(())
+    });
+    drop(vedette);
+    let _vedette = standalone(dir.path(), port, 3);
+    std::thread::sleep(Duration::from_secs(4));
+    let sent = delivered(&hook);
+    assert_eq!(
+        sent.len(),
+        1,
+        "a delivered notification is not sent again after a restart: {sent:?}"
     );
 }

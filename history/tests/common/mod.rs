@@ -347,3 +347,83 @@ pub fn a_version_1_store_reads_back_after_migration(store: &dyn Store) {
         "a new record's id follows the migrated ones"
     );
 }
+
+fn outbox_entry(key: &str, created_ms: u64) -> vedette_history::OutboxEntry {
+    vedette_history::OutboxEntry {
+        key: key.into(),
+        receiver: "shop/on-call".into(),
+        created_ms,
+        payload: format!("{{\"key\":\"{key}\"}}"),
+    }
+}
+
+pub fn the_outbox_keeps_what_is_not_done_and_a_done_key_is_not_added_again(store: &dyn Store) {
+    use vedette_history::OutboxChange::{Add, Done};
+    let (a, b) = (outbox_entry("a", 1_000), outbox_entry("b", 2_000));
+    store
+        .write(&Write {
+            outbox: vec![Add(b.clone()), Add(a.clone())],
+            ..Write::default()
+        })
+        .unwrap();
+    assert_eq!(
+        store.outbox().unwrap(),
+        [a.clone(), b.clone()],
+        "oldest first"
+    );
+    store
+        .write(&Write {
+            records: vec![change(
+                "n1",
+                "tcp",
+                1,
+                3_000,
+                CheckState::Ok,
+                CheckState::Critical,
+            )],
+            outbox: vec![Done {
+                key: "a".into(),
+                at_ms: 3_000,
+            }],
+            ..Write::default()
+        })
+        .unwrap();
+    assert_eq!(store.outbox().unwrap(), std::slice::from_ref(&b));
+    store
+        .write(&Write {
+            outbox: vec![Add(outbox_entry("a", 4_000))],
+            ..Write::default()
+        })
+        .unwrap();
+    assert_eq!(
+        store.outbox().unwrap(),
+        std::slice::from_ref(&b),
+        "a key already done is not sent again"
+    );
+    let retention = vedette_history::Retention::default();
+    let week = vedette_history::outbox::DONE_KEPT_MS;
+    store.prune(&retention, 3_000 + week - 1, 100).unwrap();
+    store
+        .write(&Write {
+            outbox: vec![Add(outbox_entry("a", 5_000))],
+            ..Write::default()
+        })
+        .unwrap();
+    assert_eq!(
+        store.outbox().unwrap().len(),
+        1,
+        "the tombstone is kept a week"
+    );
+    store.prune(&retention, 3_000 + week + 1, 100).unwrap();
+    store
+        .write(&Write {
+            outbox: vec![Add(outbox_entry("a", 6_000))],
+            ..Write::default()
+        })
+        .unwrap();
+    assert_eq!(
+        store.outbox().unwrap(),
+        [b, outbox_entry("a", 6_000)],
+        "after a week the key is free again"
+    );
+}

@@ -23,7 +23,9 @@ pub const MAX_OUTPUT_CHARS: usize = 1024;
 pub type Labels = BTreeMap<String, String>;
 
 /// Whether an alert is a problem, its end, or a fact worth telling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// A problem that holds.
@@ -35,7 +37,7 @@ pub enum Status {
 }
 
 /// One thing to tell.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
     /// Labels: identity and routing.
     pub labels: Labels,

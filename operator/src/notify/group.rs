@@ -16,7 +16,9 @@ use super::alert::{Alert, Labels, Status};
 use super::route::{ReceiverId, Target};
 
 /// One group's identity: receiver, route and the values of its `groupBy` labels.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct GroupKey {
     /// The receiver.
     pub receiver: ReceiverId,
@@ -43,8 +45,8 @@ impl GroupKey {
     }
 }
 
-/// What is sent to a receiver at once.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What is sent to a receiver at once (stored as JSON in the outbox).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dispatch {
     /// The group.
     pub group: GroupKey,

@@ -17,11 +17,14 @@
 //! slow the others; after its last try a notification is recorded in the history as
 //! `notification_dead`, and each one delivered as `notification_sent`.
 //!
-//! **Durability today.** Groups and queues are in memory: both masters group alike (the
-//! same events, the same keys) but only the Lease holder sends, so a hand-over sends again
-//! what the new holder's groups hold, with the same idempotency key and Message-ID, and a
-//! notification queued at the old holder when it died is lost. The durable outbox fenced by
-//! the Lease is still to come (docs/architecture.md, "Notifications").
+//! **Durability.** Both masters group alike (the same events, the same keys); only the Lease
+//! holder sends. A webhook or mail notification goes into the history's outbox, durably,
+//! before its first try, and is marked done in the write that records it sent or dead
+//! ([`vedette_history::outbox`] states the rule): a holder that is killed sends what its
+//! outbox holds when it leads again, and with a shared store (PostgreSQL) the next holder
+//! sends it. A lane stops trying when its replica loses the Lease. Groups still waiting
+//! (`groupWait`) are in memory: the other master's groups hold them. Alertmanager alerts need
+//! no outbox: they are re-posted every minute while they fire and expire by themselves.
 
 pub mod alert;
 pub mod group;
@@ -83,11 +86,18 @@ pub async fn run(
     leader: watch::Receiver<bool>,
 ) {
     let mut groups = Groups::default();
-    let mut lanes: HashMap<ReceiverId, mpsc::Sender<Job>> = HashMap::new();
+    let mut lanes = Lanes {
+        lanes: HashMap::new(),
+        queued: Arc::default(),
+        settings: settings.clone(),
+        routing: routing.clone(),
+        leader: leader.clone(),
+        client: send::HttpClient::new(),
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let client = send::HttpClient::new();
     let mut pending_am: BTreeMap<ReceiverId, Vec<Alert>> = BTreeMap::new();
+    let mut was_sending = false;
     loop {
         tokio::select! {
             event = stream.recv() => {
@@ -112,19 +122,157 @@ pub async fn run(
                 let dispatches = groups.due(now);
                 let sending = *leader.borrow();
                 if !sending {
+                    was_sending = false;
                     pending_am.clear();
                     continue;
                 }
+                if !was_sending {
+                    was_sending = true;
+                    for dispatch in outboxed(&settings).await {
+                        lanes.dispatch(dispatch);
+                    }
+                }
                 for (receiver, alerts) in std::mem::take(&mut pending_am) {
-                    enqueue(&mut lanes, &receiver, Job::Alerts(alerts), &settings, &routing, &client);
+                    lanes.enqueue(&receiver, Job::Alerts(alerts));
+                }
+                if !dispatches.is_empty() {
+                    add_to_outbox(&settings, &dispatches, now).await;
                 }
                 for dispatch in dispatches {
-                    let receiver = dispatch.group.receiver.clone();
-                    enqueue(&mut lanes, &receiver, Job::Dispatch(dispatch), &settings, &routing, &client);
+                    lanes.dispatch(dispatch);
                 }
             }
         }
     }
+}
+
+/// The outbox's entries not done (none without a history, or when it cannot be read).
+async fn outboxed(settings: &Settings) -> Vec<Dispatch> {
+    let Some(history) = settings.history.clone() else {
+        return Vec::new();
+    };
+    let entries = tokio::task::spawn_blocking(move || history.store.outbox()).await;
+    let entries = match entries {
+        Ok(Ok(entries)) => entries,
+        Ok(Err(error)) => {
+            tracing::error!(message = "The notification outbox cannot be read; what it holds is sent when it can be.", %error);
+            return Vec::new();
+        }
+        Err(_) => return Vec::new(),
+    };
+    if !entries.is_empty() {
+        tracing::info!(
+            message = "Sending what the notification outbox holds.",
+            notifications = entries.len()
+        );
+    }
+    entries
+        .iter()
+        .filter_map(|entry| match serde_json::from_str(&entry.payload) {
+            Ok(dispatch) => Some(dispatch),
+            Err(error) => {
+                tracing::error!(message = "An outbox entry cannot be read; it is skipped.", key = %entry.key, %error);
+                None
+            }
+        })
+        .collect()
+}
+
+/// Adds `dispatches` to the outbox and waits until that is durable (the outbox's rule: on
+/// disk before the first try).
+async fn add_to_outbox(settings: &Settings, dispatches: &[Dispatch], now_ms: u64) {
+    let Some(history) = &settings.history else {
+        return;
+    };
+    let outbox = dispatches
+        .iter()
+        .map(|dispatch| {
+            vedette_history::OutboxChange::Add(vedette_history::OutboxEntry {
+                key: dispatch.key.clone(),
+                receiver: dispatch.group.receiver.to_string(),
+                created_ms: now_ms,
+                payload: serde_json::to_string(dispatch).expect("a dispatch always serializes"),
+            })
+        })
+        .collect();
+    let write = vedette_history::Write {
+        outbox,
+        ..Default::default()
+    };
+    if history.writer.submit(write).durable().await.is_err() {
+        tracing::warn!(
+            message = "The history's writer stopped; notifications are sent without an outbox."
+        );
+    }
+}
+
+/// Each receiver's task and queue, and what is queued.
+struct Lanes {
+    lanes: HashMap<ReceiverId, mpsc::Sender<Job>>,
+    /// Keys of the dispatches queued or being tried, so a restored outbox does not queue one
+    /// twice.
+    queued: Queued,
+    settings: Settings,
+    routing: watch::Receiver<Arc<Routing>>,
+    leader: watch::Receiver<bool>,
+    client: send::HttpClient,
+}
+
+/// Keys of the dispatches in the lanes.
+type Queued = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+impl Lanes {
+    /// Queues `dispatch` unless it is queued already.
+    fn dispatch(&mut self, dispatch: Dispatch) {
+        if !lock(&self.queued).insert(dispatch.key.clone()) {
+            return;
+        }
+        let receiver = dispatch.group.receiver.clone();
+        self.enqueue(&receiver, Job::Dispatch(dispatch));
+    }
+
+    fn enqueue(&mut self, receiver: &ReceiverId, job: Job) {
+        let lane = self.lanes.entry(receiver.clone()).or_insert_with(|| {
+            let (sender, jobs) = mpsc::channel(MAX_QUEUED);
+            tokio::spawn(lane(
+                receiver.clone(),
+                jobs,
+                LaneContext {
+                    settings: self.settings.clone(),
+                    routing: self.routing.clone(),
+                    leader: self.leader.clone(),
+                    client: self.client.clone(),
+                    queued: self.queued.clone(),
+                },
+            ));
+            sender
+        });
+        if let Err(refused) = lane.try_send(job) {
+            if let Job::Dispatch(dispatch) = refused.into_inner() {
+                lock(&self.queued).remove(&dispatch.key);
+            }
+            self.settings
+                .metrics
+                .notifications
+                .get_or_create(&outcome(receiver, "dropped"))
+                .inc();
+        }
+    }
+}
+
+fn lock(queued: &Queued) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    queued
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a lane needs besides its queue.
+struct LaneContext {
+    settings: Settings,
+    routing: watch::Receiver<Arc<Routing>>,
+    leader: watch::Receiver<bool>,
+    client: send::HttpClient,
+    queued: Queued,
 }
 
 fn is_alertmanager(receiver: &ReceiverId, routing: &Routing, settings: &Settings) -> bool {
@@ -141,34 +289,6 @@ fn lookup<'a>(receiver: &ReceiverId, routing: &'a Routing) -> Option<&'a Receive
         .and_then(|ns| ns.receivers.get(&receiver.name))
 }
 
-fn enqueue(
-    lanes: &mut HashMap<ReceiverId, mpsc::Sender<Job>>,
-    receiver: &ReceiverId,
-    job: Job,
-    settings: &Settings,
-    routing: &watch::Receiver<Arc<Routing>>,
-    client: &send::HttpClient,
-) {
-    let lane = lanes.entry(receiver.clone()).or_insert_with(|| {
-        let (sender, jobs) = mpsc::channel(MAX_QUEUED);
-        tokio::spawn(lane(
-            receiver.clone(),
-            jobs,
-            settings.clone(),
-            routing.clone(),
-            client.clone(),
-        ));
-        sender
-    });
-    if lane.try_send(job).is_err() {
-        settings
-            .metrics
-            .notifications
-            .get_or_create(&outcome(receiver, "dropped"))
-            .inc();
-    }
-}
-
 fn outcome(receiver: &ReceiverId, outcome: &str) -> crate::metrics::NotificationLabels {
     crate::metrics::NotificationLabels {
         receiver: receiver.to_string(),
@@ -176,14 +296,9 @@ fn outcome(receiver: &ReceiverId, outcome: &str) -> crate::metrics::Notification
     }
 }
 
-/// One receiver's deliveries, in order, each retried until it is delivered or dead.
-async fn lane(
-    receiver: ReceiverId,
-    mut jobs: mpsc::Receiver<Job>,
-    settings: Settings,
-    routing: watch::Receiver<Arc<Routing>>,
-    client: send::HttpClient,
-) {
+/// One receiver's deliveries, in order, each retried until it is delivered or dead, or this
+/// replica stops holding the Lease (a dispatch then stays in the outbox for the next holder).
+async fn lane(receiver: ReceiverId, mut jobs: mpsc::Receiver<Job>, context: LaneContext) {
     let mut firing: BTreeMap<String, Alert> = BTreeMap::new();
     let mut repost = tokio::time::interval(Duration::from_millis(payload::ALERTMANAGER_REPOST_MS));
     repost.tick().await;
@@ -191,29 +306,8 @@ async fn lane(
         let job = tokio::select! {
             job = jobs.recv() => match job { Some(job) => job, None => return },
             _ = repost.tick() => {
-                if firing.is_empty() { continue; }
+                if firing.is_empty() || !*context.leader.borrow() { continue; }
                 Job::Alerts(firing.values().cloned().collect())
-            }
-        };
-        let config = {
-            let routing = routing.borrow();
-            lookup(&receiver, &routing).cloned()
-        };
-        let config = match (
-            config,
-            receiver.namespace.is_empty(),
-            &settings.default_alertmanager,
-        ) {
-            (Some(config), _, _) => config,
-            (None, true, Some(url)) => Receiver {
-                name: DEFAULT_RECEIVER.to_owned(),
-                alertmanager: Some(AlertmanagerReceiver { url: url.clone() }),
-                webhook: None,
-                email: None,
-            },
-            _ => {
-                tracing::warn!(message = "A notification's receiver no longer exists; it is dropped.", %receiver);
-                continue;
             }
         };
         if let Job::Alerts(alerts) = &job {
@@ -228,17 +322,46 @@ async fn lane(
                 }
             }
         }
-        deliver(&receiver, &config, &job, &settings, &client).await;
+        match receiver_config(&receiver, &context) {
+            Some(config) => deliver(&receiver, &config, &job, &context).await,
+            None => {
+                tracing::warn!(message = "A notification's receiver no longer exists; it is dropped.", %receiver);
+                record(
+                    &context.settings,
+                    &receiver,
+                    &job,
+                    Some("the receiver no longer exists".to_owned()),
+                )
+                .await;
+            }
+        }
+        if let Job::Dispatch(dispatch) = &job {
+            lock(&context.queued).remove(&dispatch.key);
+        }
     }
 }
 
-async fn deliver(
-    receiver: &ReceiverId,
-    config: &Receiver,
-    job: &Job,
-    settings: &Settings,
-    client: &send::HttpClient,
-) {
+/// The receiver's configuration: its NotificationConfig's, or the cluster's default.
+fn receiver_config(receiver: &ReceiverId, context: &LaneContext) -> Option<Receiver> {
+    let config = lookup(receiver, &context.routing.borrow()).cloned();
+    match (
+        config,
+        receiver.namespace.is_empty(),
+        &context.settings.default_alertmanager,
+    ) {
+        (Some(config), _, _) => Some(config),
+        (None, true, Some(url)) => Some(Receiver {
+            name: DEFAULT_RECEIVER.to_owned(),
+            alertmanager: Some(AlertmanagerReceiver { url: url.clone() }),
+            webhook: None,
+            email: None,
+        }),
+        _ => None,
+    }
+}
+
+async fn deliver(receiver: &ReceiverId, config: &Receiver, job: &Job, context: &LaneContext) {
+    let settings = &context.settings;
     let max_attempts = config
         .webhook
         .as_ref()
@@ -246,7 +369,11 @@ async fn deliver(
         .unwrap_or(DEFAULT_MAX_ATTEMPTS);
     let mut delay = FIRST_RETRY;
     for attempt in 1..=max_attempts {
-        match try_once(receiver, config, job, settings, client).await {
+        if !*context.leader.borrow() {
+            tracing::info!(message = "No longer the Lease holder: a notification is left to the next one.", %receiver);
+            return;
+        }
+        match try_once(receiver, config, job, settings, &context.client).await {
             Ok(()) => {
                 settings
                     .metrics
@@ -349,8 +476,17 @@ async fn record(settings: &Settings, receiver: &ReceiverId, job: &Job, error: Op
             crate::masters::recorder::alertmanager_dead_record(receiver, unix_ms(), error)
         }
     };
+    // The record and the outbox's done mark in one write (the outbox's rule).
+    let outbox = match job {
+        Job::Dispatch(dispatch) => vec![vedette_history::OutboxChange::Done {
+            key: dispatch.key.clone(),
+            at_ms: unix_ms(),
+        }],
+        Job::Alerts(_) => Vec::new(),
+    };
     let write = vedette_history::Write {
         records: vec![record],
+        outbox,
         ..Default::default()
     };
     if history.writer.submit(write).durable().await.is_err() {

@@ -11,7 +11,9 @@ use vedette_crds::notification::{
 };
 
 /// A receiver: its namespace (empty: the cluster's default) and name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ReceiverId {
     /// Namespace of the NotificationConfig, empty for the cluster default.
     pub namespace: String,
