@@ -199,6 +199,8 @@ async fn the_roles_allow_what_they_should_and_nothing_more() -> anyhow::Result<(
         ("create", "configmaps", Some(NAMESPACE)),
         ("update", "leases.coordination.k8s.io", Some(NAMESPACE)),
         ("create", "tokenreviews.authentication.k8s.io", None),
+        // A NotificationConfig's HMAC key or SMTP password, by name.
+        ("get", "secrets", Some("team-a")),
     ] {
         assert!(
             can_i(&plane, &operator, verb, what, namespace)?,
@@ -206,7 +208,8 @@ async fn the_roles_allow_what_they_should_and_nothing_more() -> anyhow::Result<(
         );
     }
     for (verb, what, namespace) in [
-        ("get", "secrets", Some(NAMESPACE)),
+        ("list", "secrets", Some("team-a")),
+        ("watch", "secrets", None),
         ("create", "deployments.apps", Some("default")),
         ("delete", "nodes", None),
         ("update", "rulesets.vedette.dev", Some("team-a")),

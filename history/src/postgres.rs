@@ -808,6 +808,20 @@ impl Store for PostgresStore {
         })
     }
 
+    fn outbox_pending(&self, keys: &[String]) -> Result<Vec<String>, Error> {
+        let pool = self.pool.clone();
+        let keys = keys.to_vec();
+        self.run(async move {
+            sqlx::query_scalar(
+                "SELECT key FROM outbox WHERE key = ANY($1) AND done_ms IS NULL ORDER BY key",
+            )
+            .bind(keys)
+            .fetch_all(&pool)
+            .await
+            .map_err(database)
+        })
+    }
+
     fn namespaces(&self) -> Result<Vec<String>, Error> {
         let pool = self.pool.clone();
         self.run(async move {

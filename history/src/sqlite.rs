@@ -454,6 +454,19 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn outbox_pending(&self, keys: &[String]) -> Result<Vec<String>, Error> {
+        let connection = self.reader();
+        let mut select =
+            connection.prepare_cached("SELECT 1 FROM outbox WHERE key = ? AND done_ms IS NULL")?;
+        let mut pending = Vec::new();
+        for key in keys {
+            if select.exists(params![key])? {
+                pending.push(key.clone());
+            }
+        }
+        Ok(pending)
+    }
+
     fn namespaces(&self) -> Result<Vec<String>, Error> {
         let connection = self.reader();
         let mut select = connection

@@ -115,6 +115,8 @@ pub trait Store: Send + Sync + 'static {
     fn prune(&self, retention: &Retention, now_ms: u64, batch: usize) -> Result<Pruned, Error>;
     /// The outbox entries not done, oldest first.
     fn outbox(&self) -> Result<Vec<OutboxEntry>, Error>;
+    /// Which of `keys` are in the outbox and not done.
+    fn outbox_pending(&self, keys: &[String]) -> Result<Vec<String>, Error>;
     /// The namespaces that have checks (what a caller may be allowed to read).
     fn namespaces(&self) -> Result<Vec<String>, Error>;
     /// Records stored.

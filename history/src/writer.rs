@@ -245,6 +245,9 @@ mod tests {
         fn outbox(&self) -> Result<Vec<crate::OutboxEntry>, Error> {
             Ok(Vec::new())
         }
+        fn outbox_pending(&self, _: &[String]) -> Result<Vec<String>, Error> {
+            Ok(Vec::new())
+        }
         fn namespaces(&self) -> Result<Vec<String>, Error> {
             Ok(Vec::new())
         }

@@ -49,6 +49,9 @@ impl Store for Gated {
     fn outbox(&self) -> Result<Vec<vedette_history::OutboxEntry>, Error> {
         self.inner.outbox()
     }
+    fn outbox_pending(&self, keys: &[String]) -> Result<Vec<String>, Error> {
+        self.inner.outbox_pending(keys)
+    }
     fn namespaces(&self) -> Result<Vec<String>, Error> {
         self.inner.namespaces()
     }

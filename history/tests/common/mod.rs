@@ -389,6 +389,8 @@ pub fn the_outbox_keeps_what_is_not_done_and_a_done_key_is_not_added_again(store
         })
         .unwrap();
     assert_eq!(store.outbox().unwrap(), std::slice::from_ref(&b));
+    let asked = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+    assert_eq!(store.outbox_pending(&asked).unwrap(), ["b"]);
     store
         .write(&Write {
             outbox: vec![Add(outbox_entry("a", 4_000))],

@@ -135,10 +135,7 @@ pub async fn run(
                 for (receiver, alerts) in std::mem::take(&mut pending_am) {
                     lanes.enqueue(&receiver, Job::Alerts(alerts));
                 }
-                if !dispatches.is_empty() {
-                    add_to_outbox(&settings, &dispatches, now).await;
-                }
-                for dispatch in dispatches {
+                for dispatch in add_to_outbox(&settings, dispatches, now).await {
                     lanes.dispatch(dispatch);
                 }
             }
@@ -179,11 +176,19 @@ async fn outboxed(settings: &Settings) -> Vec<Dispatch> {
 }
 
 /// Adds `dispatches` to the outbox and waits until that is durable (the outbox's rule: on
-/// disk before the first try).
-async fn add_to_outbox(settings: &Settings, dispatches: &[Dispatch], now_ms: u64) {
+/// disk before the first try); returns those to send: all but the ones already done (a
+/// notification the previous Lease holder sent under the same key).
+async fn add_to_outbox(
+    settings: &Settings,
+    dispatches: Vec<Dispatch>,
+    now_ms: u64,
+) -> Vec<Dispatch> {
     let Some(history) = &settings.history else {
-        return;
+        return dispatches;
     };
+    if dispatches.is_empty() {
+        return dispatches;
+    }
     let outbox = dispatches
         .iter()
         .map(|dispatch| {
@@ -203,6 +208,19 @@ async fn add_to_outbox(settings: &Settings, dispatches: &[Dispatch], now_ms: u64
         tracing::warn!(
             message = "The history's writer stopped; notifications are sent without an outbox."
         );
+        return dispatches;
+    }
+    let keys: Vec<String> = dispatches.iter().map(|d| d.key.clone()).collect();
+    let store = history.store.clone();
+    match tokio::task::spawn_blocking(move || store.outbox_pending(&keys)).await {
+        Ok(Ok(pending)) => {
+            let pending: std::collections::HashSet<String> = pending.into_iter().collect();
+            dispatches
+                .into_iter()
+                .filter(|d| pending.contains(&d.key))
+                .collect()
+        }
+        _ => dispatches,
     }
 }
 
