@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
-ALL=(probe_vs_blackbox exec_overhead exec_vs_icinga idle_footprint spool_append compile history_store masters_ingest process_engine)
+ALL=(probe_vs_blackbox exec_overhead exec_vs_icinga idle_footprint spool_append compile history_store masters_ingest process_engine notify_delivery)
 BENCHES=("$@")
 [ ${#BENCHES[@]} -eq 0 ] && BENCHES=("${ALL[@]}")
 target_dir=${CARGO_TARGET_DIR:-target}
@@ -20,7 +20,7 @@ bash e2e/tools/install-bench-peers.sh
 # Built one package at a time, as they run below: built together, the two packages unify
 # their dependencies' features differently and the operator's benchmark would be built again.
 $CARGO bench -p vedette-agent --no-run >/dev/null
-[[ " ${BENCHES[*]} " == *" compile "* || " ${BENCHES[*]} " == *" masters_ingest "* || " ${BENCHES[*]} " == *" process_engine "* ]] && $CARGO bench -p vedette-operator --no-run >/dev/null
+[[ " ${BENCHES[*]} " == *" compile "* || " ${BENCHES[*]} " == *" masters_ingest "* || " ${BENCHES[*]} " == *" process_engine "* || " ${BENCHES[*]} " == *" notify_delivery "* ]] && $CARGO bench -p vedette-operator --no-run >/dev/null
 [[ " ${BENCHES[*]} " == *" history_store "* ]] && $CARGO bench -p vedette-history --no-run >/dev/null
 [[ " ${BENCHES[*]} " == *" satellite_load "* ]] && $CARGO bench -p vedette-satellite --no-run >/dev/null
 
@@ -30,7 +30,7 @@ $CARGO bench -p vedette-agent --no-run >/dev/null
 } | tee "$out"
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
-    compile|masters_ingest|process_engine) package=vedette-operator ;;
+    compile|masters_ingest|process_engine|notify_delivery) package=vedette-operator ;;
     history_store) package=vedette-history ;;
     satellite_load) package=vedette-satellite ;;
     *) package=vedette-agent ;;

@@ -46,12 +46,19 @@ use alert::{Alert, Status};
 use group::{Dispatch, Groups};
 use route::{DEFAULT_RECEIVER, ReceiverId};
 
-/// Notifications waiting per receiver at most; beyond, new ones are dropped (and counted).
+/// Notifications waiting per receiver at most; beyond, a webhook or mail notification waits in
+/// the outbox for the next rescan (without a history it is dropped), counted either way.
 pub const MAX_QUEUED: usize = 10_000;
 /// First retry delay.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 pub const MAX_RETRY: Duration = Duration::from_secs(300);
+/// How often due groups are looked for and Alertmanager alerts posted: what a notification
+/// waits beyond its group wait at most (a pass over idle groups is a comparison each).
+pub const TICK: Duration = Duration::from_millis(20);
+/// How often the Lease holder reads the outbox for notifications no queue holds (a queue that
+/// was full defers to the outbox), ms.
+pub const OUTBOX_RESCAN_MS: u64 = 30_000;
 /// Tries of a notification before it is recorded as dead (a receiver may say otherwise).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 
@@ -94,10 +101,11 @@ pub async fn run(
         leader: leader.clone(),
         client: send::HttpClient::new(),
     };
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut pending_am: BTreeMap<ReceiverId, Vec<Alert>> = BTreeMap::new();
     let mut was_sending = false;
+    let mut next_rescan = 0;
     loop {
         tokio::select! {
             event = stream.recv() => {
@@ -126,8 +134,11 @@ pub async fn run(
                     pending_am.clear();
                     continue;
                 }
-                if !was_sending {
+                if !was_sending || next_rescan <= now {
+                    // On taking the Lease, and then now and again for what a full queue
+                    // left in the outbox.
                     was_sending = true;
+                    next_rescan = now + OUTBOX_RESCAN_MS;
                     for dispatch in outboxed(&settings).await {
                         lanes.dispatch(dispatch);
                     }
@@ -266,13 +277,22 @@ impl Lanes {
             sender
         });
         if let Err(refused) = lane.try_send(job) {
-            if let Job::Dispatch(dispatch) = refused.into_inner() {
-                lock(&self.queued).remove(&dispatch.key);
-            }
+            // A dispatch is in the outbox (with a history) and is queued again by the next
+            // rescan; without a history, and for Alertmanager posts, it is dropped.
+            let deferred = match refused.into_inner() {
+                Job::Dispatch(dispatch) => {
+                    lock(&self.queued).remove(&dispatch.key);
+                    self.settings.history.is_some()
+                }
+                Job::Alerts(_) => false,
+            };
             self.settings
                 .metrics
                 .notifications
-                .get_or_create(&outcome(receiver, "dropped"))
+                .get_or_create(&outcome(
+                    receiver,
+                    if deferred { "deferred" } else { "dropped" },
+                ))
                 .inc();
         }
     }
