@@ -30,6 +30,7 @@ use crate::common::{Condition, TemplateReference};
         printcolumn = r#"{"name":"Agents","type":"integer","jsonPath":".status.agentsConnected"}"#,
         printcolumn = r#"{"name":"Stale","type":"integer","jsonPath":".status.agentsStale"}"#,
         printcolumn = r#"{"name":"Held Plan","type":"integer","jsonPath":".status.agentsOnHeldPlan","priority":1}"#,
+        printcolumn = r#"{"name":"Remote Critical","type":"integer","jsonPath":".status.remoteChecksByState.critical","priority":1}"#,
         printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
         printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
     )
@@ -233,4 +234,12 @@ pub struct MonitorZoneStatus {
     /// Checks the zone's bundle holds.
     #[serde(default)]
     pub checks: u32,
+    /// The zone's remote checks (agentless, run by its satellites), one per target, by
+    /// current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_checks_by_state: Option<crate::ruleset::StateCounts>,
+    /// The worst current hard problems of its remote checks, worst first (at most 10); `host`
+    /// is the target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_problems: Vec<crate::ruleset::Problem>,
 }

@@ -77,6 +77,7 @@ async fn every_crd_becomes_established() -> anyhow::Result<()> {
             "businessprocesses.vedette.dev",
             "checktemplates.vedette.dev",
             "monitorzones.vedette.dev",
+            "notificationconfigs.vedette.dev",
             "rulesets.vedette.dev"
         ]
     );
@@ -146,7 +147,13 @@ async fn every_sample_applies_and_reads_back_unchanged() -> anyhow::Result<()> {
             );
         }
     }
-    for kind in ["MonitorZone", "CheckTemplate", "RuleSet", "BusinessProcess"] {
+    for kind in [
+        "MonitorZone",
+        "CheckTemplate",
+        "RuleSet",
+        "BusinessProcess",
+        "NotificationConfig",
+    ] {
         assert!(kinds.contains(kind), "no {kind} among the samples");
     }
     // Applying the same manifests again is a no-op: resourceVersions stay the same.

@@ -27,6 +27,28 @@ pub struct CheckId {
     pub rule: String,
 }
 
+/// What a zone's remote checks have for a rule set name: `zone/<zone>` (no namespace).
+const REMOTE_RULE_SET_PREFIX: &str = "zone/";
+
+impl CheckId {
+    /// The id of zone `zone`'s remote check `rule`.
+    pub fn remote(zone: &str, rule: &str) -> CheckId {
+        CheckId {
+            namespace: String::new(),
+            rule_set: format!("{REMOTE_RULE_SET_PREFIX}{zone}"),
+            rule: rule.to_owned(),
+        }
+    }
+
+    /// The zone whose remote check this is, if it is one.
+    pub fn remote_zone(&self) -> Option<&str> {
+        self.namespace
+            .is_empty()
+            .then(|| self.rule_set.strip_prefix(REMOTE_RULE_SET_PREFIX))
+            .flatten()
+    }
+}
+
 impl fmt::Display for CheckId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.namespace, self.rule_set, self.rule)

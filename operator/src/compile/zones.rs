@@ -207,11 +207,7 @@ fn remote_check(
     remote: &RemoteCheck,
     templates: &BTreeMap<(&str, &str), Template<'_>>,
 ) -> Result<PlannedCheck, Problems> {
-    let id = CheckId {
-        namespace: String::new(),
-        rule_set: format!("zone/{zone}"),
-        rule: remote.name.clone(),
-    };
+    let id = CheckId::remote(zone, &remote.name);
     match (&remote.template, &remote.check) {
         (Some(reference), None) => {
             let Some(namespace) = reference.namespace.as_deref() else {

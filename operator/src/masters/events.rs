@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use vedette_agent::rate::TokenBucket;
 use vedette_crds::process::{ElementState, ViolationKind};
 use vedette_crds::template::CheckState;
-use vedette_crds::{BusinessProcess, RuleSet};
+use vedette_crds::{BusinessProcess, MonitorZone, RuleSet};
 use vedette_protocol::plan::CheckId;
 
 use super::processes::ProcessEvent;
@@ -216,16 +216,26 @@ pub struct EventSettings {
     pub instance: String,
 }
 
+/// The objects Events are published on.
+pub struct EventObjects {
+    /// Zones (their remote checks).
+    pub zones: kube::runtime::reflector::Store<MonitorZone>,
+    /// Rule sets (their checks).
+    pub rule_sets: kube::runtime::reflector::Store<RuleSet>,
+    /// Business processes.
+    pub processes: kube::runtime::reflector::Store<BusinessProcess>,
+}
+
 /// Subscribes to the masters' stream: sends an Event for each hard change while `leader` is
-/// true, and one for each business-process transition and violation; looks the objects up
-/// in `rule_sets` and `processes`. Ends when the stream closes, after offering what was queued.
+/// true (on its RuleSet, or on the MonitorZone for a zone's remote check), and one for each
+/// business-process transition and violation; looks the objects up in `sources`. Ends when
+/// the stream closes, after offering what was queued.
 pub async fn run(
     client: kube::Client,
     settings: EventSettings,
     mut stream: Subscription,
     leader: watch::Receiver<bool>,
-    rule_sets: kube::runtime::reflector::Store<RuleSet>,
-    processes: kube::runtime::reflector::Store<BusinessProcess>,
+    sources: EventObjects,
     metrics: Arc<Metrics>,
 ) {
     let recorder = recorder(client, &settings.instance);
@@ -263,14 +273,14 @@ pub async fn run(
                     continue;
                 }
                 for change in limiter.due(Instant::now()) {
-                    publish(&recorder, &rule_sets, &change, &metrics).await;
+                    publish(&recorder, &sources.zones, &sources.rule_sets, &change, &metrics).await;
                 }
                 while !process_queue.is_empty()
                     && process_budget.wait_time(1, Instant::now().into_std()) == Duration::ZERO
                 {
                     process_budget.take_up_to(1, Instant::now().into_std());
                     if let Some(event) = process_queue.pop_front() {
-                        publish_process(&recorder, &processes, &event, &metrics).await;
+                        publish_process(&recorder, &sources.processes, &event, &metrics).await;
                     }
                 }
             }
@@ -311,15 +321,11 @@ async fn publish_process(
 
 async fn publish(
     recorder: &Recorder,
+    zones: &kube::runtime::reflector::Store<MonitorZone>,
     rule_sets: &kube::runtime::reflector::Store<RuleSet>,
     change: &HardChange,
     metrics: &Metrics,
 ) {
-    let key = kube::runtime::reflector::ObjectRef::<RuleSet>::new(&change.check.rule_set)
-        .within(&change.check.namespace);
-    let Some(rule_set) = rule_sets.get(&key) else {
-        return;
-    };
     let (reason, type_) = reason(change);
     let event = Event {
         type_,
@@ -327,6 +333,19 @@ async fn publish(
         note: Some(note(change)),
         action: "StateChange".to_owned(),
         secondary: None,
+    };
+    // A zone's remote check: the Event is on the MonitorZone.
+    if let Some(zone) = change.check.remote_zone() {
+        let key = kube::runtime::reflector::ObjectRef::<MonitorZone>::new(zone);
+        if let Some(zone) = zones.get(&key) {
+            send(recorder, "MonitorZone", &zone.metadata, &event, metrics).await;
+        }
+        return;
+    }
+    let key = kube::runtime::reflector::ObjectRef::<RuleSet>::new(&change.check.rule_set)
+        .within(&change.check.namespace);
+    let Some(rule_set) = rule_sets.get(&key) else {
+        return;
     };
     send(recorder, "RuleSet", &rule_set.metadata, &event, metrics).await;
 }

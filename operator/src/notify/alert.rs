@@ -126,6 +126,12 @@ fn check_alert(event: &CheckEvent, routing: &Routing) -> Option<Alert> {
     if let Some(zone) = event.zone.as_ref().filter(|z| !z.is_empty()) {
         labels.insert("zone".into(), zone.clone());
     }
+    // A zone's remote check has no namespace: it goes to the cluster's default receiver,
+    // labelled with its zone and as remote.
+    if let Some(zone) = change.check.remote_zone() {
+        labels.insert("zone".into(), zone.to_owned());
+        labels.insert("remote".into(), "true".into());
+    }
     let recovered = change.state == CheckState::Ok;
     let shown = if recovered {
         change.previous

@@ -148,8 +148,11 @@ pub async fn run(config: Config) -> Result<()> {
         },
         events_stream,
         leader.clone(),
-        sources.rule_sets.clone(),
-        sources.processes.clone(),
+        crate::masters::events::EventObjects {
+            zones: sources.zones.clone(),
+            rule_sets: sources.rule_sets.clone(),
+            processes: sources.processes.clone(),
+        },
         metrics.clone(),
     ));
     // Every replica groups what the stream brings; only the Lease holder sends.

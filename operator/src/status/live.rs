@@ -28,8 +28,8 @@ pub struct RuleSetLive {
     pub problems: Vec<Problem>,
 }
 
-/// A zone's agents.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A zone's agents and remote checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ZoneLive {
     /// With a fresh keepalive.
     pub connected: u32,
@@ -37,6 +37,10 @@ pub struct ZoneLive {
     pub stale: u32,
     /// Running a held plan.
     pub on_held_plan: u32,
+    /// Remote checks (one per target) by current state; `None` when the zone has none.
+    pub remote: Option<StateCounts>,
+    /// The worst current hard problems of its remote checks, worst first.
+    pub remote_problems: Vec<Problem>,
 }
 
 /// Live summaries of every rule set (by `(namespace, name)`) and zone.
@@ -75,6 +79,21 @@ pub fn summarise(state: &MasterState, bundles: &BTreeMap<String, ZoneBundle>, no
             zone_live.on_held_plan +=
                 u32::from(state.agents().get(host).is_some_and(|a| a.plan_held));
         }
+        let mut remote_problems: Vec<Found<'_>> = Vec::new();
+        for assignment in &bundle.remote {
+            let Some(check) = bundle.checks.get(assignment.check as usize) else {
+                continue;
+            };
+            let entry = state.check(&assignment.target, &check.id);
+            zone_live
+                .remote
+                .get_or_insert_with(StateCounts::default)
+                .add(entry.map(|e| e.state));
+            if let Some(entry) = entry.filter(|e| e.hard && e.state != CheckState::Ok) {
+                remote_problems.push((assignment.target.as_str(), check.id.rule.as_str(), entry));
+            }
+        }
+        zone_live.remote_problems = worst(remote_problems);
         for (host, indices) in &bundle.machines {
             let host_stale = stale(host);
             for check in indices
@@ -105,18 +124,22 @@ pub fn summarise(state: &MasterState, bundles: &BTreeMap<String, ZoneBundle>, no
             );
         }
     }
-    for (key, mut found) in problems {
-        found.sort_by_key(|(host, rule, e)| (e.state.worst_first(), e.since_ms, *host, *rule));
-        let worst = found
-            .into_iter()
-            .take(WORST_PROBLEMS)
-            .map(|(host, rule, entry)| problem(host, rule, entry))
-            .collect();
+    for (key, found) in problems {
         if let Some(rule_set) = live.rule_sets.get_mut(&key) {
-            rule_set.problems = worst;
+            rule_set.problems = worst(found);
         }
     }
     live
+}
+
+/// The [`WORST_PROBLEMS`] worst of `found`, worst first (then the oldest).
+fn worst(mut found: Vec<Found<'_>>) -> Vec<Problem> {
+    found.sort_by_key(|(host, rule, e)| (e.state.worst_first(), e.since_ms, *host, *rule));
+    found
+        .into_iter()
+        .take(WORST_PROBLEMS)
+        .map(|(host, rule, entry)| problem(host, rule, entry))
+        .collect()
 }
 
 fn problem(host: &str, rule: &str, entry: &CheckEntry) -> Problem {

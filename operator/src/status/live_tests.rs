@@ -1,6 +1,8 @@
 use super::*;
 use crate::masters::state::tests::{agent, batch, change, keepalive};
-use vedette_protocol::plan::PlannedCheck;
+use vedette_protocol::forward::Forwarded;
+use vedette_protocol::plan::{CheckId, PlannedCheck};
+use vedette_protocol::report::Report;
 
 fn bundle(machines: &[&str], rules: &[&str]) -> BTreeMap<String, ZoneBundle> {
     let checks: Vec<PlannedCheck> = rules
@@ -85,7 +87,8 @@ fn counts_pending_stale_and_the_worst_problems_first() {
         ZoneLive {
             connected: 1,
             stale: 4,
-            on_held_plan: 0
+            on_held_plan: 0,
+            ..ZoneLive::default()
         }
     );
 }
@@ -108,4 +111,64 @@ fn at_most_ten_problems() {
     let problems = &live.rule_sets[&("shop".to_owned(), "web".to_owned())].problems;
     assert_eq!(problems.len(), WORST_PROBLEMS);
     assert_eq!(problems[0].host, "n00", "oldest first");
+}
+
+#[test]
+fn a_zones_remote_checks_are_counted_per_target_with_their_problems() {
+    let mut bundles = bundle(&["n1"], &["tcp"]);
+    let zone = bundles.get_mut("core").unwrap();
+    let mut remote = zone.checks[0].clone();
+    remote.id = CheckId::remote("core", "router-ping");
+    zone.checks.push(remote);
+    zone.remote = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        .iter()
+        .map(|target| vedette_protocol::plan::RemoteAssignment {
+            check: 1,
+            target: (*target).into(),
+        })
+        .collect();
+    let own = |target: &str, state: CheckState| Forwarded::Own {
+        report: Report::StateChange(vedette_protocol::report::CheckReport {
+            check: CheckId::remote("core", "router-ping"),
+            host: target.into(),
+            state,
+            hard: true,
+            attempt: 1,
+            previous_state: CheckState::Ok,
+            output: format!("PING {state:?}"),
+            duration_ms: 1,
+            at_ms: 500,
+        }),
+    };
+    let mut state = MasterState::default();
+    state.receive(
+        batch(
+            "sat",
+            vec![
+                (1, own("192.0.2.1", CheckState::Ok)),
+                (2, own("192.0.2.2", CheckState::Critical)),
+            ],
+        ),
+        1_000,
+    );
+    let live = summarise(&state, &bundles, 2_000);
+    let zone = &live.zones["core"];
+    assert_eq!(
+        zone.remote,
+        Some(StateCounts {
+            ok: 1,
+            critical: 1,
+            pending: 1,
+            ..StateCounts::default()
+        })
+    );
+    assert_eq!(zone.remote_problems.len(), 1);
+    assert_eq!(zone.remote_problems[0].host, "192.0.2.2");
+    assert_eq!(zone.remote_problems[0].check, "router-ping");
+    assert!(
+        !live
+            .rule_sets
+            .contains_key(&(String::new(), "zone/core".to_owned())),
+        "remote checks are the zone's, not a rule set's"
+    );
 }

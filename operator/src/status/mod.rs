@@ -83,7 +83,7 @@ pub fn desired(
             message: format!("{ready} of {wanted} satellites ready"),
         }));
         let previous = zone.status.as_ref().map(|s| s.conditions.as_slice());
-        let agents = live.zones.get(&name).copied().unwrap_or_default();
+        let agents = live.zones.get(&name).cloned().unwrap_or_default();
         let status = MonitorZoneStatus {
             observed_generation: zone.metadata.generation,
             conditions: conditions(&reported.diagnostics, &object, &extra, previous, now),
@@ -93,6 +93,8 @@ pub fn desired(
             agents_stale: agents.stale,
             agents_on_held_plan: agents.on_held_plan,
             checks: summary.checks,
+            remote_checks_by_state: agents.remote,
+            remote_problems: agents.remote_problems,
         };
         all.push(entry(object, &zone.metadata.uid, &status, &zone.status));
     }
