@@ -14,5 +14,6 @@ pub mod postgres;
 pub mod process;
 pub mod tools;
 pub mod wait;
+pub mod webhook;
 
 pub use control_plane::ControlPlane;

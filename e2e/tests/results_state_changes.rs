@@ -2,7 +2,10 @@
 //! from the cluster) reporting to the operator as masters: the satellite's /metrics shows each
 //! change within 2 s of the agent's, the RuleSet status within 30 s (checksByState, a problem
 //! naming host and check), and the Lease holder sends a Warning `CheckCritical` and a Normal
-//! `CheckRecovered` Event on the RuleSet. No process exits.
+//! `CheckRecovered` Event on the RuleSet. A NotificationConfig of the application routes to a
+//! webhook of the test, signed with a key from a Secret the masters read from the API server:
+//! its status counts the receiver and route, and the webhook gets the problem and its
+//! recovery, each once. No process exits.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 use vedette_crds::template::CheckState;
 use vedette_e2e::fleet::{self, NodeAgent, Satellite, SatelliteMode};
 use vedette_e2e::wait;
+use vedette_e2e::webhook::{Received, Webhook};
 
 const NAMESPACE: &str = "res-changes";
 const APP: &str = "res-changes-app";
@@ -40,6 +44,9 @@ async fn state_changes_reach_satellite_metrics_status_and_events() -> anyhow::Re
         (s.checks_by_state.ok == 1 && s.checks == 1).then_some(())
     })
     .await?;
+    let hook = Webhook::start().await?;
+    vedette_e2e::operator::apply_yaml(&client, &notifications(&hook.url())).await?;
+    notification_status(&client).await?;
 
     // OK → CRITICAL.
     drop(listener);
@@ -72,6 +79,19 @@ async fn state_changes_reach_satellite_metrics_status_and_events() -> anyhow::Re
     );
     assert!(event.note.unwrap_or_default().contains("listener"));
     let _ = agent_at;
+    let firing = notified(&hook, &["firing"]).await?;
+    let alert = &firing[0].json()["alerts"][0];
+    assert_eq!(alert["labels"]["host"], NODE);
+    assert_eq!(alert["labels"]["check"], "listener");
+    assert_eq!(alert["labels"]["namespace"], APP);
+    assert_eq!(alert["labels"]["zone"], ZONE);
+    assert!(
+        firing[0]
+            .header("X-Vedette-Signature")
+            .is_some_and(|s| s.starts_with("sha256=")),
+        "signed with the Secret's key: {:?}",
+        firing[0].headers
+    );
 
     // CRITICAL → OK.
     let listener = TcpListener::bind(("127.0.0.1", port))?;
@@ -89,6 +109,7 @@ async fn state_changes_reach_satellite_metrics_status_and_events() -> anyhow::Re
     );
     let recovered = fleet::event(&client, APP, "CheckRecovered", NODE, STATUS_WAIT).await?;
     assert_eq!(recovered.type_.as_deref(), Some("Normal"));
+    notified(&hook, &["firing", "resolved"]).await?;
     drop(listener);
 
     scenario.operator.ensure_running()?;
@@ -130,4 +151,72 @@ async fn propagate(
     )
     .await?;
     Ok((seen, seen.elapsed()))
+}
+
+fn notifications(hook: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: hook-key, namespace: {APP}}}
+stringData: {{key: an-e2e-webhook-key}}
+---
+apiVersion: vedette.dev/v1alpha1
+kind: NotificationConfig
+metadata: {{name: team, namespace: {APP}}}
+spec:
+  receivers:
+    - name: hook
+      webhook: {{url: "{hook}/hook", hmacSecret: {{name: hook-key, key: key}}}}
+  routes:
+    - receiver: hook
+      matchers: [{{name: severity, value: "critical|none", matchType: "=~"}}]
+      groupWaitSeconds: 1
+      groupIntervalSeconds: 1
+"#
+    )
+}
+
+/// Waits until the NotificationConfig's status counts its receiver and route and is Ready.
+async fn notification_status(client: &kube::Client) -> anyhow::Result<()> {
+    let api: kube::Api<vedette_crds::NotificationConfig> =
+        kube::Api::namespaced(client.clone(), APP);
+    wait::until(
+        "the NotificationConfig's status",
+        STATUS_WAIT,
+        Duration::from_millis(250),
+        || async {
+            let config = api.get("team").await?;
+            Ok(config
+                .status
+                .filter(|s| {
+                    s.receivers == 1
+                        && s.routes == 1
+                        && s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+                .map(|_| ()))
+        },
+    )
+    .await
+}
+
+/// Waits until the webhook got exactly notifications of `statuses`, in order.
+async fn notified(hook: &Webhook, statuses: &[&str]) -> anyhow::Result<Vec<Received>> {
+    let got = wait::until(
+        &format!("webhook notifications {statuses:?}"),
+        STATUS_WAIT,
+        Duration::from_millis(100),
+        || async {
+            let got = hook.on("/hook");
+            let seen: Vec<String> = got
+                .iter()
+                .map(|r| r.json()["status"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            Ok((seen == statuses).then_some(got))
+        },
+    )
+    .await?;
+    Ok(got)
 }
