@@ -6,6 +6,7 @@
 //! | [`alert`] | what a notification is about: labels, annotations, firing / resolved / info (pure) |
 //! | [`route`] | which receivers an alert goes to (pure) |
 //! | [`group`] | Alertmanager's grouping: wait, interval, repeat; idempotency keys (pure) |
+//! | [`handover`] | what a replica without the Lease keeps to take over (pure) |
 //! | [`payload`] | webhook body and signature, mail, Alertmanager's alerts (pure) |
 //! | [`send`] | delivery over HTTP and SMTP, secrets (I/O) |
 //!
@@ -28,6 +29,7 @@
 
 pub mod alert;
 pub mod group;
+pub mod handover;
 pub mod payload;
 pub mod route;
 pub mod send;
@@ -104,6 +106,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut pending_am: BTreeMap<ReceiverId, Vec<Alert>> = BTreeMap::new();
+    let mut handover = handover::Handover::default();
     let mut was_sending = false;
     let mut next_rescan = 0;
     loop {
@@ -117,6 +120,7 @@ pub async fn run(
                     for target in route::targets(&alert, &routing, has_default) {
                         if is_alertmanager(&target.receiver, &routing, &settings) {
                             if alert.status != Status::Info {
+                                handover.posted(&target.receiver, &alert);
                                 pending_am.entry(target.receiver.clone()).or_default().push(alert.clone());
                             }
                         } else {
@@ -132,7 +136,19 @@ pub async fn run(
                 if !sending {
                     was_sending = false;
                     pending_am.clear();
+                    handover.fell_due(dispatches, now);
                     continue;
+                }
+                if !was_sending {
+                    // Taking the Lease: what fell due lately, and what fires at each
+                    // Alertmanager, besides the outbox below.
+                    let (recent, firing) = handover.take_over();
+                    for dispatch in add_to_outbox(&settings, recent, now).await {
+                        lanes.dispatch(dispatch);
+                    }
+                    for (receiver, alerts) in firing {
+                        pending_am.entry(receiver).or_default().extend(alerts);
+                    }
                 }
                 if !was_sending || next_rescan <= now {
                     // On taking the Lease, and then now and again for what a full queue
