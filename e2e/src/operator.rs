@@ -65,7 +65,18 @@ impl Operator {
         identity: &str,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
-        let metrics_port = free_port()?;
+        Self::start_on(plane, kubeconfig, namespace, identity, extra, free_port()?)
+    }
+
+    /// Starts a replica listening on `metrics_port` (a restarted pod behind the same Service).
+    pub fn start_on(
+        plane: &ControlPlane,
+        kubeconfig: &Path,
+        namespace: &str,
+        identity: &str,
+        extra: &[&str],
+        metrics_port: u16,
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(binary()?);
         // Like a StatefulSet pod and its volume: a replica started again with the same
         // identity finds its history.
@@ -90,6 +101,11 @@ impl Operator {
     /// Its base URL (the masters' endpoint for satellites, /metrics, /healthz).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.metrics_port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.metrics_port
     }
 
     /// The process id.
