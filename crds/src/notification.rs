@@ -127,6 +127,10 @@ pub struct EmailReceiver {
     /// The password, from a Secret of this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretKeyReference>,
+    /// PEM certificates to trust for the SMTP server besides the public roots (a private
+    /// CA), from a Secret of this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<SecretKeyReference>,
 }
 
 /// How an SMTP connection is secured.

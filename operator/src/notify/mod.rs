@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use vedette_crds::notification::{AlertmanagerReceiver, Receiver};
+use vedette_crds::notification::{AlertmanagerReceiver, Receiver, SecretKeyReference};
 use vedette_protocol::clock::unix_ms;
 
 use crate::compile::notify::Routing;
@@ -499,13 +499,17 @@ async fn try_once(
                 )
                 .await
             } else if let Some(email) = &config.email {
-                let password = match &email.password_secret {
-                    Some(reference) => {
-                        Some(settings.secrets.get(&receiver.namespace, reference).await?)
-                    }
-                    None => None,
+                let secret = async |reference: &Option<SecretKeyReference>| match reference {
+                    Some(reference) => settings
+                        .secrets
+                        .get(&receiver.namespace, reference)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
                 };
-                send::email(email, password, &payload::mail(dispatch)).await
+                let password = secret(&email.password_secret).await?;
+                let ca = secret(&email.ca_secret).await?;
+                send::email(email, password, ca, &payload::mail(dispatch)).await
             } else {
                 Err(format!(
                     "receiver {receiver} takes no grouped notifications"

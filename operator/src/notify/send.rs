@@ -16,6 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use vedette_crds::notification::{
     AlertmanagerReceiver, EmailReceiver, SecretKeyReference, SmtpTls, WebhookReceiver,
@@ -231,10 +232,12 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Sends `mail` through the receiver's SMTP server.
+/// Sends `mail` through the receiver's SMTP server, trusting `ca` (PEM) besides the public
+/// roots when given.
 pub async fn email(
     receiver: &EmailReceiver,
     password: Option<Vec<u8>>,
+    ca: Option<Vec<u8>>,
     mail: &Mail,
 ) -> Result<(), String> {
     let from: Mailbox = receiver
@@ -256,16 +259,27 @@ pub async fn email(
         ))
         .map_err(|e| format!("mail: {e}"))?;
     let (host, port) = split_host_port(&receiver.smarthost)?;
-    let transport = match receiver.tls {
-        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-        SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            host,
-        )),
-    }
-    .map_err(|e| format!("SMTP {}: {e}", receiver.smarthost))?
-    .port(port)
-    .timeout(Some(SEND_TIMEOUT));
+    let tls = |wrap: fn(TlsParameters) -> Tls| -> Result<Tls, String> {
+        let mut parameters = TlsParameters::builder(host.to_owned());
+        if let Some(pem) = &ca {
+            let certificate = Certificate::from_pem(pem)
+                .map_err(|e| format!("SMTP {}: the CA certificate: {e}", receiver.smarthost))?;
+            parameters = parameters.add_root_certificate(certificate);
+        }
+        let parameters = parameters
+            .build_rustls()
+            .map_err(|e| format!("SMTP {}: {e}", receiver.smarthost))?;
+        Ok(wrap(parameters))
+    };
+    let tls = match receiver.tls {
+        SmtpTls::StartTls => tls(Tls::Required)?,
+        SmtpTls::Tls => tls(Tls::Wrapper)?,
+        SmtpTls::None => Tls::None,
+    };
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(port)
+        .tls(tls)
+        .timeout(Some(SEND_TIMEOUT));
     let transport = match (&receiver.username, password) {
         (Some(user), Some(password)) => transport.credentials(Credentials::new(
             user.clone(),
