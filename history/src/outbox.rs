@@ -9,6 +9,12 @@
 //! lets a receiver make it exactly once). A done entry stays (a tombstone) for
 //! [`DONE_KEPT_MS`], so a replica that decides the same notification again (same key) in a
 //! shared store does not send it twice.
+//!
+//! **Fencing.** Only the Lease holder sends; the store keeps the highest Lease generation
+//! (when its holder acquired the Lease) any holder claimed, and a holder checks its own against it
+//! before every try: a holder deposed by a later one (paused, cut off from the API server
+//! while its Lease expired) finds a higher generation there and stops, leaving the entry to
+//! the new holder. With a store per replica the fence only orders one replica's own terms.
 
 /// How long a done entry is kept: 7 days.
 pub const DONE_KEPT_MS: u64 = 7 * 86_400_000;

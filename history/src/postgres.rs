@@ -143,6 +143,10 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_pending ON outbox (created_ms) WHERE done_ms IS NULL;
 "#,
+    r"
+CREATE TABLE outbox_fence (id INTEGER PRIMARY KEY CHECK (id = 1), generation BIGINT NOT NULL);
+INSERT INTO outbox_fence (id, generation) VALUES (1, 0);
+",
 ];
 
 /// Key of the advisory lock migrations hold.
@@ -819,6 +823,21 @@ impl Store for PostgresStore {
             .fetch_all(&pool)
             .await
             .map_err(database)
+        })
+    }
+
+    fn fence(&self, generation: u64) -> Result<bool, Error> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let stored: i64 = sqlx::query_scalar(
+                "UPDATE outbox_fence SET generation = GREATEST(generation, $1) WHERE id = 1 \
+                 RETURNING generation",
+            )
+            .bind(generation as i64)
+            .fetch_one(&pool)
+            .await
+            .map_err(database)?;
+            Ok(stored as u64 == generation)
         })
     }
 

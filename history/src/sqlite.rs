@@ -128,6 +128,10 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_pending ON outbox (created_ms) WHERE done_ms IS NULL;
 ",
+    r"
+CREATE TABLE outbox_fence (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+INSERT INTO outbox_fence (id, generation) VALUES (1, 0);
+",
 ];
 
 /// Log pages past which a commit copies the write-ahead log into the database file (64 MiB of
@@ -465,6 +469,20 @@ impl Store for SqliteStore {
             }
         }
         Ok(pending)
+    }
+
+    fn fence(&self, generation: u64) -> Result<bool, Error> {
+        let connection = self.writer();
+        connection.execute(
+            "UPDATE outbox_fence SET generation = ?1 WHERE id = 1 AND generation < ?1",
+            params![generation as i64],
+        )?;
+        let stored: i64 = connection.query_row(
+            "SELECT generation FROM outbox_fence WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(stored as u64 == generation)
     }
 
     fn namespaces(&self) -> Result<Vec<String>, Error> {

@@ -117,6 +117,10 @@ pub trait Store: Send + Sync + 'static {
     fn outbox(&self) -> Result<Vec<OutboxEntry>, Error>;
     /// Which of `keys` are in the outbox and not done.
     fn outbox_pending(&self, keys: &[String]) -> Result<Vec<String>, Error>;
+    /// The outbox's fence: raises the stored Lease generation to `generation` if it is lower,
+    /// and tells whether `generation` is (now) the highest, i.e. whether its holder may send.
+    /// A holder deposed by a later generation gets `false` ([`crate::outbox`]).
+    fn fence(&self, generation: u64) -> Result<bool, Error>;
     /// The namespaces that have checks (what a caller may be allowed to read).
     fn namespaces(&self) -> Result<Vec<String>, Error>;
     /// Records stored.

@@ -248,6 +248,9 @@ mod tests {
         fn outbox_pending(&self, _: &[String]) -> Result<Vec<String>, Error> {
             Ok(Vec::new())
         }
+        fn fence(&self, _: u64) -> Result<bool, Error> {
+            Ok(true)
+        }
         fn namespaces(&self) -> Result<Vec<String>, Error> {
             Ok(Vec::new())
         }

@@ -361,6 +361,7 @@ async fn main() {
             secrets: Arc::new(vedette_operator::notify::send::StaticSecrets::default()),
             history: Some(history.clone()),
             metrics,
+            generation: None,
         },
         stream,
         routing_rx,

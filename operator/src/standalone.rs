@@ -385,6 +385,7 @@ fn start_masters(
                 secrets,
                 history: Some(history_for_notify),
                 metrics,
+                generation: None,
             },
             notifications,
             routing,

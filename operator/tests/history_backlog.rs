@@ -52,6 +52,9 @@ impl Store for Gated {
     fn outbox_pending(&self, keys: &[String]) -> Result<Vec<String>, Error> {
         self.inner.outbox_pending(keys)
     }
+    fn fence(&self, generation: u64) -> Result<bool, Error> {
+        self.inner.fence(generation)
+    }
     fn namespaces(&self) -> Result<Vec<String>, Error> {
         self.inner.namespaces()
     }

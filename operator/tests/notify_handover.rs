@@ -136,6 +136,7 @@ async fn what_fell_due_while_following_is_sent_on_taking_the_lease() {
             secrets: Arc::new(vedette_operator::notify::send::StaticSecrets::default()),
             history: Some(History::open(dir.path()).unwrap()),
             metrics,
+            generation: None,
         },
         stream,
         routing_updates,
@@ -174,4 +175,72 @@ async fn what_fell_due_while_following_is_sent_on_taking_the_lease() {
         .collect();
     assert_eq!(posts.len(), 1, "{seen:?}");
     assert_eq!(posts[0][0]["labels"]["host"], "node-1");
+}
+
+/// Starts a notifier over `history` as the Lease holder of `generation`; returns its bus.
+fn notifier(
+    port: u16,
+    history: &History,
+    generation: u64,
+) -> (
+    vedette_operator::masters::stream::Bus,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let metrics = Arc::new(vedette_operator::metrics::Metrics::new(
+        &mut prometheus_client::registry::Registry::default(),
+    ));
+    let mut topology = BusBuilder::default();
+    let stream = topology.subscribe("notify", 64);
+    let bus = topology.build(metrics.clone()).unwrap();
+    let (routing_tx, routing_updates) = tokio::sync::watch::channel(Arc::new(routing(port)));
+    std::mem::forget(routing_tx); // the routing stays for the test's length
+    let (leader, leading) = tokio::sync::watch::channel(true);
+    let (generation_tx, generation) = tokio::sync::watch::channel(generation);
+    std::mem::forget(generation_tx);
+    tokio::spawn(vedette_operator::notify::run(
+        vedette_operator::notify::Settings {
+            default_alertmanager: None,
+            secrets: Arc::new(vedette_operator::notify::send::StaticSecrets::default()),
+            history: Some(history.clone()),
+            metrics,
+            generation: Some(generation),
+        },
+        stream,
+        routing_updates,
+        leading,
+    ));
+    (bus, leader)
+}
+
+/// The outbox's fence: a holder that still believes it holds the Lease after a later holder
+/// claimed a higher generation sends nothing; the later holder sends what it left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_holder_is_fenced_off_and_the_next_one_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen: Seen = Arc::default();
+    let port = sink(seen.clone()).await;
+    let history = History::open(dir.path()).unwrap();
+    let (deposed, _deposed_leads) = notifier(port, &history, 1);
+    history.store.fence(2).unwrap(); // the next holder's term began
+    deposed.publish(vec![problem()]);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(
+        count(&seen, "/hook"),
+        0,
+        "a fenced-off holder sends nothing"
+    );
+    assert_eq!(
+        history.store.outbox().unwrap().len(),
+        1,
+        "what it decided waits in the outbox"
+    );
+
+    let (_next, _next_leads) = notifier(port, &history, 2);
+    let started = Instant::now();
+    while count(&seen, "/hook") == 0 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&seen, "/hook"), 1, "the next holder sends it, once");
+    assert!(history.store.outbox().unwrap().is_empty());
 }

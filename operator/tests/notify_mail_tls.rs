@@ -205,7 +205,10 @@ async fn a_server_requiring_a_login_takes_the_password_and_refuses_a_wrong_one()
 
     let wrong = send::email(&login, Some(b"wrong".to_vec()), ca.clone(), &mail("wrong")).await;
     let error = wrong.expect_err("a wrong password is refused");
-    assert!(error.contains("SMTP 127.0.0.1") && error.contains("535"), "{error}");
+    assert!(
+        error.contains("SMTP 127.0.0.1") && error.contains("535"),
+        "{error}"
+    );
 
     send::email(&login, Some(b"s3cret".to_vec()), ca, &mail("logged-in"))
         .await

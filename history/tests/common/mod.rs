@@ -402,6 +402,14 @@ pub fn the_outbox_keeps_what_is_not_done_and_a_done_key_is_not_added_again(store
         std::slice::from_ref(&b),
         "a key already done is not sent again"
     );
+    assert!(
+        store.fence(2).unwrap(),
+        "a first holder claims generation 2"
+    );
+    assert!(store.fence(2).unwrap(), "and keeps it");
+    assert!(store.fence(3).unwrap(), "a later holder takes over");
+    assert!(!store.fence(2).unwrap(), "the deposed holder is fenced off");
+    assert!(store.fence(3).unwrap());
     let retention = vedette_history::Retention::default();
     let week = vedette_history::outbox::DONE_KEPT_MS;
     store.prune(&retention, 3_000 + week - 1, 100).unwrap();

@@ -76,6 +76,10 @@ pub struct Settings {
     pub history: Option<crate::masters::History>,
     /// Counters.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The Lease generation this replica holds (when it took the Lease, Unix ms),
+    /// checked against the outbox's fence before every try; `None` (standalone) or 0 (the
+    /// Lease could not be read): not fenced.
+    pub generation: Option<watch::Receiver<u64>>,
 }
 
 /// One job for a receiver's task.
@@ -167,6 +171,23 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// Whether a later Lease generation than this replica's was claimed in the store (see
+/// [`vedette_history::outbox`]); a store that cannot answer does not stop a send.
+async fn fenced_off(settings: &Settings) -> bool {
+    let (Some(history), Some(generation)) = (&settings.history, &settings.generation) else {
+        return false;
+    };
+    let generation = *generation.borrow();
+    if generation == 0 {
+        return false; // unknown (the Lease could not be read): this term is not fenced
+    }
+    let store = history.store.clone();
+    match tokio::task::spawn_blocking(move || store.fence(generation)).await {
+        Ok(Ok(highest)) => !highest,
+        _ => false,
     }
 }
 
@@ -425,6 +446,10 @@ async fn deliver(receiver: &ReceiverId, config: &Receiver, job: &Job, context: &
     for attempt in 1..=max_attempts {
         if !*context.leader.borrow() {
             tracing::info!(message = "No longer the Lease holder: a notification is left to the next one.", %receiver);
+            return;
+        }
+        if fenced_off(settings).await {
+            tracing::warn!(message = "A later Lease holder fenced this replica off: a notification is left to it.", %receiver);
             return;
         }
         match try_once(receiver, config, job, settings, &context.client).await {

@@ -26,18 +26,27 @@ pub struct Election {
     pub identity: String,
 }
 
-/// Starts taking part in the election; the receiver holds `true` while this replica holds
-/// the Lease. A failing election (API errors) is restarted and reads as "not the leader"
-/// meanwhile, so a replica that cannot renew stops writing.
-pub fn start(
-    client: kube::Client,
-    election: Election,
-    metrics: Arc<Metrics>,
-) -> watch::Receiver<bool> {
+/// Whether this replica holds the Lease, and since which generation.
+pub struct Leadership {
+    /// `true` while this replica holds the Lease.
+    pub leader: watch::Receiver<bool>,
+    /// When this replica last took the Lease (its `acquireTime`, Unix ms; set before
+    /// `leader` turns true): the fencing token of its term. A time, not `leaseTransitions`,
+    /// so that a Lease deleted and created again (a reinstall keeping the history's volumes)
+    /// still orders after every earlier term; terms are at least a Lease duration apart,
+    /// more than the clock skew between replicas.
+    pub generation: watch::Receiver<u64>,
+}
+
+/// Starts taking part in the election. A failing election (API errors) is restarted and
+/// reads as "not the leader" meanwhile, so a replica that cannot renew stops writing.
+pub fn start(client: kube::Client, election: Election, metrics: Arc<Metrics>) -> Leadership {
     let (sender, receiver) = watch::channel(false);
+    let (generation_sender, generation) = watch::channel(0);
     tokio::spawn(async move {
         loop {
-            if let Err(error) = take_part(&client, &election, &sender, &metrics).await {
+            let result = take_part(&client, &election, &sender, &generation_sender, &metrics);
+            if let Err(error) = result.await {
                 metrics.error(&error);
             }
             set(&sender, &metrics, false, &election.identity);
@@ -47,13 +56,17 @@ pub fn start(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    receiver
+    Leadership {
+        leader: receiver,
+        generation,
+    }
 }
 
 async fn take_part(
     client: &kube::Client,
     election: &Election,
     sender: &watch::Sender<bool>,
+    generation: &watch::Sender<u64>,
     metrics: &Metrics,
 ) -> Result<(), Error> {
     let manager = LeaseManagerBuilder::new(client.clone(), &election.lease_name)
@@ -68,6 +81,9 @@ async fn take_part(
     let (mut changes, handle) = manager.watch().await;
     loop {
         let leader = *changes.borrow_and_update();
+        if leader {
+            generation.send_replace(acquired_ms(client, election).await);
+        }
         set(sender, metrics, leader, &election.identity);
         if changes.changed().await.is_err() || sender.is_closed() {
             break;
@@ -80,6 +96,23 @@ async fn take_part(
         Err(join) => {
             tracing::error!(message = "The lease task panicked.", error = %join);
             Ok(())
+        }
+    }
+}
+
+/// The Lease's `acquireTime`, Unix ms (0 when it cannot be read, which the notifier takes
+/// as "not fenced").
+async fn acquired_ms(client: &kube::Client, election: &Election) -> u64 {
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), &election.namespace);
+    match leases.get(&election.lease_name).await {
+        Ok(lease) => lease
+            .spec
+            .and_then(|s| s.acquire_time)
+            .map_or(0, |t| u64::try_from(t.0.as_millisecond()).unwrap_or(0)),
+        Err(error) => {
+            tracing::warn!(message = "The Lease's generation cannot be read; notifications are not fenced this term.", %error);
+            0
         }
     }
 }

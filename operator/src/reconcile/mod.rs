@@ -138,7 +138,8 @@ pub async fn run(config: Config) -> Result<()> {
         lease_name: config.lease_name.clone(),
         identity: config.identity.clone(),
     };
-    let leader = leader::start(client.clone(), election, metrics.clone());
+    let leader::Leadership { leader, generation } =
+        leader::start(client.clone(), election, metrics.clone());
     let events = tokio::spawn(crate::masters::events::run(
         client.clone(),
         crate::masters::events::EventSettings {
@@ -166,6 +167,7 @@ pub async fn run(config: Config) -> Result<()> {
             }),
             history: history_for_notify,
             metrics: metrics.clone(),
+            generation: Some(generation),
         },
         notify_stream,
         routing_updates,
