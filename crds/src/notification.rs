@@ -77,14 +77,62 @@ pub struct Receiver {
     pub email: Option<EmailReceiver>,
 }
 
-/// An Alertmanager, by URL.
+/// An Alertmanager, by URL or by Service.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.url) != has(self.service)",
+    "message": "an Alertmanager is given by exactly one of url or service"
+}]))]
 pub struct AlertmanagerReceiver {
     /// Its base URL, such as `http://alertmanager.monitoring.svc:9093`; alerts are posted to
     /// `<url>/api/v2/alerts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://"))]
-    pub url: String,
+    pub url: Option<String>,
+    /// Its Service in the cluster, instead of `url` (plain HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceReference>,
+}
+
+impl AlertmanagerReceiver {
+    /// An Alertmanager at `url`.
+    pub fn at(url: &str) -> Self {
+        Self {
+            url: Some(url.to_owned()),
+            service: None,
+        }
+    }
+
+    /// Its base URL; a Service without a namespace is looked for in `namespace`.
+    pub fn base_url(&self, namespace: &str) -> Option<String> {
+        match (&self.url, &self.service) {
+            (Some(url), _) => Some(url.trim_end_matches('/').to_owned()),
+            (None, Some(service)) => Some(format!(
+                "http://{}.{}.svc:{}",
+                service.name,
+                service.namespace.as_deref().unwrap_or(namespace),
+                service.port
+            )),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A Service and its port.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceReference {
+    /// The Service's name.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Its namespace; the NotificationConfig's when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// The port (Alertmanager's is 9093).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
 }
 
 /// An HTTP endpoint.
@@ -242,4 +290,37 @@ pub struct NotificationConfigStatus {
     /// Routes that compiled.
     #[serde(default)]
     pub routes: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alertmanager_service_is_its_cluster_url() {
+        let by_service = AlertmanagerReceiver {
+            url: None,
+            service: Some(ServiceReference {
+                name: "alertmanager-operated".into(),
+                namespace: Some("monitoring".into()),
+                port: 9093,
+            }),
+        };
+        assert_eq!(
+            by_service.base_url("shop").as_deref(),
+            Some("http://alertmanager-operated.monitoring.svc:9093")
+        );
+        let mut local = by_service.clone();
+        local.service.as_mut().unwrap().namespace = None;
+        assert_eq!(
+            local.base_url("shop").as_deref(),
+            Some("http://alertmanager-operated.shop.svc:9093")
+        );
+        assert_eq!(
+            AlertmanagerReceiver::at("http://am:9093/")
+                .base_url("shop")
+                .as_deref(),
+            Some("http://am:9093")
+        );
+    }
 }

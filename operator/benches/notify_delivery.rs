@@ -149,9 +149,9 @@ fn routing(port: u16, receivers: &[&str], alertmanager: bool) -> Routing {
             "am".into(),
             Receiver {
                 name: "am".into(),
-                alertmanager: Some(vedette_crds::notification::AlertmanagerReceiver {
-                    url: format!("http://127.0.0.1:{port}"),
-                }),
+                alertmanager: Some(vedette_crds::notification::AlertmanagerReceiver::at(
+                    &format!("http://127.0.0.1:{port}"),
+                )),
                 webhook: None,
                 email: None,
             },

@@ -78,9 +78,9 @@ fn routing(port: u16) -> Routing {
         "am".into(),
         Receiver {
             name: "am".into(),
-            alertmanager: Some(AlertmanagerReceiver {
-                url: format!("http://127.0.0.1:{port}"),
-            }),
+            alertmanager: Some(AlertmanagerReceiver::at(&format!(
+                "http://127.0.0.1:{port}"
+            ))),
             webhook: None,
             email: None,
         },

@@ -168,6 +168,19 @@ fn add_receivers(
             );
             continue;
         }
+        if let Some(am) = &receiver.alertmanager
+            && am.url.is_some() == am.service.is_some()
+        {
+            diagnostics.error(
+                &object,
+                Reason::InvalidReceiver,
+                format!(
+                    "receiver {}: an Alertmanager is given by exactly one of url or service",
+                    receiver.name
+                ),
+            );
+            continue;
+        }
         if let Some(email) = &receiver.email
             && email.password_secret.is_some() != email.username.is_some()
         {

@@ -427,7 +427,7 @@ fn receiver_config(receiver: &ReceiverId, context: &LaneContext) -> Option<Recei
         (Some(config), _, _) => Some(config),
         (None, true, Some(url)) => Some(Receiver {
             name: DEFAULT_RECEIVER.to_owned(),
-            alertmanager: Some(AlertmanagerReceiver { url: url.clone() }),
+            alertmanager: Some(AlertmanagerReceiver::at(url)),
             webhook: None,
             email: None,
         }),
@@ -505,7 +505,7 @@ async fn try_once(
             if postable.is_empty() {
                 return Ok(());
             }
-            send::alertmanager(client, am, &postable).await
+            send::alertmanager(client, am, &receiver.namespace, &postable).await
         }
         Job::Dispatch(dispatch) => {
             if let Some(webhook) = &config.webhook {

@@ -208,9 +208,13 @@ pub async fn webhook(
 pub async fn alertmanager(
     client: &HttpClient,
     receiver: &AlertmanagerReceiver,
+    namespace: &str,
     alerts: &[PostableAlert],
 ) -> Result<(), String> {
-    let url = format!("{}/api/v2/alerts", receiver.url.trim_end_matches('/'));
+    let base = receiver
+        .base_url(namespace)
+        .ok_or("the Alertmanager receiver has neither url nor service")?;
+    let url = format!("{base}/api/v2/alerts");
     let body = serde_json::to_vec(alerts).map_err(|e| format!("POST {url}: {e}"))?;
     client
         .post(
