@@ -223,9 +223,11 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs `work` until it ends (`Some`) or SIGTERM or SIGINT arrives (`None`).
 async fn until_stopped<T, E>(work: impl Future<Output = Result<T, E>>) -> Result<Option<T>, E> {
+    // The handlers are in place before `work` is first polled (which starts plugins).
+    let stopped = crate::signal::stopped();
     tokio::select! {
         result = work => result.map(Some),
-        () = crate::signal::stopped() => {
+        () = stopped => {
             tracing::info!(message = "Stopping: killing running plugins.");
             Ok(None)
         }

@@ -240,6 +240,9 @@ fn describe(paths: &[PathBuf]) -> String {
 
 /// Runs standalone mode until Ctrl-C (or SIGTERM).
 pub async fn run(config: Config) -> Result<(), Error> {
+    // Before any plugin starts: a signal before the handlers exist would kill the process
+    // with its plugins still running.
+    let stopped = vedette_agent::signal::stopped();
     if !config.listen.ip().is_loopback() {
         return Err(Error::NotLoopback(config.listen));
     }
@@ -325,7 +328,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         result = server => result.map_err(Error::Serve),
         result = node => result.map_err(Error::Agent),
         () = summaries => Ok(()),
-        () = vedette_agent::signal::stopped() => Ok(()),
+        () = stopped => Ok(()),
     };
     pruner.abort();
     if let Err(error) = api.ingest.snapshot().await {

@@ -67,6 +67,7 @@ pub struct Config {
 
 /// Runs the operator until the process ends.
 pub async fn run(config: Config) -> Result<()> {
+    let stopped = vedette_agent::signal::stopped();
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
     let mut registry = Registry::default();
     let metrics = Arc::new(crate::metrics::Metrics::new(&mut registry));
@@ -204,7 +205,7 @@ pub async fn run(config: Config) -> Result<()> {
                 Ok(())
             }
         },
-        () = vedette_agent::signal::stopped() => {
+        () = stopped => {
             tracing::info!(message = "Shutting down: no more batches; draining the event stream.");
             Ok(())
         }
