@@ -44,6 +44,43 @@ fn certificates() -> (String, String, String) {
     (ca_cert.pem(), cert.pem(), key.serialize_pem())
 }
 
+/// Waits until the server at `port` greets (`220`), not only accepts: aiosmtpd listens a
+/// moment before it serves.
+fn wait_for_greeting(port: u16) {
+    use std::io::{BufRead, BufReader, Write};
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the SMTP server did not greet"
+        );
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut line = String::new();
+            let mut reader = BufReader::new(&stream);
+            if reader.read_line(&mut line).is_ok() && line.starts_with("220") {
+                let _ = (&stream).write_all(b"QUIT\r\n");
+                let _ = reader.read_line(&mut line);
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "aiosmtpd did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It accepts a moment before it serves TLS.
+    std::thread::sleep(Duration::from_millis(500));
+}
+
 fn start_smtp(dir: &Path, maildir: &Path, port: u16, implicit: bool) -> Killed {
     let (cert_flag, key_flag) = if implicit {
         ("--smtpscert", "--smtpskey")
@@ -63,15 +100,14 @@ fn start_smtp(dir: &Path, maildir: &Path, port: u16, implicit: bool) -> Killed {
         .stderr(Stdio::null())
         .spawn()
         .expect("start aiosmtpd (make deps installs python3-aiosmtpd)");
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "aiosmtpd did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    let smtp = Killed(child);
+    if implicit {
+        // The greeting comes inside TLS: a plain probe can only see the port open.
+        wait_for_port(port);
+    } else {
+        wait_for_greeting(port);
     }
-    Killed(child)
+    smtp
 }
 
 fn mails(maildir: &Path) -> Vec<String> {
@@ -191,14 +227,7 @@ async fn a_server_requiring_a_login_takes_the_password_and_refuses_a_wrong_one()
             .spawn()
             .expect("start aiosmtpd"),
     );
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "aiosmtpd did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_greeting(port);
     let mut login = receiver(port, SmtpTls::StartTls);
     login.username = Some("vedette".into());
     let ca = Some(ca.into_bytes());
