@@ -131,6 +131,8 @@ fn main() {
             body_match: Some("ok".into()),
             verify_certificate: true,
             headers: Default::default(),
+            reuse_connection: false,
+            auth: None,
         }),
         ..Default::default()
     };

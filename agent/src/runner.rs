@@ -243,6 +243,11 @@ impl CheckRunner {
         Self { prober, plugins }
     }
 
+    /// Replaces the Secret values the checks may read with the current plan's.
+    pub fn set_secrets(&self, secrets: &vedette_protocol::plan::SecretValues) {
+        self.prober.set_secrets(secrets.0.clone());
+    }
+
     /// Runs a check once and decides its state.
     pub async fn run(&self, check: &CompiledCheck) -> Outcome {
         if let Some(reason) = &check.refusal {

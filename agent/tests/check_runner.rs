@@ -70,6 +70,8 @@ fn a_probe_that_would_fail_on_every_run_is_refused_with_the_plan() {
             body_match: None,
             verify_certificate: true,
             headers: Default::default(),
+            reuse_connection: false,
+            auth: None,
         }),
         ..CheckSpec::default()
     };

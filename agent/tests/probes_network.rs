@@ -43,6 +43,8 @@ fn http(url: String) -> HttpProbe {
         body_match: None,
         verify_certificate: true,
         headers: Default::default(),
+        reuse_connection: false,
+        auth: None,
     }
 }
 
@@ -409,6 +411,7 @@ fn tls(port: u16) -> TlsProbe {
         host: "127.0.0.1".into(),
         port: PortOrParameter::Int(port.into()),
         server_name: Some("localhost".into()),
+        start_tls: None,
     }
 }
 

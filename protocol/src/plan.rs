@@ -180,6 +180,43 @@ pub struct Plan {
     /// The business-process elements this machine evaluates (`hosts` left empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elements: Vec<PlannedElement>,
+    /// The values of the Secrets this plan's checks read, and no others.
+    #[serde(default, skip_serializing_if = "SecretValues::is_empty")]
+    pub secrets: SecretValues,
+}
+
+/// Secret values by `namespace/name/key` ([`vedette_crds::check::CheckSecret::plan_key`]).
+/// Its `Debug` shows only the keys, so that a logged plan never shows a value.
+#[derive(Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretValues(pub BTreeMap<String, String>);
+
+impl SecretValues {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values `checks` read, and no others; a reference without a value is left out
+    /// (the agent reports that check UNKNOWN, naming the Secret).
+    pub fn for_checks(&self, checks: &[PlannedCheck]) -> SecretValues {
+        let picked = checks
+            .iter()
+            .flat_map(|check| check.check.secrets())
+            .filter_map(|secret| {
+                let key = secret.plan_key();
+                let value = self.0.get(&key)?;
+                Some((key, value.clone()))
+            })
+            .collect();
+        SecretValues(picked)
+    }
+}
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// Why a plan cannot be used.
@@ -303,6 +340,12 @@ pub fn check_problems(check: &PlannedCheck, cycle_seconds: u32) -> Vec<PlanError
 }
 
 impl Plan {
+    /// This plan with the values, among `all`, of the Secrets its checks read.
+    pub fn with_secrets(mut self, all: &SecretValues) -> Plan {
+        self.secrets = all.for_checks(&self.checks);
+        self
+    }
+
     /// A stable hash of the plan's content (hex SHA-256 of its JSON), used as its ETag.
     pub fn hash(&self) -> String {
         content_hash(self)
@@ -435,6 +478,7 @@ pub fn plan_for(bundle: &ZoneBundle, host: &str) -> Option<Plan> {
         settings: bundle.settings.clone(),
         checks,
         elements,
+        secrets: SecretValues::default(),
     })
 }
 

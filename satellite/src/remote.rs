@@ -57,6 +57,7 @@ pub fn owned_plans(bundle: &ZoneBundle, me: &str, replicas: &[String]) -> BTreeM
                 settings: bundle.settings.clone(),
                 checks: Vec::new(),
                 elements: Vec::new(),
+                secrets: Default::default(),
             })
             .checks
             .push(with_host(check, &assignment.target));

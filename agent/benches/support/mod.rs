@@ -385,6 +385,7 @@ pub fn write_plan(
         settings: vedette_protocol::plan::AgentSettings::default(),
         checks,
         elements: Vec::new(),
+        secrets: Default::default(),
     };
     let path = dir.join("plan.json");
     std::fs::write(&path, serde_json::to_vec(&plan).expect("plan JSON")).expect("write plan");

@@ -321,6 +321,7 @@ mod tests {
             },
             checks: Vec::new(),
             elements: Vec::new(),
+            secrets: Default::default(),
         })
         .expect("valid plan")
     }

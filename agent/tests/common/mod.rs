@@ -149,6 +149,7 @@ pub fn tcp_plan(host: &str, port: u16, interval_seconds: u32) -> Plan {
         },
         checks: vec![tcp_check("listener", port, interval_seconds)],
         elements: Vec::new(),
+        secrets: Default::default(),
     }
 }
 

@@ -136,6 +136,8 @@ fn http(url: &str) -> CheckSpec {
             body_match: None,
             verify_certificate: true,
             headers: BTreeMap::new(),
+            reuse_connection: false,
+            auth: None,
         }),
         ..CheckSpec::default()
     }

@@ -170,12 +170,13 @@ fn compile_rule(
 ) -> Result<PlannedCheck, Vec<(Reason, String)>> {
     let template_namespace = rule.template.namespace.as_deref().unwrap_or(namespace);
     let template = find_template(templates, template_namespace, &rule.template.name)?;
-    let instance = instantiate(&template, &rule.parameters).map_err(|problems| {
+    let mut instance = instantiate(&template, &rule.parameters).map_err(|problems| {
         problems
             .into_iter()
             .map(|p| (p.reason, p.message))
             .collect::<Vec<_>>()
     })?;
+    instance.check.bind_secrets(namespace);
     let id = CheckId {
         namespace: namespace.to_owned(),
         rule_set: rule_set.to_owned(),

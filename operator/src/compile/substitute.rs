@@ -78,6 +78,18 @@ pub fn substitute_check(
     if let Some(tls) = check.tls.as_mut() {
         settle_port(&mut tls.port, "check.tls.port")?;
     }
+    if let Some(udp) = check.udp.as_mut() {
+        settle_port(&mut udp.port, "check.udp.port")?;
+    }
+    if let Some(snmp) = check.snmp.as_mut() {
+        settle_port(&mut snmp.port, "check.snmp.port")?;
+    }
+    if let Some(port) = check.database.as_mut().and_then(|d| d.port.as_mut()) {
+        settle_port(port, "check.database.port")?;
+    }
+    if let Some(port) = check.mail.as_mut().and_then(|m| m.port.as_mut()) {
+        settle_port(port, "check.mail.port")?;
+    }
     Ok(check)
 }
 
@@ -192,6 +204,8 @@ mod tests {
                 body_match: Some("$body$".into()),
                 verify_certificate: true,
                 headers: BTreeMap::from([("X-Team".into(), "$team$".into())]),
+                reuse_connection: false,
+                auth: None,
             }),
             ..CheckSpec::default()
         };
@@ -209,6 +223,7 @@ mod tests {
                 host: "$host$".into(),
                 port: PortOrParameter::Parameter(port.into()),
                 server_name: None,
+                start_tls: None,
             }),
             ..CheckSpec::default()
         };

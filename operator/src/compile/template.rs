@@ -158,6 +158,16 @@ fn validate_ports(spec: &CheckTemplateSpec, object: &ObjectRef, diagnostics: &mu
     let ports = [
         ("check.tcp.port", spec.check.tcp.as_ref().map(|p| &p.port)),
         ("check.tls.port", spec.check.tls.as_ref().map(|p| &p.port)),
+        ("check.udp.port", spec.check.udp.as_ref().map(|p| &p.port)),
+        ("check.snmp.port", spec.check.snmp.as_ref().map(|p| &p.port)),
+        (
+            "check.database.port",
+            spec.check.database.as_ref().and_then(|p| p.port.as_ref()),
+        ),
+        (
+            "check.mail.port",
+            spec.check.mail.as_ref().and_then(|p| p.port.as_ref()),
+        ),
     ];
     for (field, port) in ports {
         let Some(PortOrParameter::Parameter(text)) = port else {

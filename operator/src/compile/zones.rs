@@ -218,12 +218,15 @@ fn remote_check(
                 return Err(vec![(Reason::InvalidRemoteCheck, message)]);
             };
             let template = super::template::find_template(templates, namespace, &reference.name)?;
-            let instance = instantiate(&template, &remote.parameters).map_err(|problems| {
+            let mut instance = instantiate(&template, &remote.parameters).map_err(|problems| {
                 problems
                     .into_iter()
                     .map(|p| (p.reason, p.message))
                     .collect::<Problems>()
             })?;
+            // Zones are the cluster administrator's: their checks read the template's
+            // namespace's Secrets.
+            instance.check.bind_secrets(namespace);
             Ok(super::planned::planned(
                 id,
                 &template,
@@ -289,6 +292,14 @@ fn inline_problems(remote: &RemoteCheck) -> Result<(), Problems> {
                     format!("{field} uses ${name}$, but an inline check has no parameters"),
                 ));
             }
+        }
+        if !check.secrets().is_empty() {
+            problems.push((
+                Reason::InvalidRemoteCheck,
+                "an inline check cannot read Secrets: use a template, whose namespace's \
+                 Secrets it reads"
+                    .to_owned(),
+            ));
         }
         let ports = [
             ("check.tcp.port", check.tcp.as_ref().map(|p| &p.port)),
