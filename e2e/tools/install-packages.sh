@@ -5,7 +5,13 @@ set -euo pipefail
 # postgresql: the history store's PostgreSQL tests start a server of their own (initdb, pg_ctl).
 # python3-aiosmtpd, prometheus-alertmanager: the notification tests deliver mail to a real SMTP
 # server and alerts to a real Alertmanager.
-PACKAGES=(monitoring-plugins-basic monitoring-plugins-common postgresql python3-aiosmtpd prometheus-alertmanager)
+# snmpd, mariadb-server: the snmp and database probes' tests start servers of their own;
+# monitoring-plugins-standard (check_snmp, check_dns, check_ssh, check_smtp, check_ntp_time):
+# the template library's plugins; fping: the icmp probe's peer.
+# Services these packages ship are never started here (policy-rc.d below): tests start their
+# own instances on 127.0.0.1 with their own configuration.
+PACKAGES=(monitoring-plugins-basic monitoring-plugins-common monitoring-plugins-standard postgresql
+  python3-aiosmtpd prometheus-alertmanager snmpd snmp mariadb-server fping)
 missing=()
 for p in "${PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,6 +20,14 @@ done
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+policy=/usr/sbin/policy-rc.d
+created_policy=""
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  created_policy=1
+fi
+trap '[ -n "$created_policy" ] && $SUDO rm -f "$policy"' EXIT
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "installed: ${missing[*]}"
