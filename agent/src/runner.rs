@@ -243,9 +243,10 @@ impl CheckRunner {
         Self { prober, plugins }
     }
 
-    /// Replaces the Secret values the checks may read with the current plan's.
-    pub fn set_secrets(&self, secrets: &vedette_protocol::plan::SecretValues) {
-        self.prober.set_secrets(secrets.0.clone());
+    /// Replaces the Secret values the checks of `host`'s plan may read (empty: forgets
+    /// them).
+    pub fn set_secrets(&self, host: &str, secrets: &vedette_protocol::plan::SecretValues) {
+        self.prober.set_plan_secrets(host, secrets.0.clone());
     }
 
     /// Runs a check once and decides its state.

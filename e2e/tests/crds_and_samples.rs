@@ -117,11 +117,17 @@ async fn every_sample_applies_and_reads_back_unchanged() -> anyhow::Result<()> {
     let mut plane = ControlPlane::start().await?;
     install_crds(&plane).await?;
     let client = plane.client().await?;
-    let files = manifests::yaml_files(&repo().join("config/samples"))?;
+    let mut files = manifests::yaml_files(&repo().join("config/samples"))?;
     assert!(
         files.len() >= 5,
         "expected the sample files, found {files:?}"
     );
+    // The template library, as `kubectl apply -f` installs it without the chart.
+    plane
+        .kubectl()
+        .args(["create", "namespace", "vedette-system"])
+        .output()?;
+    files.push(repo().join("charts/vedette/files/library.yaml"));
     let mut kinds = std::collections::BTreeSet::new();
     for file in files {
         for document in manifests::documents(&file)? {

@@ -50,6 +50,28 @@ fn release_versions(plane: &ControlPlane) -> anyhow::Result<String> {
     ]))
 }
 
+/// The resourceVersions of the template library's CheckTemplates in the release namespace.
+fn library_versions(plane: &ControlPlane) -> anyhow::Result<Vec<String>> {
+    let listed = run_ok(plane.kubectl().args([
+        "get",
+        "checktemplates",
+        "-n",
+        NAMESPACE,
+        "-l",
+        "vedette.dev/library=true",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}{end}",
+    ]))?;
+    Ok(listed.lines().map(str::to_owned).collect())
+}
+
+/// How many templates the library file holds.
+fn library_size() -> anyhow::Result<usize> {
+    let path = std::path::Path::new(&chart()).join("files/library.yaml");
+    let text = std::fs::read_to_string(path)?;
+    Ok(text.matches("\nkind: CheckTemplate\n").count())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_lints_and_renders_manifests_the_apiserver_accepts() -> anyhow::Result<()> {
     let mut plane = ControlPlane::start().await?;
@@ -65,6 +87,16 @@ async fn the_chart_lints_and_renders_manifests_the_apiserver_accepts() -> anyhow
         "--include-crds",
     ]))?;
     run_ok(plane.kubectl().args(["create", "namespace", NAMESPACE]))?;
+    // The CRDs for real first: a dry run registers no kind, and the chart's template library
+    // is made of CheckTemplates.
+    let crds = format!("{}/crds", chart());
+    run_ok(plane.kubectl().args(["apply", "--server-side", "-f", &crds]))?;
+    run_ok(plane.kubectl().args([
+        "wait",
+        "--for=condition=Established",
+        "crd/checktemplates.vedette.dev",
+        "--timeout=60s",
+    ]))?;
     let mut apply = plane.kubectl();
     apply
         .args(["apply", "--server-side", "--dry-run=server", "-f", "-"])
@@ -84,6 +116,7 @@ async fn the_chart_lints_and_renders_manifests_the_apiserver_accepts() -> anyhow
         "statefulset.apps/vedette-operator",
         "clusterrole.rbac.authorization.k8s.io/vedette-view",
         "customresourcedefinition.apiextensions.k8s.io/rulesets.vedette.dev",
+        "checktemplate.vedette.dev/check-ping",
     ] {
         assert!(
             accepted.contains(object),
@@ -153,11 +186,23 @@ async fn the_chart_installs_upgrades_without_change_and_uninstalls_cleanly() -> 
         "--timeout=60s",
     ]))?;
 
+    let library = library_versions(&plane)?;
+    assert_eq!(
+        library.len(),
+        library_size()?,
+        "the template library is not installed whole: {library:?}"
+    );
+
     run_ok(helm(&plane)?.args(["upgrade", "vedette", &chart(), "-n", NAMESPACE]))?;
     assert_eq!(
         installed,
         release_versions(&plane)?,
         "upgrading to the same chart changed objects"
+    );
+    assert_eq!(
+        library,
+        library_versions(&plane)?,
+        "upgrading to the same chart rewrote the template library"
     );
 
     run_ok(helm(&plane)?.args(["uninstall", "vedette", "-n", NAMESPACE, "--wait"]))?;
@@ -175,6 +220,10 @@ async fn the_chart_installs_upgrades_without_change_and_uninstalls_cleanly() -> 
     )
     .await?;
     assert!(left.trim().is_empty());
+    assert!(
+        library_versions(&plane)?.is_empty(),
+        "uninstalling left the template library behind"
+    );
     plane.ensure_running()
 }
 

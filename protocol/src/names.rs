@@ -28,6 +28,13 @@ pub fn object_name(zone: &str, suffix: &str) -> String {
     format!("{prefix}{shortened}-{hash}-{suffix}")
 }
 
+/// The Secret holding the values of the Secrets a zone's checks read
+/// (`vedette-zone-<zone>-check-secrets`), written by the masters, read by the zone's
+/// satellites.
+pub fn check_secrets_name(zone: &str) -> String {
+    object_name(zone, "check-secrets")
+}
+
 /// The zone name as a label value: itself when it fits in 63 characters, otherwise
 /// shortened with a hash suffix (label values may hold dots, so only length matters).
 pub fn zone_label_value(zone: &str) -> String {

@@ -163,6 +163,11 @@ pub struct ZoneBundle {
     /// by process and element.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elements: Vec<PlannedElement>,
+    /// The values of the Secrets the checks read, by `namespace/name/key`: never part of the
+    /// bundle's JSON (its ConfigMaps, its hash); the satellite takes them from the zone's
+    /// check-secrets Secret and [`plan_for`] gives each machine only its own.
+    #[serde(skip)]
+    pub secrets: SecretValues,
 }
 
 /// The checks one machine runs, as served to its agent.
@@ -462,7 +467,7 @@ pub fn plan_for(bundle: &ZoneBundle, host: &str) -> Option<Plan> {
         .iter()
         .filter_map(|&i| bundle.checks.get(i as usize))
         .map(|check| with_host(check, host))
-        .collect();
+        .collect::<Vec<_>>();
     let elements = bundle
         .elements
         .iter()
@@ -476,9 +481,9 @@ pub fn plan_for(bundle: &ZoneBundle, host: &str) -> Option<Plan> {
         host: host.to_owned(),
         zone: bundle.zone.clone(),
         settings: bundle.settings.clone(),
+        secrets: bundle.secrets.for_checks(&checks),
         checks,
         elements,
-        secrets: SecretValues::default(),
     })
 }
 
@@ -544,6 +549,7 @@ mod tests {
             machines: BTreeMap::from([("web-1".into(), vec![0, 1]), ("web-2".into(), vec![1])]),
             remote: Vec::new(),
             elements: Vec::new(),
+            secrets: Default::default(),
         }
     }
 

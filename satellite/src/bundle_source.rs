@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tokio::sync::watch;
@@ -17,8 +17,10 @@ use tracing::{debug, info, warn};
 use std::collections::BTreeMap;
 
 use vedette_protocol::bundle_shards::{BundleError, StoredShard, read_shards};
-use vedette_protocol::names::{LABEL_COMPONENT, LABEL_ZONE, zone_label_value};
-use vedette_protocol::plan::{ZoneBundle, content_hash};
+use vedette_protocol::names::{
+    LABEL_COMPONENT, LABEL_ZONE, check_secrets_name, zone_label_value,
+};
+use vedette_protocol::plan::{SecretValues, ZoneBundle, content_hash};
 
 /// What a ConfigMap without labels, annotations or data has of them.
 static NONE: BTreeMap<String, String> = BTreeMap::new();
@@ -49,13 +51,13 @@ pub trait BundleSource: Send {
     fn run(self: Box<Self>, publish: BundleSender) -> BoxFuture<'static, ()>;
 }
 
-/// Publishes `bundle` unless the same bundle is published already.
+/// Publishes `bundle` unless the same bundle, with the same check secrets, is published
+/// already.
 pub fn publish_if_changed(publish: &BundleSender, bundle: ZoneBundle) {
     let hash = content_hash(&bundle);
-    let same = publish
-        .borrow()
-        .as_ref()
-        .is_some_and(|current| content_hash(&**current) == hash);
+    let same = publish.borrow().as_ref().is_some_and(|current| {
+        content_hash(&**current) == hash && current.secrets == bundle.secrets
+    });
     if !same {
         info!(message = "Zone bundle loaded.", zone = %bundle.zone, hash = %hash, machines = bundle.machines.len());
         publish.send_replace(Some(Arc::new(bundle)));
@@ -106,7 +108,46 @@ impl BundleSource for FileBundleSource {
     }
 }
 
-/// The zone's bundle ConfigMaps in a namespace, watched.
+/// The check secrets a zone's Secret holds, by `namespace/name/key`; its data keys are
+/// written by [`check_secret_key`].
+pub fn secrets_from_secret(secret: Option<&Secret>) -> SecretValues {
+    let Some(data) = secret.and_then(|s| s.data.as_ref()) else {
+        return SecretValues::default();
+    };
+    let values = data
+        .iter()
+        .filter_map(|(key, value)| {
+            let plan_key = plan_key_of(key)?;
+            let text = String::from_utf8(value.0.clone()).ok()?;
+            Some((plan_key, text))
+        })
+        .collect();
+    SecretValues(values)
+}
+
+/// The data key under which the masters store a check secret's value: Secret keys allow only
+/// `[-._a-zA-Z0-9]`, so `namespace/name/key` becomes `namespace.name.<hex of key>`: names and
+/// namespaces are DNS names without `/`, a key may hold any of the allowed characters.
+pub fn check_secret_key(plan_key: &str) -> Option<String> {
+    let mut parts = plan_key.splitn(3, '/');
+    let (namespace, name, key) = (parts.next()?, parts.next()?, parts.next()?);
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    Some(format!("{namespace}.{name}.{hex}"))
+}
+
+/// The `namespace/name/key` a data key written by [`check_secret_key`] stands for.
+pub fn plan_key_of(data_key: &str) -> Option<String> {
+    let (rest, hex) = data_key.rsplit_once('.')?;
+    let (namespace, name) = rest.split_once('.')?;
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(format!("{namespace}/{name}/{}", String::from_utf8(bytes).ok()?))
+}
+
+/// The zone's bundle ConfigMaps in a namespace, watched, with the zone's check-secrets
+/// Secret (watched by name: the satellite may read no other Secret).
 pub struct KubeBundleSource {
     /// API client.
     pub client: kube::Client,
@@ -132,21 +173,34 @@ impl BundleSource for KubeBundleSource {
             let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
             let config = watcher::Config::default().labels(&Self::selector(&self.zone));
             let (reader, writer) = reflector::store();
-            let mut events = watcher(api, config)
+            let config_maps = watcher(api, config)
                 .default_backoff()
                 .reflect(writer)
                 // Every event, not only applied objects: the reflector fills its store at
                 // the end of the initial list (`InitDone`), after the objects were yielded.
-                .boxed();
+                .map(|event| event.map(drop).map_err(|e| ("bundle config maps", e)));
+            let secrets_api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+            let by_name = watcher::Config::default()
+                .fields(&format!("metadata.name={}", check_secrets_name(&self.zone)));
+            let (secret_reader, secret_writer) = reflector::store();
+            let secrets = watcher(secrets_api, by_name)
+                .default_backoff()
+                .reflect(secret_writer)
+                .map(|event| event.map(drop).map_err(|e| ("check secrets", e)));
+            let mut events = futures::stream::select(config_maps.boxed(), secrets.boxed());
             while let Some(event) = events.next().await {
-                if let Err(error) = event {
-                    warn!(message = "Failed to watch bundle config maps.", %error);
+                if let Err((what, error)) = event {
+                    warn!(message = "Failed to watch the zone's bundle.", what, %error);
                     continue;
                 }
                 let config_maps: Vec<ConfigMap> =
                     reader.state().iter().map(|c| (**c).clone()).collect();
+                let secret = secret_reader.state().first().cloned();
                 match bundle_from_config_maps(&config_maps) {
-                    Ok(bundle) => publish_if_changed(&publish, bundle),
+                    Ok(mut bundle) => {
+                        bundle.secrets = secrets_from_secret(secret.as_deref());
+                        publish_if_changed(&publish, bundle);
+                    }
                     // Mid-update: keep serving the bundle we have.
                     Err(error) => debug!(message = "Bundle not complete yet.", %error),
                 }

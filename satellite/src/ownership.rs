@@ -85,6 +85,7 @@ mod tests {
             machines: Default::default(),
             remote,
             elements: Vec::new(),
+            secrets: Default::default(),
         }
     }
 

@@ -78,10 +78,9 @@ impl Plans {
     pub fn set_bundle(&self, bundle: Arc<ZoneBundle>) -> bool {
         let cache = PlanCache::new(bundle);
         let mut current = self.current.write().expect("plans lock");
-        if current
-            .as_ref()
-            .is_some_and(|c| c.bundle_hash == cache.bundle_hash)
-        {
+        if current.as_ref().is_some_and(|c| {
+            c.bundle_hash == cache.bundle_hash && c.bundle.secrets == cache.bundle.secrets
+        }) {
             return false;
         }
         *current = Some(Arc::new(cache));
@@ -119,6 +118,7 @@ mod tests {
             machines: BTreeMap::from([("web-1".into(), vec![])]),
             remote: Vec::new(),
             elements: Vec::new(),
+            secrets: Default::default(),
         })
     }
 

@@ -62,6 +62,9 @@ pub fn owned_plans(bundle: &ZoneBundle, me: &str, replicas: &[String]) -> BTreeM
             .checks
             .push(with_host(check, &assignment.target));
     }
+    for plan in plans.values_mut() {
+        plan.secrets = bundle.secrets.for_checks(&plan.checks);
+    }
     plans
 }
 
@@ -100,6 +103,7 @@ pub async fn run(
             let keep = wanted.contains_key(target);
             if !keep {
                 running.task.abort();
+                runner.set_secrets(target, &Default::default());
             }
             keep
         });

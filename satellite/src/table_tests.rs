@@ -67,6 +67,7 @@ fn bundle() -> ZoneBundle {
             target: "example.org".into(),
         }],
         elements: Vec::new(),
+        secrets: Default::default(),
     }
 }
 

@@ -77,6 +77,7 @@ fn write_bundle(dir: &Path, port: u16) {
         machines: [("node-a".to_owned(), vec![0])].into(),
         remote: Vec::new(),
         elements: Vec::new(),
+        secrets: Default::default(),
     };
     std::fs::write(
         dir.join("bundle.json"),

@@ -226,7 +226,7 @@ pub async fn run(
         let plan = plans.borrow_and_update().clone();
         reporter.forget_missing(plan.as_deref());
         if let Some(plan) = plan {
-            runner.set_secrets(&plan.plan.secrets);
+            runner.set_secrets(&host, &plan.plan.secrets);
             states.plan(
                 plan.checks.iter().map(|check| {
                     let planned = &check.planned;

@@ -4,7 +4,7 @@
 //! decides a state itself (`failure`) when there is nothing to measure: a refused connection,
 //! an unexpected answer, an unreadable `/proc` file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -276,8 +276,14 @@ impl Prober {
 
     /// Replaces the Secret values this agent's checks may read (the current plan's `secrets`,
     /// by `namespace/name/key`).
-    pub fn set_secrets(&self, values: std::collections::BTreeMap<String, String>) {
-        self.secrets.replace(values);
+    pub fn set_secrets(&self, values: BTreeMap<String, String>) {
+        self.secrets.replace("", values);
+    }
+
+    /// Replaces the Secret values of the plan of `host` (empty: forgets them), for a prober
+    /// shared by the plans of several targets.
+    pub fn set_plan_secrets(&self, host: &str, values: BTreeMap<String, String>) {
+        self.secrets.replace(host, values);
     }
 
     /// Runs the probe of `spec`, taking at most `timeout`.
@@ -413,28 +419,38 @@ pub fn validate(spec: &CheckSpec) -> Result<()> {
     Ok(())
 }
 
-/// The Secret values the current plan gives this agent, by `namespace/name/key`. Never
+/// The Secret values the current plans give this agent, per plan (a node agent has one; a
+/// satellite running remote checks has one per target), by `namespace/name/key`. Never
 /// logged: a probe takes a value with [`CheckSecrets::get`] and puts it only on the wire.
 #[derive(Default)]
-struct CheckSecrets(std::sync::RwLock<Arc<std::collections::BTreeMap<String, String>>>);
+struct CheckSecrets(std::sync::RwLock<BTreeMap<String, Arc<BTreeMap<String, String>>>>);
 
 impl CheckSecrets {
-    fn replace(&self, values: std::collections::BTreeMap<String, String>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(values);
+    fn replace(&self, plan: &str, values: BTreeMap<String, String>) {
+        let mut plans = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if values.is_empty() {
+            plans.remove(plan);
+        } else {
+            plans.insert(plan.to_owned(), Arc::new(values));
+        }
     }
 
     /// The value of `secret`, or an UNKNOWN error naming it (never its value).
     #[allow(dead_code, reason = "the first probes reading Secrets are being added")]
     fn get(&self, secret: &vedette_crds::check::CheckSecret) -> Result<String> {
-        let values = Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()));
-        values.get(&secret.plan_key()).cloned().ok_or_else(|| {
-            ProbeError::InvalidSpec(format!(
-                "secret {} key {} of namespace {} is not in this agent's plan",
-                secret.name,
-                secret.key,
-                secret.namespace.as_deref().unwrap_or("(unbound)")
-            ))
-        })
+        let key = secret.plan_key();
+        let plans = self.0.read().unwrap_or_else(|p| p.into_inner());
+        plans
+            .values()
+            .find_map(|values| values.get(&key).cloned())
+            .ok_or_else(|| {
+                ProbeError::InvalidSpec(format!(
+                    "secret {} key {} of namespace {} is not in this agent's plan",
+                    secret.name,
+                    secret.key,
+                    secret.namespace.as_deref().unwrap_or("(unbound)")
+                ))
+            })
     }
 }
 

@@ -284,6 +284,7 @@ fn arbitrary_bundle() -> impl Strategy<Value = ZoneBundle> {
                 machines,
                 remote,
                 elements: Vec::new(),
+                secrets: Default::default(),
             }
         })
 }

@@ -187,6 +187,7 @@ pub fn small_bundle() -> ZoneBundle {
             },
         ],
         elements: Vec::new(),
+        secrets: Default::default(),
     }
 }
 
@@ -239,5 +240,6 @@ pub fn huge_bundle(machines: usize, checks: usize) -> ZoneBundle {
             .collect(),
         checks,
         elements: Vec::new(),
+        secrets: Default::default(),
     }
 }

@@ -134,6 +134,7 @@ pub fn assemble(
         machines,
         remote: assignments,
         elements: Vec::new(),
+        secrets: Default::default(),
     }
 }
 

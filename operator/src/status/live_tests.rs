@@ -28,6 +28,7 @@ fn bundle(machines: &[&str], rules: &[&str]) -> BTreeMap<String, ZoneBundle> {
             .collect(),
         remote: Vec::new(),
         elements: Vec::new(),
+        secrets: Default::default(),
     };
     [("core".to_owned(), bundle)].into()
 }
