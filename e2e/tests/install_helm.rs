@@ -250,6 +250,8 @@ async fn the_roles_allow_what_they_should_and_nothing_more() -> anyhow::Result<(
         ("create", "tokenreviews.authentication.k8s.io", None),
         // A NotificationConfig's HMAC key or SMTP password, by name.
         ("get", "secrets", Some("team-a")),
+        // Each zone's check-secrets Secret, in the operator's namespace only.
+        ("create", "secrets", Some(NAMESPACE)),
     ] {
         assert!(
             can_i(&plane, &operator, verb, what, namespace)?,

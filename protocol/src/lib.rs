@@ -6,6 +6,7 @@
 //! Kubernetes client, so the node agent, the satellite and the operator share it.
 
 pub mod bundle_shards;
+pub mod check_secrets;
 pub mod clock;
 pub mod forward;
 pub mod merge;

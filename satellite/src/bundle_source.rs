@@ -108,42 +108,12 @@ impl BundleSource for FileBundleSource {
     }
 }
 
-/// The check secrets a zone's Secret holds, by `namespace/name/key`; its data keys are
-/// written by [`check_secret_key`].
+/// The check secrets a zone's Secret holds, by `namespace/name/key`.
 pub fn secrets_from_secret(secret: Option<&Secret>) -> SecretValues {
     let Some(data) = secret.and_then(|s| s.data.as_ref()) else {
         return SecretValues::default();
     };
-    let values = data
-        .iter()
-        .filter_map(|(key, value)| {
-            let plan_key = plan_key_of(key)?;
-            let text = String::from_utf8(value.0.clone()).ok()?;
-            Some((plan_key, text))
-        })
-        .collect();
-    SecretValues(values)
-}
-
-/// The data key under which the masters store a check secret's value: Secret keys allow only
-/// `[-._a-zA-Z0-9]`, so `namespace/name/key` becomes `namespace.name.<hex of key>`: names and
-/// namespaces are DNS names without `/`, a key may hold any of the allowed characters.
-pub fn check_secret_key(plan_key: &str) -> Option<String> {
-    let mut parts = plan_key.splitn(3, '/');
-    let (namespace, name, key) = (parts.next()?, parts.next()?, parts.next()?);
-    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
-    Some(format!("{namespace}.{name}.{hex}"))
-}
-
-/// The `namespace/name/key` a data key written by [`check_secret_key`] stands for.
-pub fn plan_key_of(data_key: &str) -> Option<String> {
-    let (rest, hex) = data_key.rsplit_once('.')?;
-    let (namespace, name) = rest.split_once('.')?;
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    Some(format!("{namespace}/{name}/{}", String::from_utf8(bytes).ok()?))
+    vedette_protocol::check_secrets::from_data(data.iter().map(|(k, v)| (k, v.0.as_slice())))
 }
 
 /// The zone's bundle ConfigMaps in a namespace, watched, with the zone's check-secrets

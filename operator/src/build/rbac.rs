@@ -11,6 +11,7 @@
 //! - TokenReviews create, to authenticate agents by their projected token.
 //! - Nodes get/list/watch, for node metadata (which nodes, hence machines, the zone has).
 
+use vedette_protocol::names::check_secrets_name;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
@@ -34,6 +35,11 @@ pub fn satellite_role(zone: &MonitorZone, ctx: &BuildContext) -> Role {
         ),
         rules: Some(vec![
             rule("", "configmaps", &READ),
+            // The zone's check secrets, and no other Secret.
+            PolicyRule {
+                resource_names: Some(vec![check_secrets_name(&zone_name(zone))]),
+                ..rule("", "secrets", &READ)
+            },
             rule(
                 "coordination.k8s.io",
                 "leases",

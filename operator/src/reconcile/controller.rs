@@ -109,6 +109,8 @@ pub struct Controller {
     pub owned: Arc<OwnedIndex>,
     /// Writes zones' objects.
     pub publisher: Publisher,
+    /// Writes zones' check-secrets Secrets.
+    pub check_secrets: super::check_secrets::CheckSecrets,
     /// Writes statuses.
     pub statuses: StatusWriter,
     /// Last good specs.
@@ -242,6 +244,10 @@ impl Controller {
                     self.unpublished.remove(&name);
                     if writes > 0 {
                         tracing::info!(message = "Published zone.", zone = %name, writes);
+                    }
+                    if let Err(error) = self.check_secrets.zone(zone, bundle).await {
+                        tracing::warn!(message = "Failed to write the zone's check secrets; retrying.", zone = %name, %error);
+                        ok = false;
                     }
                 }
                 Err(error) => {

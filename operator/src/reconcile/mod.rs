@@ -15,6 +15,7 @@
 //! | [`controller`] | the loop |
 //! | [`http`], [`metrics`], [`error`] | serving, counting, failing |
 
+pub mod check_secrets;
 pub mod controller;
 pub mod desired;
 pub mod error;
@@ -183,6 +184,7 @@ pub async fn run(config: Config) -> Result<()> {
         sources,
         owned: owned.clone(),
         publisher: publish::Publisher::new(client.clone(), settings, owned, metrics.clone()),
+        check_secrets: check_secrets::CheckSecrets::new(client.clone(), config.namespace.clone()),
         statuses: status_writer::StatusWriter::new(client, config.identity.clone()),
         last_good: last_good::LastGood::default(),
         masters,
