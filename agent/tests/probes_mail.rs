@@ -230,7 +230,10 @@ async fn run_tls(prober: &Prober, probe: TlsProbe) -> ProbeOutput {
 
 fn assert_ok(output: &ProbeOutput) {
     assert!(output.failure.is_none(), "expected no failure: {output:?}");
-    assert!(output.value.is_finite() && output.value >= 0.0, "{output:?}");
+    assert!(
+        output.value.is_finite() && output.value >= 0.0,
+        "{output:?}"
+    );
 }
 
 fn assert_critical(output: &ProbeOutput, reason: &str) {
@@ -316,7 +319,10 @@ async fn smtp_expect_must_be_in_the_greeting() {
     };
     let output = run_mail(&prober, missing, TIMEOUT).await;
     assert_critical(&output, "does not contain \"Postfix\"");
-    assert!(output.output.contains("220 "), "shows the greeting: {output:?}");
+    assert!(
+        output.output.contains("220 "),
+        "shows the greeting: {output:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,7 +341,9 @@ async fn smtp_starttls_with_a_trusted_certificate_reports_its_days_left() {
     assert_days(&output, 30.0);
     assert!(perf(&output, "tls") > 0.0, "{output:?}");
     assert!(
-        output.output.contains("STARTTLS certificate 'CN=mail.test' expires in 30.0 days"),
+        output
+            .output
+            .contains("STARTTLS certificate 'CN=mail.test' expires in 30.0 days"),
         "{}",
         output.output
     );
@@ -358,7 +366,10 @@ async fn smtp_starttls_with_an_untrusted_certificate_is_critical_with_the_reason
     let (_smtp, port) = aiosmtpd(dir.path(), true);
 
     let output = run_mail(&Prober::new(), starttls(MailProtocol::SMTP, port), TIMEOUT).await;
-    assert_critical(&output, &format!("certificate of 127.0.0.1 port {port} not trusted"));
+    assert_critical(
+        &output,
+        &format!("certificate of 127.0.0.1 port {port} not trusted"),
+    );
     assert_critical(&output, "UnknownIssuer");
     assert_days(&output, 30.0);
 }
@@ -371,7 +382,9 @@ async fn smtp_starttls_asked_of_a_server_without_it_is_critical() {
     let output = run_mail(&Prober::new(), starttls(MailProtocol::SMTP, port), TIMEOUT).await;
     assert_critical(&output, "server does not offer STARTTLS");
     assert!(
-        output.line(CheckState::Critical).starts_with("SMTP CRITICAL - "),
+        output
+            .line(CheckState::Critical)
+            .starts_with("SMTP CRITICAL - "),
         "{output:?}"
     );
     assert_eq!(
@@ -401,7 +414,10 @@ async fn imap_and_pop3_greet_and_switch_to_tls() {
     let output = run_mail(&prober, mail(MailProtocol::POP3, pop3), TIMEOUT).await;
     assert_ok(&output);
     let line = output.line(CheckState::Ok);
-    assert!(line.starts_with("POP3 OK - ") && line.contains("+OK Dovecot"), "{line}");
+    assert!(
+        line.starts_with("POP3 OK - ") && line.contains("+OK Dovecot"),
+        "{line}"
+    );
 
     let output = run_mail(&prober, starttls(MailProtocol::POP3, pop3), TIMEOUT).await;
     assert_ok(&output);
@@ -441,7 +457,10 @@ async fn tls_probe_with_starttls_reports_the_certificates_days() {
     ] {
         let output = run_tls(&prober, tls(protocol, port)).await;
         assert_ok(&output);
-        assert!((output.value - 20.0).abs() < 0.01, "{protocol:?}: {output:?}");
+        assert!(
+            (output.value - 20.0).abs() < 0.01,
+            "{protocol:?}: {output:?}"
+        );
         assert!(
             output.output.contains("expires in 20.0 days"),
             "{protocol:?}: {}",
@@ -468,7 +487,9 @@ async fn a_closed_port_is_critical() {
     assert_critical(&output, "refused");
     assert!(output.value.is_nan());
     assert!(
-        output.line(CheckState::Critical).starts_with("SMTP CRITICAL - failed to connect"),
+        output
+            .line(CheckState::Critical)
+            .starts_with("SMTP CRITICAL - failed to connect"),
         "{output:?}"
     );
 }

@@ -111,10 +111,11 @@ async fn session(spec: &MailProbe, tls: &TlsProber, timeout: Duration) -> Result
 
     let started = Instant::now();
     let (stream, _) = super::tcp::connect(host, port, timeout).await?;
-    timings.connect = seconds(started.elapsed());
+    let connected = Instant::now();
+    timings.connect = seconds(connected - started);
     let mut plain = Session::new(stream, spec.protocol, &target, started, timeout);
     let greeting = plain.greeting().await?;
-    timings.greeting = seconds(started.elapsed()) - timings.connect;
+    timings.greeting = seconds(connected.elapsed());
     if let Some(reason) = greeting_failure(spec, &target, &greeting) {
         let total = seconds(started.elapsed());
         plain.quit().await;
@@ -142,11 +143,11 @@ async fn session(spec: &MailProbe, tls: &TlsProber, timeout: Duration) -> Result
         .await?;
     timings.tls = Some(seconds(tls_started.elapsed()));
     let mut secure = Session::new(stream, spec.protocol, &target, started, timeout);
-    if spec.protocol == MailProtocol::SMTP {
-        if let Err(error) = secure.ehlo(&helo_name).await {
-            secure.quit().await;
-            return Err(error);
-        }
+    if spec.protocol == MailProtocol::SMTP
+        && let Err(error) = secure.ehlo(&helo_name).await
+    {
+        secure.quit().await;
+        return Err(error);
     }
     let total = seconds(started.elapsed());
     secure.quit().await;
@@ -196,7 +197,10 @@ mod tests {
         let target = "127.0.0.1 port 25";
         let good = reply(true, "220 mail.example ESMTP Postfix");
         assert_eq!(greeting_failure(&spec(None), target, &good), None);
-        assert_eq!(greeting_failure(&spec(Some("Postfix")), target, &good), None);
+        assert_eq!(
+            greeting_failure(&spec(Some("Postfix")), target, &good),
+            None
+        );
         let missing = greeting_failure(&spec(Some("Exim")), target, &good).unwrap();
         assert!(missing.contains("does not contain \"Exim\""), "{missing}");
         let refused = reply(false, "554 mail.example no\r\x1b service");

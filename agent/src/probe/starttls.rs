@@ -91,7 +91,9 @@ impl Shape {
             Self::ImapGreeting => {
                 starts_with_word(first, "* OK") || starts_with_word(first, "* PREAUTH")
             }
-            Self::ImapTagged(tag) => tagged(last, tag).is_some_and(|rest| starts_with_word(rest, "OK")),
+            Self::ImapTagged(tag) => {
+                tagged(last, tag).is_some_and(|rest| starts_with_word(rest, "OK"))
+            }
             Self::Pop | Self::PopList => starts_with_word(first, "+OK"),
         }
     }
@@ -486,7 +488,10 @@ mod tests {
             (false, false)
         );
         assert_eq!(
-            complete_and_ok(Shape::ImapTagged("a1"), "* CAPABILITY IMAP4rev1\r\na1 OK done"),
+            complete_and_ok(
+                Shape::ImapTagged("a1"),
+                "* CAPABILITY IMAP4rev1\r\na1 OK done"
+            ),
             (true, true)
         );
         assert_eq!(
@@ -500,7 +505,10 @@ mod tests {
             complete_and_ok(Shape::PopList, "+OK\r\nSTLS\r\n."),
             (true, true)
         );
-        assert_eq!(complete_and_ok(Shape::PopList, "-ERR unknown"), (true, false));
+        assert_eq!(
+            complete_and_ok(Shape::PopList, "-ERR unknown"),
+            (true, false)
+        );
     }
 
     #[test]
@@ -540,5 +548,50 @@ mod tests {
         assert!(helo_name("two words").is_err());
         assert!(helo_name("").is_err());
         assert!(helo_name(&machine_host_name()).is_ok());
+    }
+
+    /// A session reading `server_says` from the other end of a pipe.
+    fn session_hearing(server_says: Vec<u8>) -> Session<'static, tokio::io::DuplexStream> {
+        let (client, mut server) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            let _ = server.write_all(&server_says).await;
+            // Keeps the pipe open (a server that stops talking) until the session drops it.
+            let mut sink = Vec::new();
+            let _ = server.read_to_end(&mut sink).await;
+        });
+        Session::new(
+            client,
+            MailProtocol::SMTP,
+            "mail.example port 25",
+            Instant::now(),
+            Duration::from_secs(5),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_reply_longer_than_the_limit_is_refused() {
+        let endless = "250-PIPELINING\r\n".repeat(MAX_REPLY_BYTES / 16 + 1);
+        let mut session = session_hearing(format!("220 hi\r\n{endless}").into_bytes());
+        assert!(session.greeting().await.unwrap().ok);
+        let error = session.ehlo("probe.example").await.unwrap_err();
+        assert!(
+            error.to_string().contains("longer than 65536 bytes"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bytes_after_the_starttls_answer_are_refused() {
+        let injected = b"220 hi\r\n250-hi\r\n250 STARTTLS\r\n220 go ahead\r\nMAIL FROM:<x@y>\r\n";
+        let mut session = session_hearing(injected.to_vec());
+        assert!(session.greeting().await.unwrap().ok);
+        assert!(session.ehlo("probe.example").await.unwrap());
+        let error = session.start_tls(Some(true)).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("sent data after its STARTTLS reply"),
+            "{error}"
+        );
     }
 }

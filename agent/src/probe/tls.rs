@@ -176,8 +176,11 @@ impl TlsProber {
                 .await;
         }
         let days = certificate.days;
-        let mut output = ProbeOutput::measured("tls", days, certificate.describe())
-            .with_perf("days_left", days, "");
+        let mut output = ProbeOutput::measured("tls", days, certificate.describe()).with_perf(
+            "days_left",
+            days,
+            "",
+        );
         if let Some(reason) = certificate.untrusted {
             output.output = format!("{reason}; {}", output.output);
             output = output.with_failure(CheckState::Critical, reason);
