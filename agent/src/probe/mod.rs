@@ -24,9 +24,11 @@ mod file;
 mod http;
 mod load;
 mod log;
+mod mail;
 mod memory;
 mod network;
 mod process;
+mod starttls;
 mod tcp;
 mod tls;
 
@@ -374,8 +376,8 @@ impl Prober {
         if spec.database.is_some() {
             return Err(ProbeError::NotBuiltIn("database"));
         }
-        if spec.mail.is_some() {
-            return Err(ProbeError::NotBuiltIn("mail"));
+        if let Some(mail) = &spec.mail {
+            return mail::probe(mail, &self.tls, timeout).await;
         }
         if spec.exec.is_some() {
             return Err(ProbeError::NotBuiltIn("exec"));
@@ -402,6 +404,9 @@ pub fn validate(spec: &CheckSpec) -> Result<()> {
     }
     if let Some(tls) = &spec.tls {
         port(&tls.port)?;
+    }
+    if let Some(mail) = &spec.mail {
+        mail::validate(mail)?;
     }
     if let Some(http) = &spec.http {
         http::request(http)?;

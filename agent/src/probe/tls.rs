@@ -1,7 +1,9 @@
 //! TLS: the certificate verifier shared with the HTTP clients, and the tls probe, which reports
 //! the days until the server's certificate expires. The probe completes the handshake whatever
 //! the chain, reads `notAfter`, then verifies the chain and name separately, so an untrusted or
-//! expired certificate is CRITICAL with its reason and still reports its days left.
+//! expired certificate is CRITICAL with its reason and still reports its days left. With
+//! `startTls` the handshake follows the mail protocol's plain-text part (see `starttls`); the
+//! mail probe's STARTTLS uses the same handshake and evaluation.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,10 +13,12 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use vedette_crds::check::TlsProbe;
 use vedette_crds::template::CheckState;
 
-use super::{ProbeError, ProbeOutput, Result, seconds};
+use super::{ProbeError, ProbeOutput, Result, seconds, starttls};
 
 /// Verifies server certificates against the machine's roots (plus extra ones), or accepts any
 /// certificate while still checking handshake signatures.
@@ -148,19 +152,54 @@ impl TlsProber {
         }
     }
 
-    /// The tls probe.
+    /// The tls probe, with TLS from the first byte or after `startTls`'s plain-text part.
     pub(crate) async fn probe(&self, spec: &TlsProbe, timeout: Duration) -> Result<ProbeOutput> {
         let host = super::substituted("host", &spec.host)?;
         let port = super::port(&spec.port)?;
         let name = spec.server_name.as_deref().unwrap_or(host);
-        let server_name = ServerName::try_from(name.to_owned()).map_err(|error| {
-            ProbeError::InvalidSpec(format!("bad server name {name:?}: {error}"))
-        })?;
+        let server_name = server_name(name)?;
         let started = Instant::now();
+        let target = format!("{host} port {port}");
         let (stream, _) = super::tcp::connect(host, port, timeout).await?;
+        let stream = match spec.start_tls {
+            Some(protocol) => {
+                starttls::negotiate(stream, protocol, &target, started, timeout).await?
+            }
+            None => stream,
+        };
+        let (stream, certificate) = self
+            .handshake(stream, &server_name, &target, started, timeout)
+            .await?;
+        if let Some(protocol) = spec.start_tls {
+            starttls::Session::new(stream, protocol, &target, started, timeout)
+                .quit()
+                .await;
+        }
+        let days = certificate.days;
+        let mut output = ProbeOutput::measured("tls", days, certificate.describe()).with_perf(
+            "days_left",
+            days,
+            "",
+        );
+        if let Some(reason) = certificate.untrusted {
+            output.output = format!("{reason}; {}", output.output);
+            output = output.with_failure(CheckState::Critical, reason);
+        }
+        Ok(output)
+    }
+
+    /// Completes a TLS handshake on `stream` whatever the chain, within `timeout` of
+    /// `started`, and evaluates the certificate the server presented.
+    pub(crate) async fn handshake(
+        &self,
+        stream: TcpStream,
+        server_name: &ServerName<'static>,
+        target: &str,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<(TlsStream<TcpStream>, PeerCertificate)> {
         let handshake = self.connector.connect(server_name.clone(), stream);
         let remaining = timeout.saturating_sub(started.elapsed());
-        let target = format!("{host} port {port}");
         let stream = tokio::time::timeout(remaining, handshake)
             .await
             .map_err(|_| ProbeError::Timeout {
@@ -168,33 +207,65 @@ impl TlsProber {
                 seconds: seconds(timeout),
             })?
             .map_err(|error| ProbeError::Connect {
-                target: target.clone(),
+                target: target.to_owned(),
                 reason: format!("tls handshake failed: {error}"),
             })?;
+        let certificate = self.evaluate(&stream, server_name, target)?;
+        Ok((stream, certificate))
+    }
+
+    /// The expiry of the server's certificate, and whether its chain and name are trusted.
+    fn evaluate(
+        &self,
+        stream: &TlsStream<TcpStream>,
+        server_name: &ServerName<'static>,
+        target: &str,
+    ) -> Result<PeerCertificate> {
         let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
         let (end_entity, intermediates) = chain
             .split_first()
             .ok_or_else(|| ProbeError::Unexpected(format!("{target} sent no certificate")))?;
         let expiry = Expiry::of(end_entity)?;
         let days = expiry.days_left(SystemTime::now());
-        let mut output = ProbeOutput::measured(
-            "tls",
-            days,
-            format!(
-                "certificate '{}' expires in {days:.1} days ({})",
-                expiry.subject, expiry.not_after_text
-            ),
-        )
-        .with_perf("days_left", days, "");
         let verified =
             self.verifier
-                .check_chain(end_entity, intermediates, &server_name, UnixTime::now());
-        if let Err(error) = verified {
-            let reason = format!("certificate of {target} not trusted for {name}: {error}");
-            output.output = format!("{reason}; {}", output.output);
-            output = output.with_failure(CheckState::Critical, reason);
-        }
-        Ok(output)
+                .check_chain(end_entity, intermediates, server_name, UnixTime::now());
+        let untrusted = verified.err().map(|error| {
+            format!(
+                "certificate of {target} not trusted for {}: {error}",
+                server_name.to_str()
+            )
+        });
+        Ok(PeerCertificate {
+            expiry,
+            days,
+            untrusted,
+        })
+    }
+}
+
+/// The name a handshake sends (SNI) and verifies.
+pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>> {
+    ServerName::try_from(name.to_owned())
+        .map_err(|error| ProbeError::InvalidSpec(format!("bad server name {name:?}: {error}")))
+}
+
+/// The certificate a server presented in a handshake.
+pub(crate) struct PeerCertificate {
+    expiry: Expiry,
+    /// Days until `notAfter`; negative once expired.
+    pub(crate) days: f64,
+    /// Why the verifier does not trust the chain or name, if it does not.
+    pub(crate) untrusted: Option<String>,
+}
+
+impl PeerCertificate {
+    /// `certificate 'CN=…' expires in 30.0 days (…)`.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "certificate '{}' expires in {:.1} days ({})",
+            self.expiry.subject, self.days, self.expiry.not_after_text
+        )
     }
 }
 
