@@ -174,6 +174,23 @@ pub struct Compiled {
     pub secrets: crate::notify::send::StaticSecrets,
 }
 
+/// The values, among the files' Secret documents, of the Secrets the bundle's checks read; a
+/// missing one is left out (the check is UNKNOWN, naming it).
+fn check_secret_values(
+    secrets: &crate::notify::send::StaticSecrets,
+    bundle: &ZoneBundle,
+) -> vedette_protocol::plan::SecretValues {
+    let values = crate::reconcile::check_secrets::references(bundle)
+        .into_iter()
+        .filter_map(|(namespace, name, key)| {
+            let bytes = secrets.secrets.get(&(namespace.clone(), name.clone()))?.get(&key)?;
+            let value = String::from_utf8(bytes.clone()).ok()?;
+            Some((format!("{namespace}/{name}/{key}"), value))
+        })
+        .collect();
+    vedette_protocol::plan::SecretValues(values)
+}
+
 /// Loads and compiles `paths` for `machine`. Documents that do not parse, and a machine no
 /// zone selects, are errors naming the file, the document and the field.
 pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> Result<Compiled, Error> {
@@ -206,7 +223,7 @@ pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> Result<Compiled, E
         .count();
     let processes: Vec<_> = output.processes.into_values().collect();
     let routing = output.notifications;
-    let Some(bundle) = output
+    let Some(mut bundle) = output
         .bundles
         .into_values()
         .find(|bundle| bundle.machines.contains_key(&machine.name))
@@ -223,6 +240,7 @@ pub fn compile_files(paths: &[PathBuf], machine: &Machine) -> Result<Compiled, E
             diagnostics,
         });
     };
+    bundle.secrets = check_secret_values(&secrets, &bundle);
     Ok(Compiled {
         bundle,
         diagnostics,

@@ -37,11 +37,25 @@ pub trait SecretSource: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<u8>, String>>;
 }
 
-/// Secrets given up front (standalone mode: `Secret` documents of the manifest files).
-#[derive(Debug, Default, Clone)]
+/// Secrets given up front (standalone mode: `Secret` documents of the manifest files). Its
+/// `Debug` shows names and keys, never values.
+#[derive(Default, Clone)]
 pub struct StaticSecrets {
     /// By (namespace, name), then key.
     pub secrets: BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>,
+}
+
+impl std::fmt::Debug for StaticSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self
+            .secrets
+            .iter()
+            .flat_map(|((namespace, name), data)| {
+                data.keys().map(move |key| format!("{namespace}/{name}/{key}"))
+            })
+            .collect();
+        f.debug_set().entries(keys).finish()
+    }
 }
 
 impl SecretSource for StaticSecrets {
