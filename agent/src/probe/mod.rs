@@ -27,6 +27,7 @@ mod log;
 mod memory;
 mod network;
 mod process;
+mod snmp;
 mod tcp;
 mod tls;
 
@@ -362,8 +363,13 @@ impl Prober {
         if spec.udp.is_some() {
             return Err(ProbeError::NotBuiltIn("udp"));
         }
-        if spec.snmp.is_some() {
-            return Err(ProbeError::NotBuiltIn("snmp"));
+        if let Some(snmp) = &spec.snmp {
+            let expect = snmp
+                .expect
+                .as_deref()
+                .map(|p| self.regexes.get(p))
+                .transpose()?;
+            return snmp::probe(snmp, &self.secrets, expect.as_deref(), timeout).await;
         }
         if spec.database.is_some() {
             return Err(ProbeError::NotBuiltIn("database"));
@@ -410,6 +416,10 @@ pub fn validate(spec: &CheckSpec) -> Result<()> {
     if let Some(load) = &spec.load {
         load::period_index(load.period_minutes)?;
     }
+    if let Some(snmp) = &spec.snmp {
+        snmp::validate(snmp)?;
+        snmp.expect.as_deref().map(pattern).transpose()?;
+    }
     Ok(())
 }
 
@@ -424,7 +434,6 @@ impl CheckSecrets {
     }
 
     /// The value of `secret`, or an UNKNOWN error naming it (never its value).
-    #[allow(dead_code, reason = "the first probes reading Secrets are being added")]
     fn get(&self, secret: &vedette_crds::check::CheckSecret) -> Result<String> {
         let values = Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()));
         values.get(&secret.plan_key()).cloned().ok_or_else(|| {
