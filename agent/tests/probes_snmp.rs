@@ -467,9 +467,66 @@ async fn v3_wrong_auth_pass_phrase_is_critical_without_the_pass_phrase() {
     ]));
     let output = run(&prober, check).await;
     assert_failed(&output, CheckState::Critical, "authentication failed");
+    assert!(output.output.contains("usmStatsWrongDigests"), "{output:?}");
     let everything = format!("{output:?} {}", output.line(CheckState::Critical));
     assert!(!everything.contains(wrong), "{everything}");
     assert!(!everything.contains("pass phrase2"), "{everything}");
+}
+
+#[tokio::test]
+async fn v3_wrong_privacy_pass_phrase_is_critical_and_says_so() {
+    let snmpd = Snmpd::start().await;
+    let prober = Prober::new();
+    let check = v3(
+        snmpd.port,
+        "authPrivUser",
+        SnmpSecurityLevel::AuthPriv,
+        SnmpAuthProtocol::SHA256,
+        SnmpPrivacyProtocol::AES,
+    );
+    prober.set_secrets(BTreeMap::from([
+        (
+            secret("authPrivUser-auth").plan_key(),
+            "pass phrase1".to_owned(),
+        ),
+        (
+            secret("authPrivUser-priv").plan_key(),
+            "wrong pass phrase 2".to_owned(),
+        ),
+    ]));
+    // net-snmp drops what it cannot decrypt: the probe waits its timeout, no longer.
+    let timeout = Duration::from_millis(900);
+    let started = Instant::now();
+    let output = prober.run(&spec(check), timeout).await;
+    assert!(
+        started.elapsed() < timeout + Duration::from_secs(1),
+        "{output:?}"
+    );
+    assert_failed(&output, CheckState::Critical, "wrong privacy pass phrase");
+    assert!(
+        !format!("{output:?}").contains("wrong pass phrase 2"),
+        "{output:?}"
+    );
+}
+
+#[tokio::test]
+async fn v3_unsupported_security_level_is_critical_and_names_the_cause() {
+    let snmpd = Snmpd::start().await;
+    // authUser has no privacy key.
+    let mut check = v3(
+        snmpd.port,
+        "authUser",
+        SnmpSecurityLevel::AuthPriv,
+        SnmpAuthProtocol::SHA,
+        SnmpPrivacyProtocol::AES,
+    );
+    check.v3.as_mut().unwrap().privacy_password_secret = Some(secret("authUser-auth"));
+    let output = run(&prober_with_passphrases(), check).await;
+    assert_failed(
+        &output,
+        CheckState::Critical,
+        "usmStatsUnsupportedSecLevels",
+    );
 }
 
 #[tokio::test]
@@ -495,7 +552,11 @@ async fn v3_unknown_user_is_critical() {
         ),
     ]));
     let output = run(&prober, check).await;
-    assert_failed(&output, CheckState::Critical, "authentication failed");
+    assert_failed(
+        &output,
+        CheckState::Critical,
+        "unknown user (usmStatsUnknownUserNames)",
+    );
 }
 
 #[tokio::test]
