@@ -394,7 +394,8 @@ impl Default for Prober {
 
 /// Finds, without running anything, what would make a probe fail on every run: a pattern that
 /// does not compile, a URL, method or header that does not parse, a port out of range, a load
-/// period other than 1, 5 or 15. A plan is checked with it before it replaces the running one.
+/// period other than 1, 5 or 15, an OID that is not numeric. A plan is checked with it before
+/// it replaces the running one.
 pub fn validate(spec: &CheckSpec) -> Result<()> {
     let pattern = |pattern: &str| compile_pattern(pattern).map(drop);
     if let Some(tcp) = &spec.tcp {
