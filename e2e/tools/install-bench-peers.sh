@@ -7,6 +7,8 @@
 set -euo pipefail
 PACKAGES=(prometheus-blackbox-exporter icinga2-bin icinga2-common openssl prometheus-node-exporter
   monitoring-plugins-basic monitoring-plugins-common wrk hyperfine)
+# snmp_vs_check_snmp: snmpd answers, check_snmp (standard plugins) runs snmpget (snmp).
+PACKAGES+=(snmpd snmp monitoring-plugins-standard)
 missing=()
 for p in "${PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -28,6 +28,7 @@ mod mail;
 mod memory;
 mod network;
 mod process;
+mod snmp;
 mod starttls;
 mod tcp;
 mod tls;
@@ -370,8 +371,13 @@ impl Prober {
         if spec.udp.is_some() {
             return Err(ProbeError::NotBuiltIn("udp"));
         }
-        if spec.snmp.is_some() {
-            return Err(ProbeError::NotBuiltIn("snmp"));
+        if let Some(snmp) = &spec.snmp {
+            let expect = snmp
+                .expect
+                .as_deref()
+                .map(|p| self.regexes.get(p))
+                .transpose()?;
+            return snmp::probe(snmp, &self.secrets, expect.as_deref(), timeout).await;
         }
         if spec.database.is_some() {
             return Err(ProbeError::NotBuiltIn("database"));
@@ -396,7 +402,8 @@ impl Default for Prober {
 
 /// Finds, without running anything, what would make a probe fail on every run: a pattern that
 /// does not compile, a URL, method or header that does not parse, a port out of range, a load
-/// period other than 1, 5 or 15. A plan is checked with it before it replaces the running one.
+/// period other than 1, 5 or 15, an OID that is not numeric. A plan is checked with it before
+/// it replaces the running one.
 pub fn validate(spec: &CheckSpec) -> Result<()> {
     let pattern = |pattern: &str| compile_pattern(pattern).map(drop);
     if let Some(tcp) = &spec.tcp {
@@ -421,6 +428,10 @@ pub fn validate(spec: &CheckSpec) -> Result<()> {
     if let Some(load) = &spec.load {
         load::period_index(load.period_minutes)?;
     }
+    if let Some(snmp) = &spec.snmp {
+        snmp::validate(snmp)?;
+        snmp.expect.as_deref().map(pattern).transpose()?;
+    }
     Ok(())
 }
 
@@ -441,7 +452,6 @@ impl CheckSecrets {
     }
 
     /// The value of `secret`, or an UNKNOWN error naming it (never its value).
-    #[allow(dead_code, reason = "the first probes reading Secrets are being added")]
     fn get(&self, secret: &vedette_crds::check::CheckSecret) -> Result<String> {
         let key = secret.plan_key();
         let plans = self.0.read().unwrap_or_else(|p| p.into_inner());
