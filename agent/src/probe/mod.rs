@@ -17,6 +17,7 @@ use vedette_crds::template::CheckState;
 use crate::host_paths::HostPaths;
 
 mod cpu;
+mod database;
 mod disk;
 mod dns;
 pub mod facts;
@@ -365,8 +366,13 @@ impl Prober {
         if spec.snmp.is_some() {
             return Err(ProbeError::NotBuiltIn("snmp"));
         }
-        if spec.database.is_some() {
-            return Err(ProbeError::NotBuiltIn("database"));
+        if let Some(database) = &spec.database {
+            let password = database
+                .password_secret
+                .as_ref()
+                .map(|secret| self.secrets.get(secret))
+                .transpose()?;
+            return database::probe(database, password, timeout).await;
         }
         if spec.mail.is_some() {
             return Err(ProbeError::NotBuiltIn("mail"));
@@ -410,6 +416,16 @@ pub fn validate(spec: &CheckSpec) -> Result<()> {
     if let Some(load) = &spec.load {
         load::period_index(load.period_minutes)?;
     }
+    if let Some(database) = &spec.database {
+        database::port(database)?;
+        substituted("host", &database.host)?;
+        substituted("user", &database.user)?;
+        database
+            .database
+            .as_deref()
+            .map(|name| substituted("database", name))
+            .transpose()?;
+    }
     Ok(())
 }
 
@@ -424,7 +440,6 @@ impl CheckSecrets {
     }
 
     /// The value of `secret`, or an UNKNOWN error naming it (never its value).
-    #[allow(dead_code, reason = "the first probes reading Secrets are being added")]
     fn get(&self, secret: &vedette_crds::check::CheckSecret) -> Result<String> {
         let values = Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()));
         values.get(&secret.plan_key()).cloned().ok_or_else(|| {
