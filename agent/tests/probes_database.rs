@@ -189,6 +189,19 @@ async fn wrong_password_is_critical_without_the_password(server: &Server) {
     assert!(!everything.contains(PASSWORD), "{everything}");
 }
 
+/// `tls: true` against a server without TLS is CRITICAL: no fallback to plain text.
+async fn required_tls_is_not_skipped(server: &Server) {
+    let mut spec = server.check("SELECT 1", DatabaseMetric::Seconds);
+    spec.database.as_mut().unwrap().tls = true;
+    let output = prober_with(PASSWORD).run(&spec, TIMEOUT).await;
+    assert_failed(
+        &output,
+        CheckState::Critical,
+        "failed to connect to 127.0.0.1",
+    );
+    assert_failed(&output, CheckState::Critical, "tls");
+}
+
 /// A query that outlasts the timeout ends as a timeout, within it.
 async fn slow_query_times_out(server: &Server) {
     let started = Instant::now();
@@ -256,6 +269,7 @@ async fn postgres_logs_in_queries_read_only_and_reports() {
     )
     .await;
     wrong_password_is_critical_without_the_password(&server).await;
+    required_tls_is_not_skipped(&server).await;
     slow_query_times_out(&server).await;
     non_numbers_are_unknown(
         &server,
@@ -311,6 +325,7 @@ async fn mariadb_logs_in_queries_read_only_and_reports() {
     )
     .await;
     wrong_password_is_critical_without_the_password(&server).await;
+    required_tls_is_not_skipped(&server).await;
     slow_query_times_out(&server).await;
     non_numbers_are_unknown(
         &server,

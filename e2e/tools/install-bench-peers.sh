@@ -6,7 +6,8 @@
 # that they neither listen nor use CPU during a measurement.
 set -euo pipefail
 PACKAGES=(prometheus-blackbox-exporter icinga2-bin icinga2-common openssl prometheus-node-exporter
-  monitoring-plugins-basic monitoring-plugins-common wrk hyperfine)
+  monitoring-plugins-basic monitoring-plugins-common wrk hyperfine
+  monitoring-plugins-standard postgresql mariadb-server)
 missing=()
 for p in "${PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

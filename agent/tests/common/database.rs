@@ -3,7 +3,10 @@
 //! and its table `items`: PostgreSQL from Debian's `postgresql` (`initdb`, then `postgres`;
 //! as root both run as the package's `postgres` user, since `initdb` refuses root) and
 //! MariaDB from `mariadb-server` (`mariadb-install-db`, then `mariadbd`). Readiness is a
-//! successful login; a dropped server is stopped by its pid.
+//! successful login; a dropped server is stopped by its pid. Also used by
+//! `benches/database_probe.rs`.
+
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -90,8 +93,8 @@ impl Drop for ServerProcess {
 
 /// A running PostgreSQL server.
 pub struct Postgres {
-    // Only held: stopped (first) when the server is dropped, before its directory goes.
-    _process: ServerProcess,
+    // Stopped first when the server is dropped, before its directory goes.
+    process: ServerProcess,
     dir: tempfile::TempDir,
     bin: PathBuf,
     /// Its TCP port on 127.0.0.1.
@@ -177,7 +180,7 @@ impl Postgres {
                 .is_ok_and(|s| s.success())
         });
         let server = Self {
-            _process: process,
+            process,
             dir,
             bin,
             port,
@@ -190,6 +193,11 @@ impl Postgres {
             "CREATE TABLE items (n integer); ALTER TABLE items OWNER TO probe",
         );
         server
+    }
+
+    /// The postmaster's pid (its backends are its children).
+    pub fn pid(&self) -> u32 {
+        self.process.child.id()
     }
 
     /// Runs `sql` as the superuser in database `postgres`; its output.
@@ -225,8 +233,8 @@ fn psql_command(bin: &Path, socket_dir: &Path, port: u16, database: &str, sql: &
 
 /// A running MariaDB server.
 pub struct MariaDb {
-    // Only held: stopped (first) when the server is dropped, before its directory goes.
-    _process: ServerProcess,
+    // Stopped first when the server is dropped, before its directory goes.
+    process: ServerProcess,
     dir: tempfile::TempDir,
     /// Its TCP port on 127.0.0.1.
     pub port: u16,
@@ -285,17 +293,18 @@ impl MariaDb {
                 .status()
                 .is_ok_and(|s| s.success())
         });
-        let server = Self {
-            _process: process,
-            dir,
-            port,
-        };
+        let server = Self { process, dir, port };
         server.sql(&format!(
             "CREATE DATABASE vedette; CREATE TABLE vedette.items (n INT); \
              CREATE USER 'probe'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; \
              GRANT ALL ON vedette.* TO 'probe'@'127.0.0.1'"
         ));
         server
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.process.child.id()
     }
 
     /// Runs `sql` as root over the Unix socket; its output.
