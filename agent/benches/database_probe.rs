@@ -53,7 +53,7 @@ impl Sample {
 
 /// A side: the agent's probe or a plugin's command line.
 enum Side {
-    Agent(CheckSpec),
+    Agent(Box<CheckSpec>),
     Plugin(Vec<String>),
 }
 
@@ -162,11 +162,11 @@ fn main() {
     let cases = [
         Case {
             name: "PostgreSQL: agent".into(),
-            side: Side::Agent(database_check(
+            side: Side::Agent(Box::new(database_check(
                 DatabaseEngine::PostgreSQL,
                 postgres.port,
                 &secret,
-            )),
+            ))),
             server_cpu: Box::new(pg_cpu),
         },
         Case {
@@ -184,7 +184,11 @@ fn main() {
         },
         Case {
             name: "MariaDB: agent".into(),
-            side: Side::Agent(database_check(DatabaseEngine::MySQL, mariadb.port, &secret)),
+            side: Side::Agent(Box::new(database_check(
+                DatabaseEngine::MySQL,
+                mariadb.port,
+                &secret,
+            ))),
             server_cpu: Box::new(my_cpu),
         },
         Case {
