@@ -6,9 +6,10 @@
 # that they neither listen nor use CPU during a measurement.
 set -euo pipefail
 PACKAGES=(prometheus-blackbox-exporter icinga2-bin icinga2-common openssl prometheus-node-exporter
-  monitoring-plugins-basic monitoring-plugins-common wrk hyperfine)
+  monitoring-plugins-basic monitoring-plugins-common wrk hyperfine
+  monitoring-plugins-standard postgresql mariadb-server)
 # snmp_vs_check_snmp: snmpd answers, check_snmp (standard plugins) runs snmpget (snmp).
-PACKAGES+=(snmpd snmp monitoring-plugins-standard)
+PACKAGES+=(snmpd snmp)
 missing=()
 for p in "${PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

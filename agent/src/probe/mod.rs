@@ -17,6 +17,7 @@ use vedette_crds::template::CheckState;
 use crate::host_paths::HostPaths;
 
 mod cpu;
+mod database;
 mod disk;
 mod dns;
 pub mod facts;
@@ -379,8 +380,13 @@ impl Prober {
                 .transpose()?;
             return snmp::probe(snmp, &self.secrets, expect.as_deref(), timeout).await;
         }
-        if spec.database.is_some() {
-            return Err(ProbeError::NotBuiltIn("database"));
+        if let Some(database) = &spec.database {
+            let password = database
+                .password_secret
+                .as_ref()
+                .map(|secret| self.secrets.get(secret))
+                .transpose()?;
+            return database::probe(database, password, timeout).await;
         }
         if let Some(mail) = &spec.mail {
             return mail::probe(mail, &self.tls, timeout).await;
@@ -431,6 +437,16 @@ pub fn validate(spec: &CheckSpec) -> Result<()> {
     if let Some(snmp) = &spec.snmp {
         snmp::validate(snmp)?;
         snmp.expect.as_deref().map(pattern).transpose()?;
+    }
+    if let Some(database) = &spec.database {
+        database::port(database)?;
+        substituted("host", &database.host)?;
+        substituted("user", &database.user)?;
+        database
+            .database
+            .as_deref()
+            .map(|name| substituted("database", name))
+            .transpose()?;
     }
     Ok(())
 }
