@@ -250,19 +250,30 @@ async fn exchange(socket: &UdpSocket, echoes: &Echoes, deadline: Instant) -> Res
     let deadline = tokio::time::Instant::from_std(deadline);
     while sent_at.len() < packets || received < packets {
         let next_send = started + echoes.interval * sent_at.len() as u32;
-        tokio::select! {
-            biased;
-            () = tokio::time::sleep_until(deadline) => break,
-            () = tokio::time::sleep_until(next_send.into()), if sent_at.len() < packets => {
-                let sequence = sent_at.len() as u16;
-                let request =
-                    echo_request(echoes.target.is_ipv6(), echoes.identifier, sequence, &echoes.payload);
-                socket.send(&request).await.map_err(|error| ProbeError::Connect {
+        // A request that is due goes out at once: a timer that is already due still waits
+        // for the timer wheel's next millisecond tick.
+        if sent_at.len() < packets && Instant::now() >= next_send {
+            let sequence = sent_at.len() as u16;
+            let request = echo_request(
+                echoes.target.is_ipv6(),
+                echoes.identifier,
+                sequence,
+                &echoes.payload,
+            );
+            socket
+                .send(&request)
+                .await
+                .map_err(|error| ProbeError::Connect {
                     target: echoes.target.to_string(),
                     reason: format!("failed to send an echo request: {error}"),
                 })?;
-                sent_at.push(Instant::now());
-            }
+            sent_at.push(Instant::now());
+            continue;
+        }
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep_until(deadline) => break,
+            () = tokio::time::sleep_until(next_send.into()), if sent_at.len() < packets => {}
             read = socket.recv(&mut buffer) => match read {
                 Ok(length) => {
                     let arrived = Instant::now();
