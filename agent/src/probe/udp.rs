@@ -22,7 +22,7 @@ const SHOWN_BYTES: usize = 80;
 pub(crate) fn decode_hex(field: &str, text: &str) -> Result<Vec<u8>> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     let bad = |why: &str| ProbeError::InvalidSpec(format!("{field} {text:?} {why}"));
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(bad("has an odd number of hexadecimal digits"));
     }
     digits
