@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
-ALL=(probe_vs_blackbox snmp_vs_check_snmp database_probe exec_overhead exec_vs_icinga idle_footprint spool_append compile history_store masters_ingest process_engine notify_delivery)
+ALL=(probe_vs_blackbox snmp_vs_check_snmp database_probe exec_overhead exec_vs_icinga icmp_vs_check_ping idle_footprint spool_append compile history_store masters_ingest process_engine notify_delivery)
 BENCHES=("$@")
 [ ${#BENCHES[@]} -eq 0 ] && BENCHES=("${ALL[@]}")
 target_dir=${CARGO_TARGET_DIR:-target}

@@ -65,10 +65,13 @@ impl CompiledCheck {
                     problem: format!("{field}: {e}"),
                 })
         };
-        crate::probe::validate(&planned.check).map_err(|error| PlanError::Spec {
-            id: id.clone(),
-            problem: error.to_string(),
-        })?;
+        let timeout = Duration::from_secs(u64::from(planned.timeout_seconds));
+        crate::probe::validate(&planned.check)
+            .and_then(|()| crate::probe::validate_within(&planned.check, timeout))
+            .map_err(|error| PlanError::Spec {
+                id: id.clone(),
+                problem: error.to_string(),
+            })?;
         let warning = range("warning", &planned.warning)?;
         let critical = range("critical", &planned.critical)?;
         let condition = planned

@@ -8,11 +8,13 @@ set -euo pipefail
 # snmpd, mariadb-server: the snmp and database probes' tests start servers of their own;
 # monitoring-plugins-standard (check_snmp, check_dns, check_ssh, check_smtp, check_ntp_time):
 # the template library's plugins; fping: the icmp probe's peer; dovecot-imapd, dovecot-pop3d: the
-# mail probe's IMAP and POP3 servers (STARTTLS included).
+# mail probe's IMAP and POP3 servers (STARTTLS included); nftables: the icmp probe's tests drop
+# echo replies in network namespaces of their own.
 # Services these packages ship are never started here (policy-rc.d below): tests start their
 # own instances on 127.0.0.1 with their own configuration.
 PACKAGES=(monitoring-plugins-basic monitoring-plugins-common monitoring-plugins-standard postgresql
-  python3-aiosmtpd prometheus-alertmanager snmpd snmp mariadb-server fping dovecot-imapd dovecot-pop3d)
+  python3-aiosmtpd prometheus-alertmanager snmpd snmp mariadb-server fping dovecot-imapd dovecot-pop3d
+  nftables)
 missing=()
 for p in "${PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,6 +23,7 @@ mod dns;
 pub mod facts;
 mod file;
 mod http;
+mod icmp;
 mod load;
 mod log;
 mod mail;
@@ -33,6 +34,7 @@ mod snmp;
 mod starttls;
 mod tcp;
 mod tls;
+mod udp;
 
 /// One performance-data item, as in Nagios plugin output (`label=value[uom]`).
 #[derive(Clone, Debug, PartialEq)]
@@ -150,6 +152,9 @@ pub enum ProbeError {
     /// The probe is not built in (`exec` runs elsewhere).
     #[error("probe {0} is not built in")]
     NotBuiltIn(&'static str),
+    /// The agent lacks a privilege the probe needs (an ICMP socket, …); says which.
+    #[error("{0}")]
+    Privilege(String),
     /// A system file could not be read.
     #[error("failed to read {path}: {source}")]
     Read {
@@ -198,9 +203,11 @@ impl ProbeError {
     /// monitored thing failed.
     pub fn state(&self) -> CheckState {
         match self {
-            Self::InvalidSpec(_) | Self::NotBuiltIn(_) | Self::Read { .. } | Self::Parse(_) => {
-                CheckState::Unknown
-            }
+            Self::InvalidSpec(_)
+            | Self::NotBuiltIn(_)
+            | Self::Privilege(_)
+            | Self::Read { .. }
+            | Self::Parse(_) => CheckState::Unknown,
             Self::Missing(_)
             | Self::Resolve { .. }
             | Self::Connect { .. }
@@ -214,6 +221,7 @@ impl ProbeError {
         match self {
             Self::InvalidSpec(_) => "invalid_spec",
             Self::NotBuiltIn(_) => "not_built_in",
+            Self::Privilege(_) => "privilege",
             Self::Read { .. } => "read",
             Self::Parse(_) => "parse",
             Self::Missing(_) => "missing",
@@ -366,11 +374,11 @@ impl Prober {
             let pattern = self.regexes.get(&log.pattern)?;
             return self.logs.probe(log, pattern, &self.host).await;
         }
-        if spec.icmp.is_some() {
-            return Err(ProbeError::NotBuiltIn("icmp"));
+        if let Some(icmp) = &spec.icmp {
+            return icmp::probe(icmp, timeout).await;
         }
-        if spec.udp.is_some() {
-            return Err(ProbeError::NotBuiltIn("udp"));
+        if let Some(udp) = &spec.udp {
+            return udp::probe(udp, timeout).await;
         }
         if let Some(snmp) = &spec.snmp {
             let expect = snmp
@@ -447,6 +455,24 @@ pub fn validate(spec: &CheckSpec) -> Result<()> {
             .as_deref()
             .map(|name| substituted("database", name))
             .transpose()?;
+    }
+    if let Some(icmp) = &spec.icmp {
+        substituted("host", &icmp.host)?;
+    }
+    if let Some(udp) = &spec.udp {
+        substituted("host", &udp.host)?;
+        port(&udp.port)?;
+        udp::request(udp)?;
+        udp::expected(udp)?;
+    }
+    Ok(())
+}
+
+/// Finds what [`validate`] cannot see without the check's `timeout`: ICMP echo requests
+/// whose schedule leaves no time for the last reply.
+pub fn validate_within(spec: &CheckSpec, timeout: Duration) -> Result<()> {
+    if let Some(icmp) = &spec.icmp {
+        icmp::check_schedule(icmp, timeout)?;
     }
     Ok(())
 }
