@@ -333,7 +333,10 @@ impl Prober {
                 .as_deref()
                 .map(|p| self.regexes.get(p))
                 .transpose()?;
-            return self.http.probe(http, body_match.as_deref(), timeout).await;
+            return self
+                .http
+                .probe(http, body_match.as_deref(), &self.secrets, timeout)
+                .await;
         }
         if let Some(tls) = &spec.tls {
             return self.tls.probe(tls, timeout).await;
@@ -424,7 +427,6 @@ impl CheckSecrets {
     }
 
     /// The value of `secret`, or an UNKNOWN error naming it (never its value).
-    #[allow(dead_code, reason = "the first probes reading Secrets are being added")]
     fn get(&self, secret: &vedette_crds::check::CheckSecret) -> Result<String> {
         let values = Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()));
         values.get(&secret.plan_key()).cloned().ok_or_else(|| {
