@@ -13,6 +13,11 @@
 //! targets (the same probes spread over that many listening ports, the shape of an agent
 //! checking many services), and one target with `close: Reset`.
 //!
+//! HTTP is compared like with like: the agent's default (a new connection per probe, closed
+//! after it) against blackbox's `http_2xx`, which also opens a new connection per probe. The
+//! agent with `reuseConnection: true` (one kept connection per probe in flight) is measured
+//! apart, with no blackbox side: blackbox has no such mode.
+//!
 //! `cargo bench -p vedette-agent --bench probe_vs_blackbox` (env: `BENCH_SECONDS`, default 5;
 //! `BENCH_ROUNDS`, default 3; `BENCH_CONCURRENCY`, default 64; `BENCH_TARGETS`, default 64).
 
@@ -123,7 +128,7 @@ fn main() {
         ..Default::default()
     };
     let tcp_port = tcp_ports[0];
-    let http = CheckSpec {
+    let http = |reuse_connection: bool| CheckSpec {
         http: Some(HttpProbe {
             url: format!("http://127.0.0.1:{http_port}/"),
             method: "GET".into(),
@@ -131,7 +136,7 @@ fn main() {
             body_match: Some("ok".into()),
             verify_certificate: true,
             headers: Default::default(),
-            reuse_connection: false,
+            reuse_connection,
             auth: None,
         }),
         ..Default::default()
@@ -142,7 +147,7 @@ fn main() {
         Case {
             name: "tcp, 1 target".into(),
             specs: vec![tcp_to(tcp_port, TcpClose::Graceful)],
-            module: "tcp_connect",
+            module: Some("tcp_connect"),
             targets: vec![format!("127.0.0.1:{tcp_port}")],
         },
         Case {
@@ -151,7 +156,7 @@ fn main() {
                 .iter()
                 .map(|&port| tcp_to(port, TcpClose::Graceful))
                 .collect(),
-            module: "tcp_connect",
+            module: Some("tcp_connect"),
             targets: tcp_ports
                 .iter()
                 .map(|port| format!("127.0.0.1:{port}"))
@@ -160,14 +165,20 @@ fn main() {
         Case {
             name: "tcp, 1 target, close: Reset".into(),
             specs: vec![tcp_to(tcp_port, TcpClose::Reset)],
-            module: "tcp_connect",
+            module: Some("tcp_connect"),
             targets: vec![format!("127.0.0.1:{tcp_port}")],
         },
         Case {
-            name: "http".into(),
-            specs: vec![http],
-            module: "http_2xx",
+            name: "http, new connection per probe".into(),
+            specs: vec![http(false)],
+            module: Some("http_2xx"),
             targets: vec![format!("http://127.0.0.1:{http_port}/")],
+        },
+        Case {
+            name: "http, reuseConnection (agent only)".into(),
+            specs: vec![http(true)],
+            module: None,
+            targets: Vec::new(),
         },
     ];
     let prober = Arc::new(Prober::new());
@@ -180,6 +191,12 @@ fn main() {
         targets,
     } in &cases
     {
+        // Warm-up (connection pools).
+        runtime.block_on(agent(&prober, specs, concurrency, Duration::from_secs(1)));
+        let Some(module) = module else {
+            agent_only(&runtime, &prober, name, specs, concurrency, window, rounds);
+            continue;
+        };
         let uris: Vec<hyper::Uri> = targets
             .iter()
             .map(|target| {
@@ -188,8 +205,7 @@ fn main() {
                     .expect("probe uri")
             })
             .collect();
-        // Warm-up of both sides (connection pools, blackbox's goroutines).
-        runtime.block_on(agent(&prober, specs, concurrency, Duration::from_secs(1)));
+        // Warm-up of blackbox (its goroutines).
         runtime.block_on(peer(
             &client,
             &uris,
@@ -243,12 +259,42 @@ fn main() {
 }
 
 /// One way of probing, the same on both sides: the agent cycles through `specs`, blackbox
-/// through `targets`.
+/// through `targets` with `module`; with no module the agent runs alone.
 struct Case {
     name: String,
     specs: Vec<CheckSpec>,
-    module: &'static str,
+    module: Option<&'static str>,
     targets: Vec<String>,
+}
+
+/// Measures a case blackbox has no equivalent of: the agent alone, `rounds` times.
+fn agent_only(
+    runtime: &tokio::runtime::Runtime,
+    prober: &Arc<Prober>,
+    name: &str,
+    specs: &[CheckSpec],
+    concurrency: usize,
+    window: Duration,
+    rounds: usize,
+) {
+    let mut samples = Vec::new();
+    for round in 1..=rounds {
+        let a = runtime.block_on(agent(prober, specs, concurrency, window));
+        println!(
+            "{name:>4} round {round}: agent {:>7.0} probes/s {:>6.1} µs CPU/probe ({:.0} % in the kernel, {} failed) | no blackbox equivalent",
+            a.rate(),
+            a.cpu_us(),
+            a.kernel_percent(),
+            a.failures
+        );
+        samples.push(a);
+    }
+    let rate = median(samples.iter().map(Sample::rate).collect());
+    let cpu = median(samples.iter().map(Sample::cpu_us).collect());
+    println!(
+        "{name:>4} median: agent {rate:.0} probes/s, {cpu:.1} µs CPU/probe ({:.0} probes per CPU-second) | no blackbox equivalent (it opens a new connection per probe: compare with the row above)",
+        1e6 / cpu
+    );
 }
 
 /// The share of system time in this process's CPU time since `user`, `system`.

@@ -1,8 +1,10 @@
 //! Network probes against real servers on loopback: tcp, http, https, tls and dns.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +21,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use vedette_agent::probe::{ProbeOutput, Prober};
 use vedette_crds::CheckSpec;
 use vedette_crds::check::{
-    DnsProbe, DnsRecordType, HttpProbe, PortOrParameter, TcpClose, TcpProbe, TlsProbe,
+    CheckSecret, DnsProbe, DnsRecordType, HttpAuth, HttpProbe, PortOrParameter, TcpClose, TcpProbe,
+    TlsProbe,
 };
 use vedette_crds::template::CheckState;
 
@@ -255,6 +258,21 @@ async fn handle(
             tokio::time::sleep(Duration::from_millis(250)).await;
             Response::new(Full::new(Bytes::from_static(b"slow")))
         }
+        "/host" => {
+            let host = request.headers().get("host").map(|v| v.as_bytes().to_vec());
+            Response::new(Full::new(Bytes::from(host.unwrap_or_default())))
+        }
+        "/private" => {
+            let authorization = request.headers().get("authorization");
+            let allowed = authorization.is_some_and(|v| {
+                v == BASIC_AUTHORIZATION || v == format!("Bearer {TOKEN}").as_str()
+            });
+            let mut response = Response::new(Full::new(Bytes::from_static(b"private")));
+            if !allowed {
+                *response.status_mut() = StatusCode::UNAUTHORIZED;
+            }
+            response
+        }
         "/agent" => {
             let agent = request
                 .headers()
@@ -271,13 +289,27 @@ async fn handle(
     Ok(response)
 }
 
+/// The password of user `vedette` and the bearer token `/private` accepts.
+const PASSWORD: &str = "s3cret-pw";
+const TOKEN: &str = "t0ken-of-vedette";
+/// `Basic` and base64 of `vedette:s3cret-pw`.
+const BASIC_AUTHORIZATION: &str = "Basic dmVkZXR0ZTpzM2NyZXQtcHc=";
+
 /// A keep-alive HTTP/1.1 server, with TLS when `tls` is given; returns its port.
 async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> u16 {
+    serve_counted(tls).await.0
+}
+
+/// [`serve`], also returning how many connections it has accepted.
+async fn serve_counted(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
             let tls = tls.clone();
             tokio::spawn(async move {
                 let builder = hyper::server::conn::http1::Builder::new();
@@ -299,7 +331,7 @@ async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> u16 {
             });
         }
     });
-    port
+    (port, accepted)
 }
 
 #[tokio::test]
@@ -605,4 +637,318 @@ async fn dns_resolves_against_a_local_server() {
         &output,
         "answered Non-Existent Domain for gone.vedette.test A",
     );
+}
+
+async fn run_http(prober: &Prober, probe: HttpProbe, timeout: Duration) -> ProbeOutput {
+    prober
+        .run(
+            &CheckSpec {
+                http: Some(probe),
+                ..Default::default()
+            },
+            timeout,
+        )
+        .await
+}
+
+fn perf_labels(output: &ProbeOutput) -> Vec<&str> {
+    output.perfdata.iter().map(|p| p.label.as_str()).collect()
+}
+
+fn perf(output: &ProbeOutput, label: &str) -> f64 {
+    output
+        .perfdata
+        .iter()
+        .find(|p| p.label == label)
+        .unwrap_or_else(|| panic!("no {label} in {output:?}"))
+        .value
+}
+
+/// The phases of a fresh connection add up to no more than the total `time`, which is the
+/// value thresholds apply to.
+fn assert_phases_within_total(output: &ProbeOutput) {
+    let total = perf(output, "time");
+    assert_eq!(output.value, total, "{output:?}");
+    let phases: f64 = ["dns", "connect", "tls", "firstbyte"]
+        .iter()
+        .filter(|label| perf_labels(output).contains(label))
+        .map(|label| perf(output, label))
+        .sum();
+    assert!(
+        phases <= total + 1e-6,
+        "phases {phases} > time {total}: {output:?}"
+    );
+    assert!(output.perfdata.iter().all(|p| p.value >= 0.0), "{output:?}");
+}
+
+#[tokio::test]
+async fn http_fresh_connections_time_each_phase_and_send_the_host() {
+    let port = serve(None).await;
+    let prober = Prober::new();
+    let output = run_http(&prober, http(format!("http://127.0.0.1:{port}/")), TIMEOUT).await;
+    assert_ok(&output);
+    assert_eq!(
+        perf_labels(&output),
+        ["time", "dns", "connect", "firstbyte", "size"]
+    );
+    assert_phases_within_total(&output);
+    assert_eq!(perf(&output, "size"), 30.0);
+    assert!(
+        output.output.starts_with("HTTP/1.1 200 OK - 30 bytes in ")
+            && output.output.ends_with(" second response time"),
+        "{}",
+        output.output
+    );
+
+    for host in ["127.0.0.1", "localhost"] {
+        let probe = HttpProbe {
+            body_match: Some(format!("^{}:{port}$", regex::escape(host))),
+            ..http(format!("http://{host}:{port}/host"))
+        };
+        let output = run_http(&prober, probe, TIMEOUT).await;
+        assert_ok(&output);
+        assert_phases_within_total(&output);
+    }
+
+    let reused = HttpProbe {
+        reuse_connection: true,
+        ..http(format!("http://127.0.0.1:{port}/"))
+    };
+    let output = run_http(&prober, reused, TIMEOUT).await;
+    assert_ok(&output);
+    assert_eq!(perf_labels(&output), ["time", "firstbyte", "size"]);
+    assert!(perf(&output, "firstbyte") <= output.value, "{output:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_opens_a_connection_per_run_unless_it_reuses_one() {
+    let (port, accepted) = serve_counted(None).await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let prober = Prober::new();
+    for _ in 0..5 {
+        assert_ok(&run_http(&prober, http(url.clone()), TIMEOUT).await);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    let reused = HttpProbe {
+        reuse_connection: true,
+        ..http(url)
+    };
+    for _ in 0..5 {
+        assert_ok(&run_http(&prober, reused.clone(), TIMEOUT).await);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 6);
+}
+
+/// A server listening with an accept queue of one that serves the first connection it
+/// accepts (keep-alive) and then never accepts again; returns its address.
+async fn serve_first_connection_then_stall() -> SocketAddr {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service_fn(handle))
+            .await;
+        // Still listening, never accepting.
+        std::future::pending::<()>().await;
+        drop(listener);
+    });
+    address
+}
+
+/// Fills the accept queue of the listener at `address`: connects until a connection is not
+/// answered (the kernel drops its SYN once the queue is full); returns the ones that were.
+async fn fill_accept_queue(address: SocketAddr) -> Vec<tokio::net::TcpStream> {
+    let mut parked = Vec::new();
+    loop {
+        let attempt = tokio::net::TcpStream::connect(address);
+        match tokio::time::timeout(Duration::from_millis(500), attempt).await {
+            Ok(Ok(stream)) => parked.push(stream),
+            Ok(Err(error)) => panic!("connect to {address}: {error}"),
+            Err(_) => return parked,
+        }
+        assert!(
+            parked.len() < 64,
+            "the accept queue of {address} does not fill"
+        );
+    }
+}
+
+#[tokio::test]
+async fn http_fresh_connection_sees_a_full_accept_queue_that_a_reused_one_hides() {
+    let address = serve_first_connection_then_stall().await;
+    let url = format!("http://{address}/");
+    let prober = Prober::new();
+    let reused = HttpProbe {
+        reuse_connection: true,
+        ..http(url.clone())
+    };
+    assert_ok(&run_http(&prober, reused.clone(), TIMEOUT).await);
+    let parked = fill_accept_queue(address).await;
+    assert!(!parked.is_empty());
+
+    let output = run_http(&prober, http(url.clone()), Duration::from_secs(1)).await;
+    assert_critical(
+        &output,
+        &format!("connecting to {url} timed out after 1 seconds"),
+    );
+    assert!(output.timed_out);
+    assert!(output.value.is_nan());
+
+    let output = run_http(&prober, reused, TIMEOUT).await;
+    assert_ok(&output);
+}
+
+#[tokio::test]
+async fn https_fresh_connections_time_the_handshake_with_and_without_verification() {
+    let (der, acceptor) = certificate(10);
+    let (port, accepted) = serve_counted(Some(acceptor)).await;
+    let url = format!("https://localhost:{port}/host");
+    let host = HttpProbe {
+        body_match: Some(format!("^localhost:{port}$")),
+        ..http(url.clone())
+    };
+    let labels = ["time", "dns", "connect", "tls", "firstbyte", "size"];
+
+    let output = run_http(&Prober::with_extra_roots(&[der]), host.clone(), TIMEOUT).await;
+    assert_ok(&output);
+    assert_eq!(perf_labels(&output), labels);
+    assert_phases_within_total(&output);
+    assert!(perf(&output, "tls") > 0.0, "{output:?}");
+
+    let prober = Prober::new();
+    let output = run_http(&prober, host.clone(), TIMEOUT).await;
+    assert_critical(
+        &output,
+        &format!(
+            "failed to connect to {url}: TLS handshake with localhost failed: invalid peer certificate"
+        ),
+    );
+    let unverified = HttpProbe {
+        verify_certificate: false,
+        ..host
+    };
+    let output = run_http(&prober, unverified.clone(), TIMEOUT).await;
+    assert_ok(&output);
+    assert_eq!(perf_labels(&output), labels);
+    assert_phases_within_total(&output);
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+
+    let reused = HttpProbe {
+        reuse_connection: true,
+        ..unverified
+    };
+    for _ in 0..3 {
+        let output = run_http(&prober, reused.clone(), TIMEOUT).await;
+        assert_ok(&output);
+        assert_eq!(perf_labels(&output), ["time", "firstbyte", "size"]);
+    }
+}
+
+/// `namespace/name/key` of a Secret of namespace `ns`.
+fn secret(name: &str, key: &str) -> CheckSecret {
+    CheckSecret {
+        name: name.into(),
+        key: key.into(),
+        namespace: Some("ns".into()),
+    }
+}
+
+fn basic(password: CheckSecret) -> HttpAuth {
+    HttpAuth {
+        username: Some("vedette".into()),
+        password_secret: Some(password),
+        bearer_token_secret: None,
+    }
+}
+
+fn bearer(token: CheckSecret) -> HttpAuth {
+    HttpAuth {
+        username: None,
+        password_secret: None,
+        bearer_token_secret: Some(token),
+    }
+}
+
+#[tokio::test]
+async fn http_sends_basic_and_bearer_credentials_from_secrets() {
+    let port = serve(None).await;
+    let url = format!("http://127.0.0.1:{port}/private");
+    let (password, token) = (secret("web", "password"), secret("web", "token"));
+    let prober = Prober::new();
+    prober.set_secrets(BTreeMap::from([
+        (password.plan_key(), PASSWORD.to_owned()),
+        (token.plan_key(), TOKEN.to_owned()),
+    ]));
+    for reuse_connection in [false, true] {
+        let probe = |auth: Option<HttpAuth>| HttpProbe {
+            auth,
+            reuse_connection,
+            ..http(url.clone())
+        };
+        assert_ok(&run_http(&prober, probe(Some(basic(password.clone()))), TIMEOUT).await);
+        assert_ok(&run_http(&prober, probe(Some(bearer(token.clone()))), TIMEOUT).await);
+        let output = run_http(&prober, probe(None), TIMEOUT).await;
+        assert_critical(&output, "status 401, expected 200-399");
+    }
+}
+
+#[tokio::test]
+async fn http_secret_values_stay_out_of_outputs_and_missing_ones_are_unknown() {
+    let port = serve(None).await;
+    let url = format!("http://127.0.0.1:{port}/private");
+    let (password, token) = (secret("web", "password"), secret("web", "token"));
+    let wrong_password = "not-the-pw-7731";
+    let wrong_token = "wrong-t0ken-5518";
+    let prober = Prober::new();
+    prober.set_secrets(BTreeMap::from([
+        (password.plan_key(), wrong_password.to_owned()),
+        (token.plan_key(), wrong_token.to_owned()),
+    ]));
+    let refused = format!("http://127.0.0.1:{}/private", closed_port().await);
+    let runs = [
+        (basic(password.clone()), url.clone(), "status 401"),
+        (bearer(token.clone()), url.clone(), "status 401"),
+        (
+            basic(password.clone()),
+            refused.clone(),
+            "Connection refused",
+        ),
+        (bearer(token.clone()), refused, "Connection refused"),
+    ];
+    for (auth, url, reason) in runs {
+        for reuse_connection in [false, true] {
+            let probe = HttpProbe {
+                auth: Some(auth.clone()),
+                reuse_connection,
+                ..http(url.clone())
+            };
+            let output = run_http(&prober, probe, TIMEOUT).await;
+            assert_critical(&output, reason);
+            let shown = format!("{} {:?}", output.line(CheckState::Critical), output.failure);
+            for value in [
+                wrong_password,
+                wrong_token,
+                "dmVkZXR0ZTpub3QtdGhlLXB3LTc3MzE=",
+            ] {
+                assert!(!shown.contains(value), "{value} shown in {shown}");
+            }
+        }
+    }
+
+    let absent = secret("gone", "token");
+    let output = run_http(
+        &prober,
+        HttpProbe {
+            auth: Some(bearer(absent)),
+            ..http(url)
+        },
+        TIMEOUT,
+    )
+    .await;
+    let (state, message) = output.failure.expect("a failure");
+    assert_eq!(state, CheckState::Unknown, "{message}");
+    assert!(message.contains("secret gone key token"), "{message}");
 }

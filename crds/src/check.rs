@@ -367,9 +367,10 @@ pub struct HttpProbe {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Keep the connection open between runs and reuse it, for checks that run every few
-    /// seconds. Off by default: each run opens a new connection (DNS, connect and TLS
-    /// included in the time), as `check_http` does, so a server that no longer accepts new
-    /// connections is seen.
+    /// seconds; the perfdata then has only `time`, `firstbyte` and `size`. Off by default:
+    /// each run opens a new connection and closes it after, as `check_http` does, with `dns`,
+    /// `connect`, `tls` (https) and `firstbyte` timed and included in `time`, so a server that
+    /// no longer accepts new connections is seen.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reuse_connection: bool,
     /// Credentials sent as `Authorization`, from a Secret of the rule set's namespace.

@@ -351,7 +351,10 @@ impl Prober {
                 .as_deref()
                 .map(|p| self.regexes.get(p))
                 .transpose()?;
-            return self.http.probe(http, body_match.as_deref(), timeout).await;
+            return self
+                .http
+                .probe(http, body_match.as_deref(), &self.secrets, timeout)
+                .await;
         }
         if let Some(tls) = &spec.tls {
             return self.tls.probe(tls, timeout).await;
