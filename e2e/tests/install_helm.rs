@@ -90,7 +90,11 @@ async fn the_chart_lints_and_renders_manifests_the_apiserver_accepts() -> anyhow
     // The CRDs for real first: a dry run registers no kind, and the chart's template library
     // is made of CheckTemplates.
     let crds = format!("{}/crds", chart());
-    run_ok(plane.kubectl().args(["apply", "--server-side", "-f", &crds]))?;
+    run_ok(
+        plane
+            .kubectl()
+            .args(["apply", "--server-side", "-f", &crds]),
+    )?;
     run_ok(plane.kubectl().args([
         "wait",
         "--for=condition=Established",

@@ -73,8 +73,9 @@ async fn guarded_server(expected: Arc<Mutex<String>>) -> anyhow::Result<u16> {
                 } else {
                     "401 Unauthorized"
                 };
-                let response =
-                    format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                );
                 let _ = stream.write_all(response.as_bytes()).await;
                 let _ = stream.shutdown().await;
             });
@@ -203,7 +204,10 @@ async fn check_credentials_come_from_a_secret_and_follow_its_rotation() -> anyho
     apply_yaml(&client, &manifests(server, SECOND)).await?;
     guarded_state(&client, true, ROTATION_WAIT).await?;
     let seen = everything_visible(&scenario, &satellite).await?;
-    assert!(!seen.contains(SECOND), "the new password shows outside plans");
+    assert!(
+        !seen.contains(SECOND),
+        "the new password shows outside plans"
+    );
 
     drop(listener);
     agent.ensure_running()?;

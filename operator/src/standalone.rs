@@ -183,7 +183,10 @@ fn check_secret_values(
     let values = crate::reconcile::check_secrets::references(bundle)
         .into_iter()
         .filter_map(|(namespace, name, key)| {
-            let bytes = secrets.secrets.get(&(namespace.clone(), name.clone()))?.get(&key)?;
+            let bytes = secrets
+                .secrets
+                .get(&(namespace.clone(), name.clone()))?
+                .get(&key)?;
             let value = String::from_utf8(bytes.clone()).ok()?;
             Some((format!("{namespace}/{name}/{key}"), value))
         })

@@ -115,7 +115,8 @@ fn every_template_compiles_from_another_namespace_with_its_defaults() {
     assert!(errors.is_empty(), "{errors:#?}");
     let plan = plan_for(&output.bundles["core"], "node-1").expect("node-1 has a plan");
     assert_eq!(plan.checks.len(), templates.len());
-    plan.validate().expect("the plan of every library check is valid");
+    plan.validate()
+        .expect("the plan of every library check is valid");
     // Secrets a library template reads are the referring rule set's, never the library's.
     let database = plan
         .checks
@@ -144,12 +145,19 @@ fn every_template_and_parameter_is_described_and_has_a_default_or_is_required() 
             "{name}"
         );
         assert!(
-            template.spec.description.as_deref().is_some_and(|d| d.len() > 10),
+            template
+                .spec
+                .description
+                .as_deref()
+                .is_some_and(|d| d.len() > 10),
             "{name} needs a description"
         );
         for parameter in &template.spec.parameters {
             assert!(
-                parameter.description.as_deref().is_some_and(|d| !d.is_empty()),
+                parameter
+                    .description
+                    .as_deref()
+                    .is_some_and(|d| !d.is_empty()),
                 "{name}: parameter {} needs a description",
                 parameter.name
             );
@@ -207,10 +215,9 @@ fn the_catalogue_has_what_the_readme_lists() {
     for name in expected {
         assert!(names.iter().any(|n| n == name), "library has no {name}");
     }
-    let readme = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
-    )
-    .expect("README");
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README");
     for name in &names {
         assert!(
             readme.contains(&format!("`{name}`")),
@@ -236,7 +243,10 @@ fn interface_of(templates: &[CheckTemplate]) -> Interface {
                     (p.name.clone(), (type_, p.required))
                 })
                 .collect();
-            (template.metadata.name.clone().unwrap_or_default(), parameters)
+            (
+                template.metadata.name.clone().unwrap_or_default(),
+                parameters,
+            )
         })
         .collect()
 }

@@ -28,7 +28,10 @@ pub fn plan_key_of(data_key: &str) -> Option<String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect::<Option<Vec<u8>>>()?;
-    Some(format!("{namespace}/{name}/{}", String::from_utf8(bytes).ok()?))
+    Some(format!(
+        "{namespace}/{name}/{}",
+        String::from_utf8(bytes).ok()?
+    ))
 }
 
 /// The values a zone Secret's data holds (keys that are not [`data_key`]s and values that

@@ -17,9 +17,7 @@ use tracing::{debug, info, warn};
 use std::collections::BTreeMap;
 
 use vedette_protocol::bundle_shards::{BundleError, StoredShard, read_shards};
-use vedette_protocol::names::{
-    LABEL_COMPONENT, LABEL_ZONE, check_secrets_name, zone_label_value,
-};
+use vedette_protocol::names::{LABEL_COMPONENT, LABEL_ZONE, check_secrets_name, zone_label_value};
 use vedette_protocol::plan::{SecretValues, ZoneBundle, content_hash};
 
 /// What a ConfigMap without labels, annotations or data has of them.

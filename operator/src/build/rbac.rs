@@ -11,11 +11,11 @@
 //! - TokenReviews create, to authenticate agents by their projected token.
 //! - Nodes get/list/watch, for node metadata (which nodes, hence machines, the zone has).
 
-use vedette_protocol::names::check_secrets_name;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use vedette_crds::MonitorZone;
+use vedette_protocol::names::check_secrets_name;
 
 use super::BuildContext;
 use super::common::{

@@ -51,7 +51,8 @@ impl std::fmt::Debug for StaticSecrets {
             .secrets
             .iter()
             .flat_map(|((namespace, name), data)| {
-                data.keys().map(move |key| format!("{namespace}/{name}/{key}"))
+                data.keys()
+                    .map(move |key| format!("{namespace}/{name}/{key}"))
             })
             .collect();
         f.debug_set().entries(keys).finish()

@@ -181,7 +181,11 @@ impl CheckSecrets {
             let secret = match api.get_opt(name).await {
                 Ok(Some(secret)) => secret,
                 Ok(None) => {
-                    tracing::warn!(message = "A Secret checks read does not exist.", namespace, name);
+                    tracing::warn!(
+                        message = "A Secret checks read does not exist.",
+                        namespace,
+                        name
+                    );
                     continue;
                 }
                 Err(error) => {
@@ -195,7 +199,12 @@ impl CheckSecrets {
                         values.insert(format!("{namespace}/{name}/{key}"), value);
                     }
                     None => {
-                        tracing::warn!(message = "A Secret checks read has no such key.", namespace, name, key);
+                        tracing::warn!(
+                            message = "A Secret checks read has no such key.",
+                            namespace,
+                            name,
+                            key
+                        );
                     }
                 }
             }
@@ -223,7 +232,10 @@ mod tests {
 
     #[test]
     fn the_zone_secret_holds_the_values_under_data_keys_and_their_hash() {
-        let zone = MonitorZone::new("core", serde_json::from_str(r#"{"nodeSelector": {}}"#).unwrap());
+        let zone = MonitorZone::new(
+            "core",
+            serde_json::from_str(r#"{"nodeSelector": {}}"#).unwrap(),
+        );
         let values = SecretValues(BTreeMap::from([(
             "shop/db/password".to_owned(),
             "s3cret".to_owned(),
