@@ -177,7 +177,8 @@ async fn the_operator_runs_on_the_charts_permissions_and_nothing_more() -> anyho
         "the operator hit a permission it lacks:\n{log}"
     );
 
-    // The same credentials cannot write outside the chart's rules.
+    // The same credentials cannot write outside the chart's rules: Secrets only in the
+    // operator's own namespace (the zones' check secrets), never in an application's.
     let mut sa_kubectl = Command::new(plane.bin_dir().join("kubectl"));
     sa_kubectl.arg("--kubeconfig").arg(&kubeconfig);
     let secret = sa_kubectl
@@ -187,13 +188,13 @@ async fn the_operator_runs_on_the_charts_permissions_and_nothing_more() -> anyho
             "generic",
             "stolen",
             "-n",
-            NAMESPACE,
+            "team-git",
             "--from-literal=a=b",
         ])
         .output()?;
     assert!(
         !secret.status.success(),
-        "the operator's credentials could create a Secret"
+        "the operator's credentials could create a Secret in an application's namespace"
     );
     assert!(
         String::from_utf8_lossy(&secret.stderr).contains("forbidden"),
