@@ -1,6 +1,9 @@
 //! The database probe against real servers on loopback: PostgreSQL and MariaDB, each started
 //! by this test binary in a temporary directory, with a password-authenticated user.
 
+mod probe_asserts;
+use probe_asserts::perf;
+
 #[path = "common/database.rs"]
 mod servers;
 
@@ -71,15 +74,6 @@ fn assert_failed(output: &ProbeOutput, state: CheckState, reason: &str) {
         message.contains(reason),
         "expected {reason:?} in {message:?}"
     );
-}
-
-fn perf(output: &ProbeOutput, label: &str) -> f64 {
-    output
-        .perfdata
-        .iter()
-        .find(|p| p.label == label)
-        .unwrap_or_else(|| panic!("no perfdata {label}: {output:?}"))
-        .value
 }
 
 /// One engine's server, as the cases see it.

@@ -6,6 +6,9 @@
 //! nftables or `icmp_echo_ignore_all`. (This kernel has no `netem` qdisc, so loss is made with
 //! nftables rules.) Needs root, `unshare`, `setpriv` and `nft`.
 
+mod probe_asserts;
+use probe_asserts::perf;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -43,15 +46,6 @@ async fn ping(prober: &Prober, spec: IcmpProbe, timeout: Duration) -> ProbeOutpu
             timeout,
         )
         .await
-}
-
-fn perf(output: &ProbeOutput, label: &str) -> f64 {
-    output
-        .perfdata
-        .iter()
-        .find(|p| p.label == label)
-        .unwrap_or_else(|| panic!("no {label} in {output:?}"))
-        .value
 }
 
 /// Every request answered: `Packet loss = 0%`, RTA between the fastest and slowest reply.

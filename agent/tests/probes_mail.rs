@@ -2,6 +2,9 @@
 //! Debian's python3-aiosmtpd for SMTP and dovecot for IMAP and POP3, each with a certificate
 //! a private CA signed, started per test on free ports and stopped on drop.
 
+mod probe_asserts;
+use probe_asserts::{assert_critical, perf};
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -234,27 +237,6 @@ fn assert_ok(output: &ProbeOutput) {
         output.value.is_finite() && output.value >= 0.0,
         "{output:?}"
     );
-}
-
-fn assert_critical(output: &ProbeOutput, reason: &str) {
-    let (state, message) = output
-        .failure
-        .as_ref()
-        .unwrap_or_else(|| panic!("expected a failure: {output:?}"));
-    assert_eq!(*state, CheckState::Critical, "{output:?}");
-    assert!(
-        message.contains(reason),
-        "expected {reason:?} in {message:?}"
-    );
-}
-
-fn perf(output: &ProbeOutput, label: &str) -> f64 {
-    output
-        .perfdata
-        .iter()
-        .find(|p| p.label == label)
-        .unwrap_or_else(|| panic!("no perfdata {label}: {output:?}"))
-        .value
 }
 
 fn assert_days(output: &ProbeOutput, days: f64) {

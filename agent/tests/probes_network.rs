@@ -1,5 +1,8 @@
 //! Network probes against real servers on loopback: tcp, http, https, tls and dns.
 
+mod probe_asserts;
+use probe_asserts::{assert_critical, perf};
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -54,18 +57,6 @@ fn http(url: String) -> HttpProbe {
 fn assert_ok(output: &ProbeOutput) {
     assert!(output.failure.is_none(), "expected no failure: {output:?}");
     assert!(output.value.is_finite(), "{output:?}");
-}
-
-fn assert_critical(output: &ProbeOutput, reason: &str) {
-    let (state, message) = output
-        .failure
-        .as_ref()
-        .unwrap_or_else(|| panic!("expected a failure: {output:?}"));
-    assert_eq!(*state, CheckState::Critical, "{output:?}");
-    assert!(
-        message.contains(reason),
-        "expected {reason:?} in {message:?}"
-    );
 }
 
 /// How the server saw the probe's connection end: `Ok(0)` for a close, an error for a reset.
@@ -653,15 +644,6 @@ async fn run_http(prober: &Prober, probe: HttpProbe, timeout: Duration) -> Probe
 
 fn perf_labels(output: &ProbeOutput) -> Vec<&str> {
     output.perfdata.iter().map(|p| p.label.as_str()).collect()
-}
-
-fn perf(output: &ProbeOutput, label: &str) -> f64 {
-    output
-        .perfdata
-        .iter()
-        .find(|p| p.label == label)
-        .unwrap_or_else(|| panic!("no {label} in {output:?}"))
-        .value
 }
 
 /// The phases of a fresh connection add up to no more than the total `time`, which is the

@@ -1,5 +1,8 @@
 //! Machine probes on this machine: cpu, memory, swap, disk, load, network, process and file.
 
+mod probe_asserts;
+use probe_asserts::assert_critical;
+
 use std::io::Write;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime};
@@ -26,18 +29,6 @@ fn assert_percent(output: &ProbeOutput) {
     assert!(
         (0.0..=100.0).contains(&output.value),
         "not a percentage: {output:?}"
-    );
-}
-
-fn assert_critical(output: &ProbeOutput, reason: &str) {
-    let (state, message) = output
-        .failure
-        .as_ref()
-        .unwrap_or_else(|| panic!("expected a failure: {output:?}"));
-    assert_eq!(*state, CheckState::Critical, "{output:?}");
-    assert!(
-        message.contains(reason),
-        "expected {reason:?} in {message:?}"
     );
 }
 

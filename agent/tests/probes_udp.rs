@@ -1,6 +1,9 @@
 //! The udp probe against real sockets on loopback: an echo server, a DNS-style binary
 //! responder, a closed port, a silent server and replies that do not match.
 
+mod probe_asserts;
+use probe_asserts::assert_critical;
+
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -39,18 +42,6 @@ fn assert_ok(output: &ProbeOutput) {
     assert!(output.value >= 0.0 && output.value < 1.0, "{output:?}");
     assert_eq!(output.perfdata[0].label, "time", "{output:?}");
     assert_eq!(output.perfdata[0].value, output.value, "{output:?}");
-}
-
-fn assert_critical(output: &ProbeOutput, reason: &str) {
-    let (state, message) = output
-        .failure
-        .as_ref()
-        .unwrap_or_else(|| panic!("expected a failure: {output:?}"));
-    assert_eq!(*state, CheckState::Critical, "{output:?}");
-    assert!(
-        message.contains(reason),
-        "expected {reason:?} in {message:?}"
-    );
 }
 
 /// A server on `address` answering every datagram with what `answer` makes of it.
