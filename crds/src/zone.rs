@@ -36,6 +36,10 @@ use crate::common::{Condition, TemplateReference};
     )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.agents) || !has(self.agents.standbyUpstream) || self.agents.standbyUpstream != 'ParentZone' || has(self.parentZone)",
+    "message": "agents.standbyUpstream ParentZone needs a parentZone"
+}]))]
 pub struct MonitorZoneSpec {
     /// Nodes that belong to this zone. `{}` selects every node.
     pub node_selector: LabelSelector,
@@ -51,14 +55,20 @@ pub struct MonitorZoneSpec {
     pub agents: AgentSpec,
 }
 
-/// The satellites of a zone: a Deployment, active-active.
+/// The satellites of a zone: a StatefulSet, active-active, each replica with its own volume
+/// for its spool.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SatelliteSpec {
-    /// Satellite replicas; at least 2 for high availability.
+    /// Satellite replicas; at least 2 for high availability (a zone with 1 has a warning
+    /// condition: while its pod restarts, the zone's agents only spool).
     #[serde(default = "default_satellite_replicas")]
     #[schemars(range(min = 1, max = 32))]
     pub replicas: i32,
+    /// The volume each replica keeps its spool on (a PersistentVolumeClaim per replica), so
+    /// that what a satellite acknowledged survives its pod.
+    #[serde(default)]
+    pub storage: SatelliteStorage,
     /// CPU and memory of each satellite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -74,6 +84,7 @@ impl Default for SatelliteSpec {
     fn default() -> Self {
         Self {
             replicas: default_satellite_replicas(),
+            storage: SatelliteStorage::default(),
             resources: None,
             remote_checks: Vec::new(),
         }
@@ -82,6 +93,34 @@ impl Default for SatelliteSpec {
 
 fn default_satellite_replicas() -> i32 {
     2
+}
+
+/// The PersistentVolumeClaim of each satellite replica.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SatelliteStorage {
+    /// Size of each replica's volume, e.g. `1Gi`; it should hold the spool's
+    /// `spoolMaxBytes` (256 MiB by default) with room to spare.
+    #[serde(default = "default_storage_size")]
+    #[schemars(length(min = 1, max = 32))]
+    pub size: String,
+    /// StorageClass of the claims; the cluster's default when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for SatelliteStorage {
+    fn default() -> Self {
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+fn default_storage_size() -> String {
+    "1Gi".to_owned()
 }
 
 /// An agentless check run by the zone's satellites against one or more targets.
@@ -154,6 +193,23 @@ pub struct AgentSpec {
     #[serde(default = "default_cycle_seconds")]
     #[schemars(range(min = 5, max = 3600))]
     pub cycle_seconds: u32,
+    /// Where agents send when their zone's satellite Service fails: `ParentZone` (the parent
+    /// zone's satellites), `Zone` (the zone's satellites directly, through their headless
+    /// Service, past the Service's virtual IP) or `None`. By default the parent zone's
+    /// when the zone has one, else `Zone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_upstream: Option<StandbyUpstream>,
+}
+
+/// The standby upstream of a zone's agents.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum StandbyUpstream {
+    /// The parent zone's satellite Service.
+    ParentZone,
+    /// The zone's own satellites, through their headless Service.
+    Zone,
+    /// No standby.
+    None,
 }
 
 impl Default for AgentSpec {
@@ -167,6 +223,7 @@ impl Default for AgentSpec {
             plan_hold_seconds: default_plan_hold_seconds(),
             keepalive_interval_seconds: default_keepalive_interval_seconds(),
             cycle_seconds: default_cycle_seconds(),
+            standby_upstream: None,
         }
     }
 }

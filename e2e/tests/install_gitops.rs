@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde::Deserialize;
@@ -83,7 +83,7 @@ fn versions(plane: &ControlPlane) -> anyhow::Result<String> {
         "-o",
         template,
     ]))?;
-    let owned = run_ok(plane.kubectl().args(["get", "configmaps,deployments,daemonsets,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets", "-n", NAMESPACE, "-l", "app.kubernetes.io/managed-by=vedette-operator", "-o", template]))?;
+    let owned = run_ok(plane.kubectl().args(["get", "configmaps,statefulsets,daemonsets,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets", "-n", NAMESPACE, "-l", "app.kubernetes.io/managed-by=vedette-operator", "-o", template]))?;
     Ok(format!("{vedette}{owned}"))
 }
 
@@ -153,9 +153,9 @@ async fn the_operator_runs_on_the_charts_permissions_and_nothing_more() -> anyho
         },
     )
     .await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    wait::until("satellite Deployment", WAIT, EVERY, || async {
-        Ok(deployments
+    let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), NAMESPACE);
+    wait::until("satellite StatefulSet", WAIT, EVERY, || async {
+        Ok(stateful_sets
             .get_opt("vedette-zone-git-satellite")
             .await?
             .map(|_| ()))
@@ -269,12 +269,12 @@ async fn gitops_reapply_is_silent_fields_stay_with_their_owner_and_deletion_prop
 
     // Another manager's label on an operator-owned object survives the operator's next write,
     // and the operator never takes it over.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), NAMESPACE);
     let label = serde_json::json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": "vedette-zone-git-satellite", "labels": {"cost-center": "platform"}}
     });
-    deployments
+    stateful_sets
         .patch(
             "vedette-zone-git-satellite",
             &PatchParams::apply("platform-team"),
@@ -297,14 +297,14 @@ async fn gitops_reapply_is_silent_fields_stay_with_their_owner_and_deletion_prop
         },
     )
     .await?;
-    let deployment = deployments.get("vedette-zone-git-satellite").await?;
-    let labels = deployment.metadata.labels.clone().unwrap_or_default();
+    let set = stateful_sets.get("vedette-zone-git-satellite").await?;
+    let labels = set.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
         labels.get("cost-center").map(String::as_str),
         Some("platform"),
         "the operator removed another manager's label"
     );
-    for entry in deployment.metadata.managed_fields.unwrap_or_default() {
+    for entry in set.metadata.managed_fields.unwrap_or_default() {
         let fields = serde_json::to_string(&entry.fields_v1).unwrap_or_default();
         if entry.manager.as_deref() == Some("vedette-operator") {
             assert!(

@@ -1,12 +1,14 @@
 //! What a zone owns follows the zone: disabling its agents deletes the DaemonSet (the
 //! operator deletes what is no longer wanted), and deleting the zone lets the real
 //! kube-controller-manager's garbage collector remove everything else through the owner
-//! references. The operator must never have exited.
+//! references. The satellite Deployment an earlier release ran is deleted once the zone's
+//! StatefulSet replaces it, and the StatefulSet's controller makes a spool claim per replica.
+//! The operator must never have exited.
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams};
@@ -44,6 +46,10 @@ async fn owned(client: &Client) -> anyhow::Result<Vec<(&'static str, usize)>> {
         (
             "ConfigMap",
             count(Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)).await?,
+        ),
+        (
+            "StatefulSet",
+            count(Api::<StatefulSet>::namespaced(client.clone(), NAMESPACE)).await?,
         ),
         (
             "Deployment",
@@ -88,6 +94,23 @@ async fn owned(client: &Client) -> anyhow::Result<Vec<(&'static str, usize)>> {
     ])
 }
 
+/// The satellites of zone gamma as a release before StatefulSets rendered them.
+const EARLIER_RELEASE_SATELLITE: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: vedette-zone-gamma-satellite
+  namespace: op-gc
+  labels: {app.kubernetes.io/managed-by: vedette-operator, vedette.dev/zone: gamma}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: earlier-satellite}}
+  template:
+    metadata: {labels: {app: earlier-satellite}}
+    spec:
+      containers: [{name: satellite, image: vedette-agent:earlier}]
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_objects_follow_their_zone() -> anyhow::Result<()> {
     let mut plane = ControlPlane::start().await?;
@@ -96,13 +119,15 @@ async fn operator_objects_follow_their_zone() -> anyhow::Result<()> {
     operator::create_namespace(&client, NAMESPACE).await?;
     operator::create_node(&client, "node-1", &[("role", "web")]).await?;
     operator::apply_yaml(&client, &zone(true)).await?;
+    operator::apply_yaml(&client, EARLIER_RELEASE_SATELLITE).await?;
     let mut operator = Operator::start(&plane, NAMESPACE, "replica-0")?;
     operator.wait_ready().await?;
 
     let everything = [
         ("ConfigMap", 1),
-        ("Deployment", 1),
-        ("Service", 1),
+        ("StatefulSet", 1),
+        ("Deployment", 0),
+        ("Service", 2),
         ("PodDisruptionBudget", 1),
         ("DaemonSet", 1),
         ("ServiceAccount", 2),
@@ -121,6 +146,29 @@ async fn operator_objects_follow_their_zone() -> anyhow::Result<()> {
     wait::until("every object of zone gamma", WAIT, EVERY, || {
         expect(everything.to_vec())
     })
+    .await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NAMESPACE);
+    wait::until(
+        "a spool claim per satellite replica",
+        WAIT,
+        EVERY,
+        || async {
+            let mut names: Vec<String> = claims
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|c| c.metadata.name)
+                .collect();
+            names.sort();
+            Ok((names
+                == [
+                    "spool-vedette-zone-gamma-satellite-0",
+                    "spool-vedette-zone-gamma-satellite-1",
+                ])
+            .then_some(()))
+        },
+    )
     .await?;
 
     // Agents disabled: the operator deletes the DaemonSet, nothing else.

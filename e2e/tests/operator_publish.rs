@@ -141,9 +141,15 @@ async fn operator_publishes_bundles_and_status() -> anyhow::Result<()> {
         .iter()
         .find(|c| c.type_ == "Degraded")
         .expect("Degraded");
+    // One replica is a warning of its own, before the satellites that are not ready.
     assert_eq!(
         (degraded.status.as_str(), degraded.reason.as_str()),
-        ("True", "SatellitesUnavailable")
+        ("True", "SingleSatellite")
+    );
+    assert!(
+        degraded.message.contains("satellites.replicas is 1")
+            && degraded.message.contains("0 of 1 satellites ready"),
+        "{degraded:?}"
     );
 
     // Unchanged input: a pass runs (an irrelevant annotation) and writes nothing.

@@ -1,8 +1,10 @@
-//! What a satellite sends to the masters (`POST /v1/satellite`, in a
-//! [`Batch<Forwarded>`](crate::report::Batch) whose `agent` is the satellite replica's id):
-//! every entry its agents sent, its own remote checks' reports, and periodic summaries per
-//! rule set and per zone. Each is an entry of the satellite's spool, so the same
-//! `(sender, sequence)` rules make resends harmless.
+//! What a satellite sends upstream (`POST /v1/satellite`, in a
+//! [`Batch<Forwarded>`](crate::report::Batch) whose `agent` is the satellite replica's id), to
+//! the masters or, for a zone with a `parentZone`, to the parent zone's satellites: every
+//! entry its agents sent, its own remote checks' reports, periodic zone summaries, and what
+//! the satellites of its child zones sent it ([`Forwarded::Relayed`]). Each is an entry of the
+//! satellite's spool, so the same `(sender, sequence)` rules make resends harmless at every
+//! level.
 
 use serde::{Deserialize, Serialize};
 use vedette_crds::template::CheckState;
@@ -36,6 +38,30 @@ pub enum Forwarded {
     RuleSetSummary(RuleSetSummary),
     /// Summary of the zone's agents.
     ZoneSummary(ZoneSummary),
+    /// An entry a satellite of a child zone sent this satellite (a parent zone's), as
+    /// received: the masters deduplicate it by `(satellite, sequence)`, whichever parent
+    /// replica relayed it, and apply `entry` as if that satellite had sent it to them.
+    #[serde(rename_all = "camelCase")]
+    Relayed {
+        /// The child zone's satellite replica that sent it.
+        satellite: String,
+        /// Its spool sequence there.
+        sequence: u64,
+        /// The floor of the batch it came in (everything below is acknowledged or dropped).
+        floor: u64,
+        /// The entry.
+        entry: Box<Forwarded>,
+    },
+}
+
+impl Forwarded {
+    /// The entry itself, through any number of relays.
+    pub fn innermost(&self) -> &Forwarded {
+        match self {
+            Forwarded::Relayed { entry, .. } => entry.innermost(),
+            other => other,
+        }
+    }
 }
 
 /// A current problem: a check not OK.

@@ -74,6 +74,21 @@ impl Identity {
             _ => Ok(()),
         }
     }
+
+    /// Whether this identity may send what a satellite forwards (`POST /v1/satellite`, to
+    /// the masters or to a parent zone's satellites): a ServiceAccount of `namespace`, where
+    /// the operator runs the satellites.
+    pub fn authorize_satellite(&self, namespace: &str) -> Result<(), Error> {
+        let prefix = format!("system:serviceaccount:{namespace}:");
+        if self.username.starts_with(&prefix) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden {
+                user: self.username.clone(),
+                agent: format!("satellites of namespace {namespace}"),
+            })
+        }
+    }
 }
 
 /// Checks a token.

@@ -159,6 +159,7 @@ async fn a_bad_token_is_refused_with_401_and_changes_nothing() {
     let api = Arc::new(Api {
         zone: "core".into(),
         replica: "s".into(),
+        namespace: "vedette".into(),
         plans: Arc::new(Plans::default()),
         ingest: Arc::new(ingest.unwrap()),
         auth: Auth::Tokens(Authenticator::new(

@@ -30,9 +30,18 @@ pub struct SatelliteArgs {
     /// Address of the API (plans, results, state, /metrics).
     #[arg(long, default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
-    /// Master base URL; repeat for several. None: nothing is forwarded.
+    /// Master base URL; repeat for several. None (and no --parent-zone-url): nothing is
+    /// forwarded.
     #[arg(long = "masters", env = "VEDETTE_MASTERS", value_delimiter = ',')]
     pub masters: Vec<String>,
+    /// Forward to the parent zone's satellites at this URL (their Service) instead of the
+    /// masters: the zone has a `parentZone`.
+    #[arg(
+        long = "parent-zone-url",
+        env = "VEDETTE_PARENT_ZONE_URL",
+        conflicts_with = "masters"
+    )]
+    pub parent_zone_url: Option<String>,
     /// Bearer token file presented to the masters.
     #[arg(long, env = "VEDETTE_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
@@ -81,7 +90,7 @@ impl From<SatelliteArgs> for SatelliteConfig {
             replica: args.replica,
             namespace: args.namespace,
             listen: args.listen,
-            masters: args.masters,
+            masters: args.parent_zone_url.map_or(args.masters, |url| vec![url]),
             token_file: args.token_file,
             spool_dir: args.spool_dir,
             bundle_file: args.bundle_file,

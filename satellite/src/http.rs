@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | `GET /v1/plan?host=H` | `If-None-Match` (optional) | 200 [`Plan`](vedette_protocol::plan::Plan) + `ETag`, 304, 404 unknown host, 503 no bundle yet |
 //! | `POST /v1/results` | [`Batch`](vedette_protocol::report::Batch) JSON | 200 [`Ack`](vedette_protocol::report::Ack); 400 malformed, 401, 403, 413 too large, 503 storage |
+//! | `POST /v1/satellite` | [`Batch<Forwarded>`](vedette_protocol::forward::Forwarded) JSON from a child zone's satellite | 200 `Ack`; as `/v1/results`, 403 unless a ServiceAccount of the satellites' namespace |
 //! | `GET /v1/state[?host=H]` | | [`StateView`] JSON (of host `H` only when given): states, agents, the last state changes |
 //! | `GET /metrics` | | Prometheus text |
 //! | `GET /healthz`, `GET /readyz` | | 200 (`/readyz`: 503 until a bundle is loaded) |
@@ -27,6 +28,7 @@ use serde::Serialize;
 use vedette_crds::template::CheckState;
 
 use vedette_protocol::clock::unix_ms;
+use vedette_protocol::forward::Forwarded;
 use vedette_protocol::report::Batch;
 
 use super::auth::{self, Auth, Identity};
@@ -44,6 +46,9 @@ pub struct Api {
     pub zone: String,
     /// This replica.
     pub replica: String,
+    /// Namespace of the satellites: child zones' satellites authenticate as its
+    /// ServiceAccounts.
+    pub namespace: String,
     /// Plans of the current bundle.
     pub plans: Arc<Plans>,
     /// Where batches go.
@@ -69,6 +74,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v1/results",
             post(results).layer(DefaultBodyLimit::max(limit)),
+        )
+        .route(
+            "/v1/satellite",
+            post(relayed).layer(DefaultBodyLimit::max(limit)),
         )
         .route("/v1/state", get(state))
         .with_state(api)
@@ -166,29 +175,9 @@ async fn results(
         Ok(identity) => identity,
         Err(response) => return *response,
     };
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            api.metrics.refuse("too_large");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("batch is larger than {} bytes", api.max_body_bytes),
-            );
-        }
-        Err(rejection) => {
-            api.metrics.refuse("malformed");
-            return error(rejection.status(), rejection.body_text());
-        }
-    };
-    let batch: Batch = match serde_json::from_slice(&body) {
+    let batch: Batch = match parse_body(&api, body) {
         Ok(batch) => batch,
-        Err(problem) => {
-            api.metrics.refuse("malformed");
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("batch does not parse: {problem}"),
-            );
-        }
+        Err(response) => return *response,
     };
     if let Err(response) = authorize(&api, identity.as_ref(), &batch.agent) {
         return *response;
@@ -201,6 +190,64 @@ async fn results(
             error(StatusCode::SERVICE_UNAVAILABLE, problem.to_string())
         }
     }
+}
+
+/// `POST /v1/satellite`: what a satellite of a child zone forwards, stored and relayed upstream.
+async fn relayed(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let identity = match identify(&api, &headers).await {
+        Ok(identity) => identity,
+        Err(response) => return *response,
+    };
+    if let Some(Err(problem)) = identity
+        .as_ref()
+        .map(|id| id.authorize_satellite(&api.namespace))
+    {
+        return auth_error(&api, &problem);
+    }
+    let batch: Batch<Forwarded> = match parse_body(&api, body) {
+        Ok(batch) => batch,
+        Err(response) => return *response,
+    };
+    match api.ingest.receive_relayed(batch).await {
+        Ok(ack) => Json(ack).into_response(),
+        Err(problem) => {
+            api.metrics.refuse("storage");
+            tracing::warn!(message = "Failed to store a relayed batch.", error = %problem);
+            error(StatusCode::SERVICE_UNAVAILABLE, problem.to_string())
+        }
+    }
+}
+
+/// The body as a batch, or the refusal (counted) naming what is wrong with it.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    api: &Api,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Refusal> {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            api.metrics.refuse("too_large");
+            return Err(Box::new(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("batch is larger than {} bytes", api.max_body_bytes),
+            )));
+        }
+        Err(rejection) => {
+            api.metrics.refuse("malformed");
+            return Err(Box::new(error(rejection.status(), rejection.body_text())));
+        }
+    };
+    serde_json::from_slice(&body).map_err(|problem| {
+        api.metrics.refuse("malformed");
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("batch does not parse: {problem}"),
+        ))
+    })
 }
 
 /// The state table as `/v1/state` shows it.

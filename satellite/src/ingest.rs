@@ -18,6 +18,7 @@ use tracing::warn;
 
 use vedette_agent::sender::{AckGate, LiveEntry};
 use vedette_agent::spool::{self, Priority, Spool};
+use vedette_protocol::clock::unix_ms;
 use vedette_protocol::forward::Forwarded;
 use vedette_protocol::report::{Ack, Batch, Envelope, Report};
 use vedette_protocol::watermark::Watermark;
@@ -51,6 +52,9 @@ pub struct Core {
     pub applied: Watermark,
     /// Per agent: its sequences stored.
     pub agents: HashMap<String, Watermark>,
+    /// Per satellite replica of a child zone: its sequences stored (relayed upstream).
+    #[serde(default)]
+    pub satellites: HashMap<String, Watermark>,
     /// The zone's state.
     pub table: StateTable,
     /// Entries received more than once.
@@ -78,6 +82,17 @@ impl Core {
                 }
             }
             Forwarded::Own { report } => self.table.apply_own(replica, spool_sequence, report),
+            // A child zone's entry: relayed upstream; its zone is not this table's.
+            Forwarded::Relayed {
+                satellite,
+                sequence,
+                ..
+            } => {
+                self.satellites
+                    .entry(satellite.clone())
+                    .or_default()
+                    .record(*sequence);
+            }
             Forwarded::RuleSetSummary(_) | Forwarded::ZoneSummary(_) => {}
         }
         self.applied.record(spool_sequence);
@@ -189,16 +204,72 @@ impl Ingest {
         })
     }
 
+    /// Stores a batch a satellite of a child zone sent (`POST /v1/satellite`): each new entry
+    /// is appended durably as [`Forwarded::Relayed`] and handed on upstream; the answer says
+    /// up to where everything of that satellite is stored.
+    pub async fn receive_relayed(&self, batch: Batch<Forwarded>) -> Result<Ack, Error> {
+        let lock = self.agent_lock(&format!("satellite {}", batch.agent));
+        let _one_batch_per_sender = lock.lock().await;
+        let total = batch.entries.len() as u64;
+        let fresh: Vec<Envelope<Forwarded>> = {
+            let mut core = self.core();
+            let seen = core.satellites.get(&batch.agent);
+            let mut in_batch = BTreeSet::new();
+            let fresh: Vec<_> = batch
+                .entries
+                .into_iter()
+                .filter(|e| {
+                    !seen.is_some_and(|w| w.seen(e.sequence)) && in_batch.insert(e.sequence)
+                })
+                .collect();
+            core.duplicates += total - fresh.len() as u64;
+            fresh
+        };
+        self.metrics.duplicates.inc_by(total - fresh.len() as u64);
+        let mut pending = Vec::with_capacity(fresh.len());
+        for envelope in fresh {
+            let entry = Forwarded::Relayed {
+                satellite: batch.agent.clone(),
+                sequence: envelope.sequence,
+                floor: batch.floor,
+                entry: Box::new(envelope.report),
+            };
+            let payload = serde_json::to_vec(&entry).expect("entries always serialize");
+            pending.push((
+                self.spool.submit(priority(&entry), payload.clone())?,
+                entry,
+                payload,
+            ));
+        }
+        let mut failure = None;
+        for (append, entry, payload) in pending {
+            match append.durable().await {
+                Ok(sequence) => {
+                    self.metrics.relayed.inc();
+                    self.core()
+                        .apply(&self.replica, sequence, &entry, unix_ms());
+                    self.hand_on(sequence, payload);
+                }
+                Err(error) => failure = Some(error),
+            }
+        }
+        if let Some(error) = failure {
+            return Err(error.into());
+        }
+        let mut core = self.core();
+        let watermark = core.satellites.entry(batch.agent).or_default();
+        watermark.advance_floor(batch.floor);
+        Ok(Ack {
+            up_to: watermark.contiguous(),
+        })
+    }
+
     /// Appends one of the satellite's own entries (remote check report, summary).
     pub async fn append_own(&self, entry: Forwarded) -> Result<u64, Error> {
         let payload = serde_json::to_vec(&entry).expect("entries always serialize");
         let sequence = self.spool.append(priority(&entry), payload.clone()).await?;
-        self.core().apply(
-            &self.replica,
-            sequence,
-            &entry,
-            vedette_protocol::clock::unix_ms(),
-        );
+        self.core()
+            .apply(&self.replica, sequence, &entry, unix_ms());
         self.hand_on(sequence, payload);
         Ok(sequence)
     }
@@ -269,6 +340,7 @@ pub fn priority(entry: &Forwarded) -> Priority {
             Report::Result(_) => Priority::Result,
             Report::Keepalive(_) => Priority::Keepalive,
         },
+        Forwarded::Relayed { entry, .. } => priority(entry),
         Forwarded::RuleSetSummary(_) | Forwarded::ZoneSummary(_) => Priority::Keepalive,
     }
 }

@@ -119,3 +119,79 @@ async fn a_restart_rebuilds_watermarks_and_state_from_snapshot_and_spool() {
         "entry 2 is not covered by a snapshot yet"
     );
 }
+
+/// What satellite `site-0` of a child zone forwards: its agent's state changes.
+fn from_child(floor: u64, entries: &[(u64, CheckState)]) -> Batch<Forwarded> {
+    Batch {
+        agent: "site-0".into(),
+        floor,
+        entries: entries
+            .iter()
+            .map(|(sequence, state)| Envelope {
+                sequence: *sequence,
+                report: Forwarded::Agent {
+                    agent: "site-node".into(),
+                    sequence: *sequence + 100,
+                    report: change("site-node", "a", *state, *sequence * 1000),
+                },
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn a_child_zones_batch_is_durable_before_the_ack_relayed_once_and_kept_out_of_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ingest, spool) = open(dir.path());
+    let ack = ingest
+        .receive_relayed(from_child(
+            1,
+            &[(1, CheckState::Ok), (2, CheckState::Critical)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ack.up_to, 2);
+    assert_eq!(spool.stats().depth, 2, "durable when the answer comes");
+    let ack = ingest
+        .receive_relayed(from_child(
+            1,
+            &[(2, CheckState::Critical), (3, CheckState::Ok)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ack.up_to, 3);
+    assert_eq!(
+        spool.stats().depth,
+        3,
+        "the resend of 2 is not stored again"
+    );
+    assert_eq!(ingest.core().duplicates, 1);
+    let records = spool.peek(usize::MAX, usize::MAX).unwrap();
+    let first: Forwarded = serde_json::from_slice(&records[0].payload).unwrap();
+    let Forwarded::Relayed {
+        satellite,
+        sequence,
+        entry,
+        ..
+    } = first
+    else {
+        panic!("not relayed: {first:?}")
+    };
+    assert_eq!((satellite.as_str(), sequence), ("site-0", 1));
+    assert!(matches!(*entry, Forwarded::Agent { sequence: 101, .. }));
+    assert_eq!(
+        ingest.core().table.check("site-node", &check_id("a")),
+        None,
+        "another zone's checks are not this zone's state"
+    );
+
+    // A restart knows what it relayed: the resend is still a duplicate.
+    ingest.snapshot().await.unwrap();
+    drop((ingest, spool));
+    let (ingest, spool) = open(dir.path());
+    let ack = ingest
+        .receive_relayed(from_child(1, &[(3, CheckState::Ok)]))
+        .await
+        .unwrap();
+    assert_eq!((ack.up_to, spool.stats().depth), (3, 3));
+}

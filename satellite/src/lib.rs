@@ -56,7 +56,9 @@ pub struct SatelliteConfig {
     pub namespace: String,
     /// Address of the HTTP API.
     pub listen: SocketAddr,
-    /// Master base URLs; empty: nothing is forwarded.
+    /// Where forwarded entries go, one cursor each: the masters' base URLs, or the parent
+    /// zone's satellites (their Service; they relay to their own upstream); empty: nothing
+    /// is forwarded.
     pub masters: Vec<String>,
     /// Bearer token file presented to the masters.
     pub token_file: Option<PathBuf>,
@@ -204,6 +206,7 @@ pub async fn start(
     Ok(Arc::new(http::Api {
         zone: config.zone.clone(),
         replica: config.replica.clone(),
+        namespace: config.namespace.clone(),
         plans,
         ingest,
         auth,

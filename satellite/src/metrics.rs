@@ -94,6 +94,8 @@ pub struct SatelliteMetrics {
     pub received: Family<EntryLabels, Counter>,
     /// Entries received again (resends), not stored twice.
     pub duplicates: Counter,
+    /// Entries satellites of child zones sent, stored and relayed upstream.
+    pub relayed: Counter,
     /// Refused batches (and plan requests), by reason.
     pub refused: Family<RefusedLabels, Counter>,
     /// Seconds from an entry's creation on the agent to its storage here.
@@ -121,6 +123,7 @@ impl Default for SatelliteMetrics {
             agent_plan_held: Family::default(),
             received: Family::default(),
             duplicates: Counter::default(),
+            relayed: Counter::default(),
             refused: Family::default(),
             ingest_latency_seconds: Histogram::new(buckets),
             sends: Family::default(),
@@ -162,6 +165,11 @@ impl SatelliteMetrics {
             "satellite_duplicate_entries",
             "Entries received again and not stored twice",
             self.duplicates.clone(),
+        );
+        r.register(
+            "satellite_relayed_entries",
+            "Entries satellites of child zones sent, stored and relayed upstream",
+            self.relayed.clone(),
         );
         r.register(
             "satellite_refused_batches",

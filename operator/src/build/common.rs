@@ -61,9 +61,15 @@ pub fn zone_name(zone: &MonitorZone) -> String {
     zone.name_any()
 }
 
-/// Name of the satellite Deployment, Service, PodDisruptionBudget, ServiceAccount and Role.
+/// Name of the satellite StatefulSet, Service, PodDisruptionBudget, ServiceAccount and Role.
 pub fn satellite_name(zone: &str) -> String {
     object_name(zone, "satellite")
+}
+
+/// Name of the satellites' headless Service: the StatefulSet's governing Service, which
+/// gives each replica its DNS name, and the agents' standby path to their own satellites.
+pub fn satellite_peers_name(zone: &str) -> String {
+    object_name(zone, "satellite-peers")
 }
 
 /// Name of the agent DaemonSet and ServiceAccount.
@@ -82,7 +88,7 @@ pub fn bundle_shard_name(zone: &str, index: usize) -> String {
 }
 
 /// The labels that select a component's pods; they never change for the life of a zone,
-/// because a Deployment's or DaemonSet's selector cannot.
+/// because a StatefulSet's or DaemonSet's selector cannot.
 pub fn selector_labels(zone: &str, component: Component) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_NAME.to_owned(), APP_NAME.to_owned()),

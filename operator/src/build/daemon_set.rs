@@ -39,7 +39,7 @@ use super::common::{
     Component, agent_name, labels, object_meta, restricted_container_security_context,
     runtime_default_seccomp, selector_labels, zone_name,
 };
-use super::service::satellite_url;
+use super::service::{satellite_url, standby_url};
 
 /// Where the agent sees its spool.
 pub const AGENT_SPOOL_DIR: &str = "/var/lib/vedette/spool";
@@ -142,7 +142,12 @@ pub fn node_affinity(selector: &LabelSelector) -> Option<Affinity> {
 }
 
 fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
-    let upstream = satellite_url(zone, ctx);
+    // The zone's Service first, then the standby the zone asks for (failover: see the
+    // agent's transport).
+    let upstream = std::iter::once(satellite_url(zone, ctx))
+        .chain(standby_url(zone, ctx))
+        .collect::<Vec<_>>()
+        .join(",");
     let token_file = format!("{AGENT_TOKEN_DIR}/token");
     let args = [
         "node",

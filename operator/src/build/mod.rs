@@ -7,8 +7,8 @@
 //!
 //! | object | builder |
 //! | --- | --- |
-//! | satellite Deployment | [`satellite_deployment`] |
-//! | satellite Service (ClusterIP, port 7080) | [`satellite_service`] |
+//! | satellite StatefulSet, a volume claim per replica | [`satellite_stateful_set`] |
+//! | satellite Service (ClusterIP, port 7080) and headless Service | [`satellite_service`], [`satellite_peers_service`] |
 //! | satellite PodDisruptionBudget | [`satellite_pod_disruption_budget`] |
 //! | agent DaemonSet, when `spec.agents.enabled` | [`agent_daemon_set`] |
 //! | ServiceAccounts of satellite and agent | [`satellite_service_account`], [`agent_service_account`] |
@@ -26,24 +26,24 @@
 pub mod bundle;
 pub mod common;
 pub mod daemon_set;
-pub mod deployment;
 pub mod pod_disruption_budget;
 pub mod rbac;
 pub mod service;
 pub mod service_account;
+pub mod stateful_set;
 
 #[cfg(test)]
 mod fixtures;
 
 pub use bundle::{BundleError, bundle_config_maps, bundle_from_config_maps};
 pub use daemon_set::agent_daemon_set;
-pub use deployment::satellite_deployment;
 pub use pod_disruption_budget::satellite_pod_disruption_budget;
 pub use rbac::{
     satellite_cluster_role, satellite_cluster_role_binding, satellite_role, satellite_role_binding,
 };
-pub use service::satellite_service;
+pub use service::{satellite_peers_service, satellite_service};
 pub use service_account::{agent_service_account, satellite_service_account};
+pub use stateful_set::satellite_stateful_set;
 
 /// What the builders need besides the zone itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,8 +72,9 @@ mod tests {
     fn everything(zone: &MonitorZone) -> Vec<ObjectMeta> {
         let ctx = context();
         let mut all = vec![
-            satellite_deployment(zone, &ctx).metadata,
+            satellite_stateful_set(zone, &ctx).metadata,
             satellite_service(zone, &ctx).metadata,
+            satellite_peers_service(zone, &ctx).metadata,
             satellite_pod_disruption_budget(zone, &ctx).metadata,
             satellite_service_account(zone, &ctx).metadata,
             agent_service_account(zone, &ctx).metadata,
@@ -122,9 +123,9 @@ mod tests {
     fn a_long_zone_name_renders_names_of_at_most_63_characters() {
         let long = format!("{}.example", "very-long-zone-name-".repeat(10));
         assert_well_formed(&zone_named(&long));
-        let deployment = satellite_deployment(&zone_named(&long), &context());
+        let set = satellite_stateful_set(&zone_named(&long), &context());
         assert!(
-            deployment.metadata.name.unwrap().ends_with("-satellite"),
+            set.metadata.name.unwrap().ends_with("-satellite"),
             "the component stays readable"
         );
     }

@@ -124,6 +124,9 @@ pub enum Reason {
     UnknownZone,
     /// Zones' parents form a cycle.
     ZoneCycle,
+    /// A zone has one satellite replica: while its pod restarts or moves, the zone's agents
+    /// only spool (a warning).
+    SingleSatellite,
     /// Several zones select the same machines.
     OverlappingZones,
     /// A remote check needs exactly one of template or check, and a namespaced template.

@@ -86,6 +86,17 @@ pub fn membership<'a>(
         diagnostics.warning(&ObjectRef::zone(loser), Reason::OverlappingZones, message);
     }
     check_parents(&result.zones, diagnostics);
+    for (&name, spec) in &result.zones {
+        if spec.satellites.replicas < 2 {
+            diagnostics.warning(
+                &ObjectRef::zone(name),
+                Reason::SingleSatellite,
+                "satellites.replicas is 1: while that satellite's pod restarts or moves, the \
+                 zone's agents only spool and nothing of the zone reaches the masters; set 2 \
+                 or more",
+            );
+        }
+    }
     result
 }
 

@@ -295,16 +295,7 @@ impl Masters {
     }
 
     fn authorize(&self, identity: Option<&Identity>) -> Result<(), auth::Error> {
-        let prefix = format!("system:serviceaccount:{}:", self.namespace);
-        match identity {
-            Some(identity) if !identity.username.starts_with(&prefix) => {
-                Err(auth::Error::Forbidden {
-                    user: identity.username.clone(),
-                    agent: format!("satellites of namespace {}", self.namespace),
-                })
-            }
-            _ => Ok(()),
-        }
+        identity.map_or(Ok(()), |id| id.authorize_satellite(&self.namespace))
     }
 }
 

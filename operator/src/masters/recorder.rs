@@ -27,22 +27,43 @@ use super::state::{CheckEntry, MasterState};
 use super::stream::{AgentEvent, MasterEvent};
 
 /// The reports of `batch`, before it is merged: `(source, sequence, report, spooled as a
-/// change)`.
+/// change)`; a relayed entry's source is the child zone's satellite that sent it.
 pub fn reports(batch: &Batch<Forwarded>) -> Vec<(String, u64, CheckReport, bool)> {
-    batch
-        .entries
-        .iter()
-        .filter_map(|envelope| match &envelope.report {
-            Forwarded::Agent {
-                agent,
-                sequence,
-                report,
-            } => check_report(report).map(|(r, change)| (agent.clone(), *sequence, r, change)),
-            Forwarded::Own { report } => check_report(report)
-                .map(|(r, change)| (batch.agent.clone(), envelope.sequence, r, change)),
-            Forwarded::RuleSetSummary(_) | Forwarded::ZoneSummary(_) => None,
-        })
-        .collect()
+    let mut reports = Vec::new();
+    for envelope in &batch.entries {
+        collect_reports(
+            &batch.agent,
+            envelope.sequence,
+            &envelope.report,
+            &mut reports,
+        );
+    }
+    reports
+}
+
+fn collect_reports(
+    satellite: &str,
+    spool_sequence: u64,
+    entry: &Forwarded,
+    reports: &mut Vec<(String, u64, CheckReport, bool)>,
+) {
+    let found = match entry {
+        Forwarded::Agent {
+            agent,
+            sequence,
+            report,
+        } => check_report(report).map(|(r, change)| (agent.clone(), *sequence, r, change)),
+        Forwarded::Own { report } => check_report(report)
+            .map(|(r, change)| (satellite.to_owned(), spool_sequence, r, change)),
+        Forwarded::Relayed {
+            satellite,
+            sequence,
+            entry,
+            ..
+        } => return collect_reports(satellite, *sequence, entry, reports),
+        Forwarded::RuleSetSummary(_) | Forwarded::ZoneSummary(_) => None,
+    };
+    reports.extend(found);
 }
 
 fn check_report(report: &Report) -> Option<(CheckReport, bool)> {

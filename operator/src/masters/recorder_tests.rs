@@ -214,3 +214,32 @@ fn process_records_have_one_key_per_event_and_read_back_as_the_state_to_resume()
     assert_eq!(back.ended_ms - back.started_ms, 300_000);
     assert!(restored_element(&record).is_none());
 }
+
+#[test]
+fn a_relayed_report_is_recorded_under_the_satellite_that_made_it() {
+    let mut state = MasterState::default();
+    let remote = Forwarded::Own {
+        report: change("target", CheckState::Critical, true, 5_000),
+    };
+    let from_agent = agent("n1", 8, change("n1", CheckState::Warning, true, 6_000));
+    let relay = |sequence, entry| Forwarded::Relayed {
+        satellite: "site-0".into(),
+        sequence,
+        floor: 1,
+        entry: Box::new(entry),
+    };
+    let write = merged(
+        &mut state,
+        batch(
+            "region-0",
+            vec![(1, relay(4, remote)), (2, relay(5, from_agent))],
+        ),
+        10_000,
+    );
+    let keys: Vec<(&str, u64)> = write
+        .records
+        .iter()
+        .map(|r| (r.source.as_str(), r.sequence))
+        .collect();
+    assert_eq!(keys, [("site-0", 4), ("n1", 8)]);
+}

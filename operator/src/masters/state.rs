@@ -215,7 +215,38 @@ impl MasterState {
     ) {
         self.applied.entries += 1;
         self.version += 1;
+        self.apply_entry(satellite, sequence, entry, now_ms, events);
+    }
+
+    /// Applies one entry `satellite` spooled with `sequence`; a relayed entry is applied as
+    /// if the child zone's satellite had sent it here, once per `(satellite, sequence)`
+    /// whichever parent replica relayed it.
+    fn apply_entry(
+        &mut self,
+        satellite: &str,
+        sequence: u64,
+        entry: Forwarded,
+        now_ms: u64,
+        events: &mut Vec<MasterEvent>,
+    ) {
         match entry {
+            Forwarded::Relayed {
+                satellite: child,
+                sequence,
+                floor,
+                entry,
+            } => {
+                let seen = self.satellites.entry(child.clone()).or_default();
+                seen.advance_floor(floor);
+                if !seen.record(sequence) {
+                    self.applied.duplicates += 1;
+                    return;
+                }
+                if seen.stored_above() > MAX_ABOVE {
+                    *seen = Watermark::at(sequence);
+                }
+                self.apply_entry(&child, sequence, *entry, now_ms, events);
+            }
             Forwarded::Agent {
                 agent,
                 sequence,

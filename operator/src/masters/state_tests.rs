@@ -284,3 +284,95 @@ fn a_held_plan_and_its_release_are_events() {
     let (_, events) = state.receive(batch("s", vec![(2, released)]), 2_000);
     assert!(matches!(events.as_slice(), [MasterEvent::PlanReleased(_)]));
 }
+
+/// `entry`, as satellite `child` spooled it with `sequence`, relayed by a parent zone's
+/// satellite.
+fn relayed(child: &str, sequence: u64, entry: Forwarded) -> Forwarded {
+    Forwarded::Relayed {
+        satellite: child.into(),
+        sequence,
+        floor: 1,
+        entry: Box::new(entry),
+    }
+}
+
+#[test]
+fn a_child_zones_entry_relayed_by_both_parent_replicas_is_applied_once() {
+    let mut state = MasterState::default();
+    let own = Forwarded::Own {
+        report: change("target", CheckState::Critical, true, 70),
+    };
+    let (_, first) = receive_hard(
+        &mut state,
+        batch("region-0", vec![(1, relayed("site-0", 4, own.clone()))]),
+        100,
+    );
+    // The child failed over to the other parent replica and sent it again.
+    let (ack, second) = receive_hard(
+        &mut state,
+        batch("region-1", vec![(1, relayed("site-0", 4, own))]),
+        100,
+    );
+    assert_eq!((first.len(), second.len()), (1, 0));
+    assert_eq!(
+        ack.up_to, 1,
+        "the relaying replica's own sequence is acknowledged"
+    );
+    assert_eq!(state.applied().duplicates, 1);
+    let entry = state.check("target", &id("tcp")).unwrap();
+    assert_eq!(
+        entry.writer,
+        ("site-0".to_owned(), 4),
+        "written by the child satellite"
+    );
+}
+
+#[test]
+fn an_agent_entry_relayed_through_two_levels_counts_once_with_a_direct_copy() {
+    let mut state = MasterState::default();
+    let entry = agent("n1", 7, change("n1", CheckState::Critical, true, 70));
+    let twice = relayed("region-0", 3, relayed("site-0", 9, entry.clone()));
+    let (_, relayed_events) = receive_hard(&mut state, batch("top-0", vec![(1, twice)]), 100);
+    let (_, direct) = receive_hard(&mut state, batch("site-1", vec![(5, entry)]), 100);
+    assert_eq!((relayed_events.len(), direct.len()), (1, 0));
+    let watermarks = state.satellite_watermarks();
+    assert_eq!(
+        (
+            watermarks["top-0"],
+            watermarks["region-0"],
+            watermarks["site-0"]
+        ),
+        (1, 0, 0),
+        "each level deduplicates by its own sequences (floors of 1: nothing below)"
+    );
+}
+
+#[test]
+fn a_relayed_zone_summary_names_the_child_satellites_zone() {
+    let mut state = MasterState::default();
+    let summary = Forwarded::ZoneSummary(ZoneSummary {
+        zone: "site".into(),
+        replica: "site-0".into(),
+        at_ms: 10,
+        agents: 1,
+        connected: 1,
+        stale: 0,
+        plan_held: 0,
+        remote_checks_owned: 1,
+    });
+    let own = Forwarded::Own {
+        report: change("target", CheckState::Warning, true, 20),
+    };
+    state.receive(
+        batch(
+            "region-0",
+            vec![
+                (1, relayed("site-0", 1, summary)),
+                (2, relayed("site-0", 2, own)),
+            ],
+        ),
+        100,
+    );
+    let entry = state.check("target", &id("tcp")).unwrap();
+    assert_eq!(entry.zone.as_deref(), Some("site"));
+}

@@ -320,7 +320,7 @@ impl Controller {
             .iter()
             .filter_map(|zone| {
                 let key = OwnedKey {
-                    kind: "Deployment".to_owned(),
+                    kind: "StatefulSet".to_owned(),
                     namespace: self.namespace.clone(),
                     name: satellite_name(&zone.name_any()),
                 };

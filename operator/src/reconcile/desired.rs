@@ -53,7 +53,8 @@ pub fn objects(
     all.push(desired(&build::satellite_cluster_role(zone))?);
     all.push(desired(&build::satellite_cluster_role_binding(zone, ctx))?);
     all.push(desired(&build::satellite_service(zone, ctx))?);
-    all.push(desired(&build::satellite_deployment(zone, ctx))?);
+    all.push(desired(&build::satellite_peers_service(zone, ctx))?);
+    all.push(desired(&build::satellite_stateful_set(zone, ctx))?);
     all.push(desired(&build::satellite_pod_disruption_budget(zone, ctx))?);
     if let Some(daemon_set) = build::agent_daemon_set(zone, ctx) {
         all.push(desired(&daemon_set)?);

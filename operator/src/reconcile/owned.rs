@@ -1,15 +1,17 @@
 //! What the operator owns, as the API server last told it: for every object labelled
 //! `app.kubernetes.io/managed-by=vedette-operator`, its zone label, the hash of the content
-//! last applied to it (an annotation), and for Deployments the ready/desired replicas. Fed by
-//! metadata-only watches (full objects only for Deployments, whose status the zone reports),
-//! so the operator knows after a restart or a failover what needs no write.
+//! last applied to it (an annotation), and for StatefulSets the ready/desired replicas. Fed by
+//! metadata-only watches (full objects only for StatefulSets, whose status the zone reports),
+//! so the operator knows after a restart or a failover what needs no write. Deployments are
+//! still watched: satellites of earlier releases ran as one, which is deleted once the
+//! zone's StatefulSet replaces it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -28,8 +30,9 @@ use crate::metrics::Metrics;
 pub const APPLIED_HASH_ANNOTATION: &str = "vedette.dev/applied-hash";
 
 /// Every kind the operator creates for a zone.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 11] = [
     "ConfigMap",
+    "StatefulSet",
     "Deployment",
     "Service",
     "PodDisruptionBudget",
@@ -69,7 +72,7 @@ pub struct OwnedEntry {
     pub zone: Option<String>,
     /// The hash of the content last applied to it.
     pub applied_hash: Option<String>,
-    /// For Deployments: ready and desired replicas.
+    /// For StatefulSets: ready and desired replicas.
     pub replicas: Option<(i32, i32)>,
 }
 
@@ -104,7 +107,7 @@ impl OwnedIndex {
         self.lock().entries.get(key)?.applied_hash.clone()
     }
 
-    /// Ready and desired replicas of a Deployment.
+    /// Ready and desired replicas of a StatefulSet.
     pub fn replicas(&self, key: &OwnedKey) -> Option<(i32, i32)> {
         self.lock().entries.get(key)?.replicas
     }
@@ -187,9 +190,9 @@ fn no_replicas<T>(_: &T) -> Option<(i32, i32)> {
     None
 }
 
-fn deployment_replicas(deployment: &Deployment) -> Option<(i32, i32)> {
-    let desired = deployment.spec.as_ref()?.replicas.unwrap_or(1);
-    let ready = deployment
+fn stateful_set_replicas(set: &StatefulSet) -> Option<(i32, i32)> {
+    let desired = set.spec.as_ref()?.replicas.unwrap_or(1);
+    let ready = set
         .status
         .as_ref()
         .and_then(|s| s.ready_replicas)
@@ -208,16 +211,17 @@ pub fn spawn_watches(
 ) {
     let config = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
     let shared = (index.clone(), changed.clone(), metrics.clone());
-    let deployments = watcher(
-        Api::<Deployment>::namespaced(client.clone(), namespace),
+    let stateful_sets = watcher(
+        Api::<StatefulSet>::namespaced(client.clone(), namespace),
         config.clone(),
     );
     drive(
-        "Deployment",
-        deployments,
-        deployment_replicas,
+        "StatefulSet",
+        stateful_sets,
+        stateful_set_replicas,
         shared.clone(),
     );
+    metadata::<Deployment>(Api::namespaced(client.clone(), namespace), &config, &shared);
     metadata::<ConfigMap>(Api::namespaced(client.clone(), namespace), &config, &shared);
     metadata::<Service>(Api::namespaced(client.clone(), namespace), &config, &shared);
     metadata::<PodDisruptionBudget>(Api::namespaced(client.clone(), namespace), &config, &shared);

@@ -134,13 +134,14 @@ impl Publisher {
 
 /// The API resource of an owned kind.
 fn resource_of(kind: &str) -> Option<ApiResource> {
-    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
     use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
     debug_assert!(KINDS.contains(&kind), "{kind} is not an owned kind");
     Some(match kind {
         "ConfigMap" => ApiResource::erase::<ConfigMap>(&()),
+        "StatefulSet" => ApiResource::erase::<StatefulSet>(&()),
         "Deployment" => ApiResource::erase::<Deployment>(&()),
         "Service" => ApiResource::erase::<Service>(&()),
         "PodDisruptionBudget" => ApiResource::erase::<PodDisruptionBudget>(&()),
