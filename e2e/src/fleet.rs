@@ -70,6 +70,8 @@ struct SatelliteLaunch {
     zone: String,
     replica: String,
     masters: Vec<String>,
+    /// Forward to the parent zone's satellites at this URL instead of `masters`.
+    parent_zone_url: Option<String>,
     mode: SatelliteMode,
     port: u16,
 }
@@ -96,6 +98,9 @@ impl SatelliteLaunch {
             ]);
         for master in &self.masters {
             command.args(["--masters", master]);
+        }
+        if let Some(parent) = &self.parent_zone_url {
+            command.args(["--parent-zone-url", parent]);
         }
         match &self.mode {
             SatelliteMode::KubeInsecure => {
@@ -136,6 +141,32 @@ impl Satellite {
         masters: &[String],
         mode: SatelliteMode,
     ) -> anyhow::Result<Self> {
+        Self::launch(plane, namespace, zone, replica, masters, None, mode)
+    }
+
+    /// Starts replica `replica` of `zone`, a zone with a `parentZone`, forwarding to the
+    /// parent zone's satellites at `parent_zone_url`.
+    pub fn start_in_child_zone(
+        plane: &ControlPlane,
+        namespace: &str,
+        zone: &str,
+        replica: &str,
+        parent_zone_url: &str,
+        mode: SatelliteMode,
+    ) -> anyhow::Result<Self> {
+        let parent = Some(parent_zone_url.to_owned());
+        Self::launch(plane, namespace, zone, replica, &[], parent, mode)
+    }
+
+    fn launch(
+        plane: &ControlPlane,
+        namespace: &str,
+        zone: &str,
+        replica: &str,
+        masters: &[String],
+        parent_zone_url: Option<String>,
+        mode: SatelliteMode,
+    ) -> anyhow::Result<Self> {
         let dir = plane.dir().join(format!("satellite-{replica}"));
         std::fs::create_dir_all(&dir)?;
         let launch = SatelliteLaunch {
@@ -145,6 +176,7 @@ impl Satellite {
             zone: zone.to_owned(),
             replica: replica.to_owned(),
             masters: masters.to_vec(),
+            parent_zone_url,
             mode,
             port: free_port()?,
         };
