@@ -33,11 +33,11 @@ fn repository() -> PathBuf {
 /// lines included.
 fn demo_flags() -> Vec<String> {
     let makefile = std::fs::read_to_string(repository().join("Makefile")).expect("Makefile");
-    let mut lines = makefile
+    let lines = makefile
         .lines()
         .skip_while(|line| !line.starts_with("DEMO_FLAGS ?="));
     let mut value = String::new();
-    while let Some(line) = lines.next() {
+    for line in lines {
         let line = line.strip_prefix("DEMO_FLAGS ?=").unwrap_or(line);
         match line.strip_suffix('\\') {
             Some(continued) => value.push_str(continued),

@@ -213,6 +213,28 @@ pub fn field_env(name: &str, field_path: &str) -> EnvVar {
     }
 }
 
+/// An HTTP GET probe of `path` on the container port named `port`, every `period_seconds`,
+/// failing after `failure_threshold` misses of `timeout_seconds` each.
+pub fn http_probe(
+    path: &str,
+    port: &str,
+    period_seconds: i32,
+    failure_threshold: i32,
+    timeout_seconds: i32,
+) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(port.to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(timeout_seconds),
+        ..Probe::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,27 +273,5 @@ mod tests {
         assert!(!dotted.contains('.'), "{dotted}");
         assert_ne!(dotted, dashed);
         assert_eq!(dashed, "vedette-zone-eu-west-satellite");
-    }
-}
-
-/// An HTTP GET probe of `path` on the container port named `port`, every `period_seconds`,
-/// failing after `failure_threshold` misses of `timeout_seconds` each.
-pub fn http_probe(
-    path: &str,
-    port: &str,
-    period_seconds: i32,
-    failure_threshold: i32,
-    timeout_seconds: i32,
-) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.to_owned()),
-            port: IntOrString::String(port.to_owned()),
-            ..HTTPGetAction::default()
-        }),
-        period_seconds: Some(period_seconds),
-        failure_threshold: Some(failure_threshold),
-        timeout_seconds: Some(timeout_seconds),
-        ..Probe::default()
     }
 }
