@@ -3,20 +3,22 @@
 //! a server-side dry run (`dryRun=All`, strict field validation) accepts both and drops no
 //! field, while a field or a value the CRD does not allow is refused (the dry run validates);
 //! and each selects what it should, as the apiserver evaluates its selector: the PodMonitor
-//! the pods of the operator's agent DaemonSet and satellite Deployment (not the masters), each
+//! the pods of the operator's agent DaemonSet and satellite StatefulSet (not the masters), each
 //! with a container port of the endpoint's name; the ServiceMonitor the masters Service, with
 //! a port of its endpoint's name.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Service};
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Service, Volume,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use vedette_e2e::ControlPlane;
 use vedette_e2e::manifests::{self, Document};
 use vedette_e2e::tools::{helm, prometheus_operator_crds, repository, run_ok};
-use vedette_operator::build::{BuildContext, agent_daemon_set, satellite_deployment};
+use vedette_operator::build::{BuildContext, agent_daemon_set, satellite_stateful_set};
 
 const NAMESPACE: &str = "vedette-system";
 
@@ -111,17 +113,34 @@ fn zone_pods(documents: &[serde_json::Value]) -> anyhow::Result<Vec<Pod>> {
     };
     let agents = agent_daemon_set(&zone, &ctx).expect("the core zone runs agents");
     let agents = agents.spec.expect("spec").template;
-    let satellites = satellite_deployment(&zone, &ctx)
-        .spec
-        .expect("spec")
-        .template;
-    let mut pods: Vec<Pod> = [("core-agent-x1", agents), ("core-satellite-x1", satellites)]
-        .into_iter()
-        .map(|(name, template)| {
-            let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
-            pod(name, labels, template.spec.expect("a pod spec"))
-        })
-        .collect();
+    let satellites = satellite_stateful_set(&zone, &ctx).spec.expect("spec");
+    let mut satellite_pod = satellites.template;
+    // Each claim template becomes a volume of the pod, as the StatefulSet controller adds it.
+    let claims = satellites.volume_claim_templates.unwrap_or_default();
+    if let Some(spec) = satellite_pod.spec.as_mut() {
+        let volumes = spec.volumes.get_or_insert_with(Vec::new);
+        for claim in claims {
+            let name = claim.metadata.name.expect("a claim name");
+            volumes.push(Volume {
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: format!("{name}-core-satellite-0"),
+                    read_only: None,
+                }),
+                name,
+                ..Volume::default()
+            });
+        }
+    }
+    let mut pods: Vec<Pod> = [
+        ("core-agent-x1", agents),
+        ("core-satellite-0", satellite_pod),
+    ]
+    .into_iter()
+    .map(|(name, template)| {
+        let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+        pod(name, labels, template.spec.expect("a pod spec"))
+    })
+    .collect();
     // A master: the chart's pod labels, and a container with its port (its volumes come from
     // the StatefulSet's claims, which a bare Pod cannot have).
     let masters = &of_kind(documents, "StatefulSet")["spec"]["template"];
@@ -237,7 +256,7 @@ async fn the_chart_monitors_are_valid_and_select_the_agents_satellites_and_maste
         .filter_map(|p| p.metadata.name.clone())
         .collect();
     names.sort();
-    assert_eq!(names, ["core-agent-x1", "core-satellite-x1"]);
+    assert_eq!(names, ["core-agent-x1", "core-satellite-0"]);
     assert_eq!(pod_monitor["metadata"]["namespace"], NAMESPACE);
     let port = pod_monitor["spec"]["podMetricsEndpoints"][0]["port"]
         .as_str()
