@@ -12,6 +12,7 @@ test: deps fmt-check clippy unit e2e
 deps: plugins
 	bash e2e/tools/build-control-plane.sh >/dev/null
 	bash e2e/tools/build-helm.sh >/dev/null
+	bash e2e/tools/prometheus-operator-crds.sh >/dev/null
 
 ## plugins: the Debian packages of the real Nagios plugins (idempotent)
 plugins:
@@ -36,8 +37,12 @@ generate:
 	$(CARGO) run -q -p vedette-crds --bin crdgen
 
 ## demo: standalone mode on config/samples: compile them for this machine, run a satellite
-## and this machine's agent in one process, print a summary every 5 s (no Kubernetes)
-DEMO_FLAGS ?= --label vedette.dev/role=batch
+## and this machine's agent in one process, print a summary when the state changes (no
+## Kubernetes). The labels make this machine the samples' batch server (the twopm process)
+## and a web node of the shop (the storefront rule set) besides a Linux machine; every
+## check has run a few seconds after start (operator/tests/standalone_demo.rs).
+DEMO_FLAGS ?= --label vedette.dev/role=batch --label app.kubernetes.io/part-of=storefront \
+	--label node-role.kubernetes.io/web=
 demo: plugins
 	$(CARGO) run -q -p vedette-operator -- standalone -f config/samples/ $(DEMO_FLAGS)
 

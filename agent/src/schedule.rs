@@ -1,8 +1,15 @@
 //! When each check runs next. Pure: time is passed in as milliseconds on a monotonic clock.
-//! First runs are spread over the interval by a hash of host and check (deterministic jitter,
-//! no thundering herd when a thousand agents start at once); a check never overlaps itself;
-//! a check that finished waits its (regular or retry) interval from its last due time, so a
-//! steady check keeps its phase instead of drifting by its own duration.
+//! Each check has a phase within its interval (at most [`PHASE_SPREAD_MAX_MS`]), a hash of host
+//! and check (deterministic jitter, no thundering herd when a thousand agents start at once);
+//! a check never overlaps itself; a check that finished waits its (regular or retry) interval
+//! from its last due time, so a steady check keeps its phase instead of drifting by its own
+//! duration.
+//!
+//! A check that has not run yet in the agent's life runs first within
+//! [`FIRST_RUN_SPREAD_MS`] of the plan's start instead ([`first_run_ms`], the same hash), so a
+//! new or restarted agent reports every check within seconds; its next regular run goes back
+//! to its phase ([`Schedule::finished_on_phase`]), at least half an interval later, so the
+//! early runs of agents started together do not stay bunched.
 //!
 //! A check on cycles (`everyCycles`) instead runs on a grid shared by every agent of a zone:
 //! cycle `k` is the `cycle_ms` long span starting at Unix time `k × cycle_ms`; a check that
@@ -12,6 +19,35 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+
+/// The longest span a check's phase is spread over (checks with longer intervals have their
+/// phase in the first minute of it).
+pub const PHASE_SPREAD_MAX_MS: u64 = 60_000;
+
+/// The span over which checks that have not run yet run for the first time.
+pub const FIRST_RUN_SPREAD_MS: u64 = 5_000;
+
+/// A check's phase: its offset in `[0, min(interval_ms, PHASE_SPREAD_MAX_MS))`, and the first
+/// run of a check whose state is known (a plan change).
+pub fn phase_ms(host: &str, check: &str, interval_ms: u64) -> u64 {
+    jitter_ms(host, check, interval_ms.min(PHASE_SPREAD_MAX_MS))
+}
+
+/// The first run of a check that has not run yet: in `[0, min(interval_ms,
+/// FIRST_RUN_SPREAD_MS))`.
+pub fn first_run_ms(host: &str, check: &str, interval_ms: u64) -> u64 {
+    jitter_ms(host, check, interval_ms.min(FIRST_RUN_SPREAD_MS))
+}
+
+/// The first instant at or after `not_before_ms` of the grid `phase_ms + k × interval_ms`
+/// (`k ≥ 0`).
+pub fn next_on_phase(phase_ms: u64, interval_ms: u64, not_before_ms: u64) -> u64 {
+    let interval_ms = interval_ms.max(1);
+    if not_before_ms <= phase_ms {
+        return phase_ms;
+    }
+    phase_ms + (not_before_ms - phase_ms).div_ceil(interval_ms) * interval_ms
+}
 
 /// Deterministic offset in `[0, interval_ms)` for a host and check.
 pub fn jitter_ms(host: &str, check: &str, interval_ms: u64) -> u64 {
@@ -161,6 +197,24 @@ impl Schedule {
         self.reschedule(index, next);
     }
 
+    /// A check's early first run finished at `now_ms` with its regular interval next: it is
+    /// due at its phase again (`phase_ms + k × interval_ms`), at least half an interval after
+    /// the time it was due and after now.
+    pub fn finished_on_phase(
+        &mut self,
+        index: usize,
+        now_ms: u64,
+        interval_ms: u64,
+        phase_ms: u64,
+    ) {
+        let interval_ms = interval_ms.max(1);
+        let not_before = self.slots[index]
+            .due_ms
+            .saturating_add(interval_ms / 2)
+            .max(now_ms.saturating_add(1));
+        self.reschedule(index, next_on_phase(phase_ms, interval_ms, not_before));
+    }
+
     /// A check on cycles finished at `now_ms`; it is due at its next slot after both now and
     /// the time it was due, so a cycle it missed is skipped. `unix_offset_ms` is the Unix time
     /// at this schedule's 0 (it is read again on every call, so clock corrections apply).
@@ -213,6 +267,60 @@ mod tests {
             10,
             "1000 hosts fall in all ten tenths of the interval"
         );
+    }
+
+    #[test]
+    fn first_runs_come_within_the_spread_and_phases_within_the_interval() {
+        for i in 0..200 {
+            let (host, check) = (format!("node-{i}"), "infra/base/disk");
+            assert!(first_run_ms(&host, check, 3_600_000) < FIRST_RUN_SPREAD_MS);
+            assert!(
+                first_run_ms(&host, check, 2_000) < 2_000,
+                "a shorter interval"
+            );
+            assert!(phase_ms(&host, check, 3_600_000) < PHASE_SPREAD_MAX_MS);
+            assert!(phase_ms(&host, check, 30_000) < 30_000);
+        }
+        let firsts: std::collections::BTreeSet<u64> = (0..1000)
+            .map(|i| first_run_ms(&format!("node-{i}"), "infra/base/cpu", 60_000) / 500)
+            .collect();
+        assert_eq!(
+            firsts.len(),
+            10,
+            "1000 hosts fall in all ten tenths of the spread"
+        );
+    }
+
+    #[test]
+    fn the_phase_grid() {
+        assert_eq!(next_on_phase(7_000, 30_000, 0), 7_000);
+        assert_eq!(next_on_phase(7_000, 30_000, 7_000), 7_000);
+        assert_eq!(next_on_phase(7_000, 30_000, 7_001), 37_000);
+        assert_eq!(next_on_phase(7_000, 30_000, 95_000), 97_000);
+    }
+
+    #[test]
+    fn after_an_early_first_run_a_check_goes_back_to_its_phase() {
+        // Due early at 1 s, phase 20 s, interval 30 s: the next run is at 20 s (19 s later,
+        // more than half an interval), then every 30 s on the phase.
+        let mut s = Schedule::new([1_000]);
+        assert_eq!(s.take_due(1_000, 1), vec![0]);
+        s.finished_on_phase(0, 1_200, 30_000, 20_000);
+        assert_eq!(s.next_due_ms(), Some(20_000));
+        assert_eq!(s.take_due(20_000, 1), vec![0]);
+        s.finished(0, 20_300, 30_000);
+        assert_eq!(s.next_due_ms(), Some(50_000));
+        // Phase 3 s, just after the early run at 2 s: not run twice in a row, but a whole
+        // interval later.
+        let mut s = Schedule::new([2_000]);
+        assert_eq!(s.take_due(2_000, 1), vec![0]);
+        s.finished_on_phase(0, 2_100, 30_000, 3_000);
+        assert_eq!(s.next_due_ms(), Some(33_000));
+        // An early run that overran its phase: the next slot after now.
+        let mut s = Schedule::new([2_000]);
+        assert_eq!(s.take_due(2_000, 1), vec![0]);
+        s.finished_on_phase(0, 40_000, 30_000, 20_000);
+        assert_eq!(s.next_due_ms(), Some(50_000));
     }
 
     #[test]

@@ -405,24 +405,44 @@ async fn checks_on_cycles_run_in_their_own_wall_clock_cycles() {
 
     // Two agents' lives, started at different moments: cycles are the wall clock's, so the
     // checks keep the same place in them, where a schedule counted from the agent's start
-    // would shift with it.
+    // would shift with it. Each life first runs every check once early (within the first-run
+    // spread, off the cycles), then on its cycles.
     let mut seen = 0;
+    let mut starts = Vec::new();
     for life in 0..2 {
+        starts.push(unix_ms());
         let mut agent = Agent::start("node-a", &[upstream.url()], dir.path());
         seen = eventually(
-            "two more runs of the check on every third cycle",
+            "the early run and two runs on every third cycle",
             Duration::from_secs(40),
             || {
                 let runs = runs_of(&upstream.entries(), "third-cycle");
-                (runs.len() >= seen + 2).then_some(runs.len())
+                (runs.len() >= seen + 3).then_some(runs.len())
             },
         )
         .await;
         agent.kill();
         tokio::time::sleep(Duration::from_millis(700 + 300 * life)).await;
     }
-    let every = runs_of(&upstream.entries(), "every-cycle");
-    let third = runs_of(&upstream.entries(), "third-cycle");
+    let on_cycles = |rule: &str| {
+        let runs = runs_of(&upstream.entries(), rule);
+        let early: Vec<u64> = starts
+            .iter()
+            .filter_map(|start| runs.iter().copied().find(|at| at >= start))
+            .collect();
+        for (at, start) in early.iter().zip(&starts) {
+            assert!(
+                at - start < vedette_agent::schedule::FIRST_RUN_SPREAD_MS + 1_500,
+                "{rule}: the first run of a life came {} ms after its start",
+                at - start
+            );
+        }
+        runs.into_iter()
+            .filter(|at| !early.contains(at))
+            .collect::<Vec<u64>>()
+    };
+    let every = on_cycles("every-cycle");
+    let third = on_cycles("third-cycle");
     assert!(
         every.len() >= 6,
         "every-cycle ran {} times: {every:?}",

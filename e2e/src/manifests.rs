@@ -117,6 +117,26 @@ pub async fn apply_as(
     api.patch(name, &params, &Patch::Apply(value)).await
 }
 
+/// Server-side applies one document with `dryRun=All` and strict field validation (a field
+/// the schema does not have is an error, not silently dropped): the object the server would
+/// hold, persisting nothing.
+pub async fn dry_run_apply(
+    client: &Client,
+    value: &serde_json::Value,
+) -> Result<DynamicObject, kube::Error> {
+    let api = match api_for(client, value).await {
+        Ok(api) => api,
+        Err(error) => return Err(kube::Error::Service(error.into())),
+    };
+    let name = value["metadata"]["name"].as_str().unwrap_or_default();
+    let params = PatchParams {
+        dry_run: true,
+        field_validation: Some(kube::api::ValidationDirective::Strict),
+        ..PatchParams::apply(FIELD_MANAGER).force()
+    };
+    api.patch(name, &params, &Patch::Apply(value)).await
+}
+
 /// Where `applied` is not contained in `actual`: every field the manifest sets must come back
 /// with the same value (the server may add defaults and metadata, nothing else may differ).
 pub fn differences(applied: &serde_json::Value, actual: &serde_json::Value) -> Vec<String> {

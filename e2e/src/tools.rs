@@ -1,5 +1,6 @@
 //! Test tools built from Go modules besides the control plane: helm and kwok
-//! (`e2e/tools/build-helm.sh`, cached by version).
+//! (`e2e/tools/build-helm.sh`, cached by version), and the Prometheus Operator's monitor CRDs
+//! (`e2e/tools/prometheus-operator-crds.sh`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -8,14 +9,28 @@ use anyhow::Context;
 
 /// The directory holding helm and kwok, building them when missing.
 pub fn tools_dir() -> anyhow::Result<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/build-helm.sh");
+    script_dir("build-helm.sh")
+}
+
+/// The directory holding the Prometheus Operator's PodMonitor and ServiceMonitor CRDs
+/// (`monitoring.coreos.com_podmonitors.yaml`, `…_servicemonitors.yaml`), downloading the Go
+/// module that has them when missing.
+pub fn prometheus_operator_crds() -> anyhow::Result<PathBuf> {
+    script_dir("prometheus-operator-crds.sh")
+}
+
+/// Runs `e2e/tools/<script>` and takes the directory it prints last.
+fn script_dir(script: &str) -> anyhow::Result<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tools")
+        .join(script);
     let output = Command::new("bash")
-        .arg(&script)
+        .arg(&path)
         .output()
-        .context("run build-helm.sh")?;
+        .with_context(|| format!("run {script}"))?;
     anyhow::ensure!(
         output.status.success(),
-        "build-helm.sh failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8(output.stdout)?;
@@ -23,7 +38,7 @@ pub fn tools_dir() -> anyhow::Result<PathBuf> {
         stdout
             .lines()
             .last()
-            .context("build-helm.sh printed no directory")?
+            .with_context(|| format!("{script} printed no directory"))?
             .trim(),
     ))
 }

@@ -75,8 +75,8 @@ pub struct StandaloneArgs {
     /// (default: $XDG_STATE_HOME/vedette/standalone, or ~/.local/state/vedette/standalone).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Seconds between summaries on stdout.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds between looks at the state; the summary goes to stdout when it changed.
+    #[arg(long, default_value_t = 2)]
     pub summary_seconds: u64,
     /// Seconds between looks at the manifest files for changes; 0: never re-compile.
     #[arg(long, default_value_t = 2)]

@@ -15,8 +15,9 @@
 //! `/metrics`), the masters' (`/v1/satellite`, `/v1/masters/state`, `/v1/history`,
 //! `/v1/availability`) and the agent's own metrics under `/agent/metrics`; `/v1/state` adds the
 //! business processes (`processes`: each element's state, as the masters evaluate them). A
-//! summary of the state table and the processes goes to stdout every few seconds, and each
-//! hard state change and element transition as it happens.
+//! summary of the state table and the processes goes to stdout whenever it changes (a state,
+//! soft or hard, a process element; not a measured value in an output), and each hard state
+//! change and element transition as it happens.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,7 +48,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the spools, the last good plan and the satellite's snapshot live.
     pub data_dir: PathBuf,
-    /// Seconds between summaries on stdout.
+    /// Seconds between looks at the state; the summary is printed when it changed.
     pub summary_seconds: u64,
     /// Seconds between looks at the manifest files (0: never re-compile).
     pub watch_seconds: u64,
@@ -344,7 +345,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
          http://{address}/agent/metrics (agent)\n  data  {}\nCtrl-C stops.",
         config.data_dir.display()
     );
-    let summaries = print_summaries(api.clone(), masters.clone(), config.summary_seconds.max(1));
+    let summaries = print_summaries(
+        api.clone(),
+        masters.clone(),
+        config.summary_seconds.max(1),
+        address,
+    );
     let outcome = tokio::select! {
         result = server => result.map_err(Error::Serve),
         result = node => result.map_err(Error::Agent),
@@ -623,13 +629,35 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     files
 }
 
-async fn print_summaries(api: Arc<Api>, masters: Arc<crate::masters::Masters>, every_seconds: u64) {
+/// Looks at the state every `every_seconds` and prints the summary when it changed; once every
+/// check has run, says where the state is served.
+async fn print_summaries(
+    api: Arc<Api>,
+    masters: Arc<crate::masters::Masters>,
+    every_seconds: u64,
+    address: SocketAddr,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(every_seconds));
     tick.tick().await;
+    let mut shown: Option<String> = None;
+    let mut all_ran = false;
     loop {
         tick.tick().await;
-        let text = summary(&state_view(&api), &process_views(&masters), &now_hms());
-        print!("{text}");
+        let (view, processes) = (state_view(&api), process_views(&masters));
+        let key = summary_key(&view, &processes);
+        if shown.as_ref() == Some(&key) {
+            continue;
+        }
+        print!("{}", summary(&view, &processes, &now_hms()));
+        shown = Some(key);
+        if !all_ran && !view.checks.is_empty() && view.checks.iter().all(|c| c.state != "PENDING") {
+            all_ran = true;
+            println!(
+                "Every check has run. The state as JSON: http://{address}/v1/state, what \
+                 happened: http://{address}/v1/history (the summary is printed again when it \
+                 changes)."
+            );
+        }
     }
 }
 
@@ -637,16 +665,29 @@ fn now_hms() -> String {
     jiff::Zoned::now().strftime("%H:%M:%S").to_string()
 }
 
-/// The summary printed every few seconds: counts by state on one line, then one line per
-/// check that is not OK, then one line per business-process element.
+/// The summary: counts by state on one line, then one line per check that is not OK, then
+/// one line per business-process element.
 pub fn summary(view: &StateView, processes: &[ProcessView], time: &str) -> String {
+    render_summary(view, processes, Some(time))
+}
+
+/// What the summary shows, without the time and the checks' outputs: the summary is printed
+/// again when this changes, not when only a measured value in an output does (a WARNING
+/// load average whose number moves at every run).
+pub fn summary_key(view: &StateView, processes: &[ProcessView]) -> String {
+    render_summary(view, processes, None)
+}
+
+/// The summary at `time`, or (`None`) its key.
+fn render_summary(view: &StateView, processes: &[ProcessView], time: Option<&str>) -> String {
     let order = ["OK", "WARNING", "CRITICAL", "UNKNOWN", "PENDING"];
     let mut counts: BTreeMap<&str, usize> = order.iter().map(|s| (*s, 0)).collect();
     for check in &view.checks {
         *counts.entry(check.state.as_str()).or_default() += 1;
     }
     let mut out = format!(
-        "[{time}] zone {}: {} check(s)",
+        "{}zone {}: {} check(s)",
+        time.map(|time| format!("[{time}] ")).unwrap_or_default(),
         view.zone,
         view.checks.len()
     );
@@ -678,6 +719,8 @@ pub fn summary(view: &StateView, processes: &[ProcessView], time: &str) -> Strin
             check.check,
             if pending {
                 "(not run yet)".to_owned()
+            } else if time.is_none() {
+                String::new()
             } else {
                 truncate(&output, 110)
             }
@@ -740,6 +783,58 @@ mod tests {
         let m = machine("web-1", vec![("kubernetes.io/os".into(), "plan9".into())]);
         assert_eq!(m.labels["kubernetes.io/os"], "plan9");
         assert_eq!(m.labels["kubernetes.io/hostname"], "web-1");
+    }
+
+    fn view(checks: &[(&str, &str, bool, &str)]) -> StateView {
+        StateView {
+            zone: "core".into(),
+            replica: "standalone".into(),
+            bundle_hash: String::new(),
+            applied: Default::default(),
+            duplicates: 0,
+            watermarks: BTreeMap::new(),
+            stored_above: BTreeMap::new(),
+            agents: Vec::new(),
+            checks: checks
+                .iter()
+                .map(
+                    |(check, state, hard, output)| vedette_satellite::http::CheckView {
+                        host: "web-1".into(),
+                        check: (*check).into(),
+                        state: (*state).into(),
+                        hard: *hard,
+                        output: (*output).into(),
+                        at_ms: 0,
+                        writer: None,
+                    },
+                )
+                .collect(),
+            recent_changes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_summary_changes_with_states_not_with_measured_values() {
+        let load = |state, hard, output| view(&[("infra/base/load", state, hard, output)]);
+        let first = load("WARNING", false, "LOAD WARNING - 2.31");
+        let text = summary(&first, &[], "12:00:00");
+        assert!(text.contains("[12:00:00] zone core: 1 check(s)"), "{text}");
+        assert!(text.contains("WARNING  (soft) web-1 infra/base/load LOAD WARNING - 2.31"));
+        let key = summary_key(&first, &[]);
+        assert!(!key.contains("12:00") && !key.contains("2.31"), "{key}");
+        assert_eq!(
+            key,
+            summary_key(&load("WARNING", false, "LOAD WARNING - 2.47"), &[]),
+            "only the value moved"
+        );
+        for (state, hard) in [("WARNING", true), ("CRITICAL", false), ("OK", true)] {
+            assert_ne!(
+                key,
+                summary_key(&load(state, hard, "LOAD WARNING - 2.31"), &[]),
+                "{state} hard={hard}"
+            );
+        }
+        assert_ne!(key, summary_key(&view(&[]), &[]), "a check fewer");
     }
 
     #[test]

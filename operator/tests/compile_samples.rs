@@ -52,12 +52,13 @@ const BASELINE: [&str; 5] = [
     "infrastructure/linux-baseline/memory",
 ];
 
-const STOREFRONT_CHECKS: [&str; 5] = [
+const STOREFRONT_CHECKS: [&str; 6] = [
     "shop/storefront/certificate",
     "shop/storefront/checkout-api",
     "shop/storefront/homepage",
     "shop/storefront/nginx",
     "shop/storefront/redis-port",
+    "shop/storefront/sitemap",
 ];
 
 fn compiled() -> Output {
@@ -121,7 +122,8 @@ fn parameters_are_substituted_with_their_types() {
     };
     let certificate = check("certificate");
     let tls = certificate.check.tls.as_ref().unwrap();
-    assert_eq!(tls.host, "shop.example.com");
+    assert_eq!(tls.host, "$host$");
+    assert_eq!(tls.server_name.as_deref(), Some("shop.example.com"));
     assert_eq!(tls.port, PortOrParameter::Int(443));
     assert_eq!(certificate.warning.as_deref(), Some("21:"));
     assert_eq!(certificate.critical.as_deref(), Some("7:"));
@@ -203,7 +205,7 @@ fn the_dmz_remote_checks_have_one_assignment_per_target() {
     );
     assert_eq!(bundle.settings.keepalive_interval_seconds, 15);
     assert_eq!(bundle.settings.plan_hold_seconds, 86400);
-    assert_eq!(output.zones["dmz"].assignments, 13);
+    assert_eq!(output.zones["dmz"].assignments, 14);
 }
 
 #[test]
@@ -228,7 +230,7 @@ fn summaries_count_what_status_shows() {
     let storefront = &output.rule_sets["shop/storefront"];
     assert_eq!(
         (storefront.machines, storefront.rules, storefront.checks),
-        (2, 5, 10)
+        (2, 6, 12)
     );
     let nagios = &output.templates["shop/nagios-tcp"];
     assert_eq!(
@@ -237,7 +239,7 @@ fn summaries_count_what_status_shows() {
     );
     assert_eq!(output.templates["shop/http-endpoint"].rule_sets, 1);
     assert_eq!(output.zones["core"].machines, 7);
-    assert_eq!(output.zones["core"].checks, 11);
+    assert_eq!(output.zones["core"].checks, 12);
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn every_sample_parses_into_its_type() {
     );
     let count = |f: fn(&Object) -> bool| loaded.objects.iter().filter(|o| f(o)).count();
     assert_eq!(count(|o| matches!(o, Object::Zone(_))), 2);
-    assert_eq!(count(|o| matches!(o, Object::Template(_))), 8);
+    assert_eq!(count(|o| matches!(o, Object::Template(_))), 9);
     assert_eq!(count(|o| matches!(o, Object::RuleSet(_))), 3);
     assert_eq!(count(|o| matches!(o, Object::Process(_))), 2);
 }

@@ -13,7 +13,7 @@ use vedette_crds::template::CheckState;
 
 use crate::metrics::{CheckLabels, Metrics};
 use crate::runner::{CheckRunner, CompiledCheck, Outcome};
-use crate::schedule::{CycleSlot, Schedule, jitter_ms};
+use crate::schedule::{CycleSlot, Schedule, first_run_ms, phase_ms};
 use crate::spool::{Priority, Spool};
 use crate::state::{NextInterval, StateType, Transition};
 use vedette_protocol::clock::unix_ms;
@@ -109,6 +109,15 @@ impl Reporter {
             .expect("states lock")
             .get(id)
             .map(|t| t.state)
+    }
+
+    /// Whether a check has had a result of its current definition in this life.
+    pub fn has_run(&self, id: &CheckId) -> bool {
+        self.states
+            .lock()
+            .expect("states lock")
+            .get(id)
+            .is_some_and(|t| !t.restarted)
     }
 
     /// Hands a report to the sink (the spool, then the sender).
@@ -333,17 +342,26 @@ async fn run_plan(
     let unix_offset_ms = move || unix_ms().saturating_sub(elapsed_ms());
     let cycles = cycle_slots(host, plan);
     let offset = unix_offset_ms();
-    let mut schedule = Schedule::new(plan.checks.iter().zip(&cycles).map(|(c, cycle)| {
-        if let Some(cycle) = cycle {
-            return cycle.next_due_ms(0, offset);
-        }
-        if c.refusal.is_some() {
-            // Say at once why it does not run.
-            return 0;
-        }
-        let interval_ms = u64::from(c.planned.interval_seconds) * 1000;
-        jitter_ms(host, &c.planned.id.to_string(), interval_ms.min(60_000))
-    }));
+    // A check that has not run yet in this life (or not since its definition changed) runs
+    // within seconds, once; then on its phase.
+    let mut early: Vec<bool> = plan
+        .checks
+        .iter()
+        .map(|c| c.refusal.is_none() && !reporter.has_run(&c.planned.id))
+        .collect();
+    let mut schedule = Schedule::new(plan.checks.iter().zip(&cycles).zip(&early).map(
+        |((c, cycle), early)| {
+            let id = c.planned.id.to_string();
+            let interval_ms = u64::from(c.planned.interval_seconds) * 1000;
+            match cycle {
+                _ if c.refusal.is_some() => 0, // say at once why it does not run
+                Some(cycle) if *early => first_run_ms(host, &id, cycle.period_ms()),
+                Some(cycle) => cycle.next_due_ms(0, offset),
+                None if *early => first_run_ms(host, &id, interval_ms),
+                None => phase_ms(host, &id, interval_ms),
+            }
+        },
+    ));
     let mut running: JoinSet<Outcome> = JoinSet::new();
     // Which check each running task is, so that a task that panics is still accounted for.
     let mut running_checks: HashMap<tokio::task::Id, usize> = HashMap::new();
@@ -373,9 +391,15 @@ async fn run_plan(
                 let transition = states.observe(&check.planned.id, outcome.state);
                 reporter.record(check, &outcome, &transition, unix_ms());
                 let planned = &check.planned;
+                let was_early = std::mem::take(&mut early[index]);
                 match &cycles[index] {
                     Some(cycle) if stays_on_cycles(transition.next_interval, planned) => {
                         schedule.finished_on_cycle(index, elapsed_ms(), unix_offset_ms(), cycle);
+                    }
+                    None if was_early && transition.next_interval == NextInterval::Regular => {
+                        let interval_ms = u64::from(planned.interval_seconds) * 1000;
+                        let phase = phase_ms(host, &planned.id.to_string(), interval_ms);
+                        schedule.finished_on_phase(index, elapsed_ms(), interval_ms, phase);
                     }
                     _ => {
                         let seconds = transition.next_interval.seconds(

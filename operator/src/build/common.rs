@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, EnvVarSource, ObjectFieldSelector, ProjectedVolumeSource, SeccompProfile,
-    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeProjection,
+    Capabilities, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, Probe,
+    ProjectedVolumeSource, SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use vedette_crds::MonitorZone;
 
@@ -24,6 +26,12 @@ pub use vedette_protocol::names::{
 pub const SATELLITE_PORT: i32 = 7080;
 /// Name of the satellite's port.
 pub const SATELLITE_PORT_NAME: &str = "http";
+/// Port of the node agent's admin server: `/metrics`, `/healthz`, `/readyz` (the agent's
+/// default `--listen`, given explicitly so that port and flag cannot drift apart).
+pub const AGENT_PORT: i32 = 9710;
+/// Name of the agent's port; the chart's PodMonitor scrapes the port of this name on
+/// satellites and agents alike.
+pub const AGENT_PORT_NAME: &str = "http";
 
 /// `app.kubernetes.io/name`.
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
@@ -202,6 +210,28 @@ pub fn field_env(name: &str, field_path: &str) -> EnvVar {
             }),
             ..EnvVarSource::default()
         }),
+    }
+}
+
+/// An HTTP GET probe of `path` on the container port named `port`, every `period_seconds`,
+/// failing after `failure_threshold` misses of `timeout_seconds` each.
+pub fn http_probe(
+    path: &str,
+    port: &str,
+    period_seconds: i32,
+    failure_threshold: i32,
+    timeout_seconds: i32,
+) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(port.to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(timeout_seconds),
+        ..Probe::default()
     }
 }
 

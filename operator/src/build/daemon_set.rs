@@ -16,6 +16,10 @@
 //!   `--state-dir`): with the read-only root file system, the only writable places besides
 //!   `/tmp`. The state has its own parent directory because any suffix (`<zone>-state`)
 //!   would be another zone's spool.
+//! - **Scraped and probed.** The agent's admin server listens on port [`AGENT_PORT`], named
+//!   [`AGENT_PORT_NAME`] like the satellite's, so one PodMonitor (the chart's) scrapes the
+//!   `/metrics` of both. Readiness is `/readyz`; liveness `/healthz`, lenient (two minutes of
+//!   misses) since a restart stops the checks that are running.
 //! - **User.** The agent runs as uid 0 *without any capability* (all dropped, no privilege
 //!   escalation, read-only root file system): the kubelet creates the spool directory owned
 //!   by root, and an unprivileged uid could not write it without an extra init container that
@@ -25,15 +29,16 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, EmptyDirVolumeSource, HostPathVolumeSource, NodeAffinity, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Volume, VolumeMount,
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, HostPathVolumeSource, NodeAffinity,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use vedette_crds::MonitorZone;
 
 use super::BuildContext;
+use super::common::{AGENT_PORT, AGENT_PORT_NAME, http_probe};
 use super::common::{AGENT_TOKEN_DIR, field_env, vedette_token_volume};
 use super::common::{
     Component, agent_name, labels, object_meta, restricted_container_security_context,
@@ -149,10 +154,13 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
         .collect::<Vec<_>>()
         .join(",");
     let token_file = format!("{AGENT_TOKEN_DIR}/token");
+    let listen = format!("0.0.0.0:{AGENT_PORT}");
     let args = [
         "node",
         "--upstream",
         &upstream,
+        "--listen",
+        &listen,
         "--spool-dir",
         AGENT_SPOOL_DIR,
         "--token-file",
@@ -168,6 +176,14 @@ fn container(zone: &MonitorZone, ctx: &BuildContext) -> Container {
         command: Some(vec!["vedette-agent".to_owned()]),
         args: Some(args.iter().map(|arg| (*arg).to_owned()).collect()),
         env: Some(vec![field_env("NODE_NAME", "spec.nodeName")]),
+        ports: Some(vec![ContainerPort {
+            name: Some(AGENT_PORT_NAME.to_owned()),
+            container_port: AGENT_PORT,
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(http_probe("/readyz", AGENT_PORT_NAME, 10, 3, 5)),
+        liveness_probe: Some(http_probe("/healthz", AGENT_PORT_NAME, 20, 6, 5)),
         resources: zone.spec.agents.resources.clone(),
         security_context: Some(restricted_container_security_context()),
         volume_mounts: Some(vec![
@@ -401,6 +417,64 @@ mod tests {
             host_path_at(&pod, AGENT_STATE_DIR),
             ("/var/lib/vedette-state/dmz".to_owned(), false)
         );
+    }
+
+    /// The agent as its container's arguments configure it.
+    fn node_cli(pod: &PodSpec) -> vedette_agent::cli::NodeArgs {
+        let argv = ["vedette-agent".to_owned()]
+            .into_iter()
+            .chain(pod.containers[0].args.clone().unwrap())
+            .chain(["--host".to_owned(), "node-1".to_owned()]);
+        let cli = <vedette_agent::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        let vedette_agent::cli::Command::Node(node) = cli.command else {
+            panic!("not the node role");
+        };
+        node
+    }
+
+    #[tokio::test]
+    async fn the_agent_serves_its_metrics_and_probes_on_its_declared_port() {
+        let pod = pod(&dmz());
+        let container = &pod.containers[0];
+        let ports = container.ports.clone().expect("a declared port");
+        let [port] = ports.as_slice() else {
+            panic!("one port: {ports:?}");
+        };
+        assert_eq!(port.name.as_deref(), Some(AGENT_PORT_NAME));
+        // The agent listens on all of the pod's addresses, on the declared port.
+        let listen = node_cli(&pod).listen;
+        assert!(listen.ip().is_unspecified(), "{listen}");
+        assert_eq!(i32::from(listen.port()), port.container_port);
+        let probes = [
+            ("readiness", container.readiness_probe.clone()),
+            ("liveness", container.liveness_probe.clone()),
+        ];
+        // The agent's own admin router answers every probe and the PodMonitor's /metrics.
+        let registry = std::sync::Arc::new(vedette_agent::metrics::registry(&std::sync::Arc::new(
+            vedette_agent::metrics::Metrics::default(),
+        )));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(vedette_agent::http::serve_metrics(listener, registry));
+        let mut paths = vec!["/metrics".to_owned()];
+        for (kind, probe) in probes {
+            let get = probe
+                .and_then(|probe| probe.http_get)
+                .unwrap_or_else(|| panic!("no {kind} HTTP probe"));
+            assert_eq!(
+                get.port,
+                IntOrString::String(AGENT_PORT_NAME.to_owned()),
+                "{kind}"
+            );
+            paths.push(get.path.expect("a path"));
+        }
+        for path in paths {
+            let response = reqwest::get(format!("http://{address}{path}"))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+        }
+        server.abort();
     }
 
     #[test]
