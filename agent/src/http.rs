@@ -1,22 +1,23 @@
-//! The admin endpoints every Vedette process serves, in one router: `/metrics` (Prometheus
-//! text format), `/healthz` (the process answers) and `/readyz` (it can do its job). The
-//! node agent, the satellite and the operator each give it their own metrics text and
+//! The admin endpoints every Vedette process serves, in one router: `/metrics` (OpenMetrics
+//! when the scraper's `Accept` asks for it, the classic Prometheus text format otherwise; see
+//! [`crate::exposition`]), `/healthz` (the process answers) and `/readyz` (it can do its job).
+//! The node agent, the satellite and the operator each give it their own metrics text and
 //! readiness.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
-/// The content type of the Prometheus text format.
-pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+use crate::exposition::negotiate;
 
-/// `/metrics` from `metrics()`, `/healthz`, and `/readyz`: 200 when `ready()` is `Ok`, 503
-/// with `{"error": reason}` otherwise.
+/// `/metrics` from `metrics()` (OpenMetrics text, as prometheus-client encodes a registry),
+/// in the format the request asks for; `/healthz`; and `/readyz`: 200 when `ready()` is `Ok`,
+/// 503 with `{"error": reason}` otherwise.
 pub fn admin_router<M, R>(metrics: M, ready: R) -> Router
 where
     M: Fn() -> String + Clone + Send + Sync + 'static,
@@ -25,9 +26,10 @@ where
     Router::new()
         .route(
             "/metrics",
-            get(move || {
-                let text = metrics();
-                async move { ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response() }
+            get(move |headers: HeaderMap| {
+                let format = negotiate(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
+                let text = format.render(metrics());
+                async move { ([(CONTENT_TYPE, format.content_type())], text).into_response() }
             }),
         )
         .route("/healthz", get(|| async { "ok" }))

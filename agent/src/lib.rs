@@ -11,6 +11,7 @@ pub mod check_once;
 pub mod cli;
 pub mod condition;
 pub mod error_chain;
+pub mod exposition;
 pub mod host_paths;
 pub mod http;
 pub mod metrics;

@@ -1,11 +1,11 @@
 //! The agent's Prometheus metrics: one typed struct of families, registered in one place.
 //! Label cardinality is bounded: per check (host, namespace, rule set, check) and per perfdata
 //! label (at most `MAX_PERFDATA_PER_CHECK` per check); series of checks that leave the plan are
-//! removed.
+//! removed. Label values are lower snake case (`ok`, `state_change`).
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -13,6 +13,8 @@ use prometheus_client::registry::Registry;
 use vedette_crds::template::CheckState;
 
 use vedette_protocol::plan::CheckId;
+
+use crate::spool::{Priority, SpoolStats};
 
 /// Perfdata series kept per check; further labels are ignored.
 pub const MAX_PERFDATA_PER_CHECK: usize = 32;
@@ -80,12 +82,28 @@ pub struct DroppedLabels {
 }
 
 /// Outcome of a send.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum SendResult {
     /// Acknowledged.
     Ok,
     /// Failed (see logs).
     Failed,
+}
+
+impl SendResult {
+    /// Its label value: `ok` or `failed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SendResult::Ok => "ok",
+            SendResult::Failed => "failed",
+        }
+    }
+}
+
+impl EncodeLabelValue for SendResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.name(), encoder)
+    }
 }
 
 /// Labels of the send counter.
@@ -110,6 +128,64 @@ pub struct PlanLabels {
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// What a spool holds and what its retention dropped: the node agent's (`vedette_spool_*`) and
+/// the satellite's (`vedette_satellite_spool_*`), registered under the caller's prefix.
+#[derive(Debug, Default)]
+pub struct SpoolMetrics {
+    /// Entries waiting for an acknowledgement.
+    pub entries: Gauge,
+    /// Bytes of the waiting entries.
+    pub bytes: Gauge,
+    /// Entries retention dropped, ever, by priority.
+    pub dropped: Family<PriorityLabels, Counter>,
+}
+
+impl SpoolMetrics {
+    /// Registers the families in `registry` (already prefixed).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "spool_entries",
+            "Spooled entries waiting for an acknowledgement",
+            self.entries.clone(),
+        );
+        registry.register(
+            "spool_bytes",
+            "Bytes of the spooled entries waiting for an acknowledgement",
+            self.bytes.clone(),
+        );
+        registry.register(
+            "spool_dropped_entries",
+            "Spooled entries dropped by retention (byte and age limits), by priority",
+            self.dropped.clone(),
+        );
+    }
+
+    /// Records `stats`. The drop counts are the spool's own totals (kept across restarts); the
+    /// counters are raised to them, so callers must not observe concurrently.
+    pub fn observe(&self, stats: &SpoolStats) {
+        self.entries.set(saturating_i64(stats.depth));
+        self.bytes.set(saturating_i64(stats.bytes));
+        for priority in [Priority::Result, Priority::Keepalive, Priority::StateChange] {
+            let labels = PriorityLabels {
+                priority: priority.name().to_owned(),
+            };
+            raise(
+                &self.dropped.get_or_create(&labels),
+                stats.dropped.get(priority),
+            );
+        }
+    }
+}
+
+/// Raises `counter` to `total`, a cumulative count kept elsewhere (never lowers it).
+pub fn raise(counter: &Counter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
+}
+
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
 
 /// The series of perfdata `label` (in `uom`) of a check.
 fn perfdata_labels(labels: &CheckLabels, label: &str, uom: &str) -> PerfdataLabels {
@@ -145,14 +221,14 @@ pub struct Metrics {
     pub check_perfdata_limit: Family<LimitLabels, FloatGauge>,
     /// Perfdata items dropped, by reason.
     pub check_perfdata_dropped: Family<DroppedLabels, Counter>,
-    /// Entries waiting in the spool.
-    pub spool_entries: Gauge,
-    /// Bytes of the spool.
-    pub spool_bytes: Gauge,
-    /// Entries dropped by spool retention, by priority.
-    pub spool_dropped: Family<PriorityLabels, Gauge>,
+    /// The spool: entries, bytes, dropped by retention.
+    pub spool: SpoolMetrics,
     /// Batches sent upstream, by result.
     pub sends: Family<SendLabels, Counter>,
+    /// Spooled entries the upstream has not acknowledged yet.
+    pub upstream_backlog: Gauge,
+    /// Entries the send cursor skipped: dropped by retention before the upstream got them.
+    pub upstream_skipped: Counter,
     /// Seconds since the plan being run was fetched.
     pub plan_age_seconds: Gauge,
     /// 1 while the agent runs a held (last good) plan.
@@ -164,13 +240,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The sender's counters: batches by result (the node sends to one upstream at a time).
+    /// The sender's metrics: batches by result, backlog, skipped entries (the node sends to
+    /// one upstream at a time).
     pub fn send_metrics(&self) -> crate::sender::SendMetrics {
         let sends = |result| self.sends.get_or_create(&SendLabels { result }).clone();
         crate::sender::SendMetrics {
             sent: sends(SendResult::Ok),
             failed: sends(SendResult::Failed),
-            ..Default::default()
+            skipped: self.upstream_skipped.clone(),
+            backlog: self.upstream_backlog.clone(),
         }
     }
 
@@ -220,25 +298,21 @@ impl Metrics {
              output cap",
             self.check_perfdata_dropped.clone(),
         );
-        r.register(
-            "spool_entries",
-            "Entries waiting in the spool",
-            self.spool_entries.clone(),
-        );
-        r.register(
-            "spool_bytes",
-            "Bytes of the spool",
-            self.spool_bytes.clone(),
-        );
-        r.register(
-            "spool_dropped_entries",
-            "Entries dropped by spool retention",
-            self.spool_dropped.clone(),
-        );
+        self.spool.register(r);
         r.register(
             "upstream_sends",
-            "Batches sent upstream",
+            "Batches sent upstream, by result",
             self.sends.clone(),
+        );
+        r.register(
+            "upstream_backlog_entries",
+            "Spooled entries the upstream has not acknowledged yet",
+            self.upstream_backlog.clone(),
+        );
+        r.register(
+            "upstream_skipped_entries",
+            "Spooled entries dropped by retention before the upstream got them",
+            self.upstream_skipped.clone(),
         );
         r.register(
             "plan_age_seconds",
@@ -388,14 +462,15 @@ impl Metrics {
     }
 }
 
-/// A registry holding `metrics`, in Prometheus text format on `encode`.
+/// A registry holding `metrics` (see [`encode`]).
 pub fn registry(metrics: &Metrics) -> Registry {
     let mut registry = Registry::default();
     metrics.register(&mut registry);
     registry
 }
 
-/// Encodes a registry in the Prometheus text format.
+/// Encodes a registry in OpenMetrics text (what `/metrics` answers Prometheus with;
+/// [`crate::exposition`] derives the classic format from it).
 pub fn encode(registry: &Registry) -> String {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry)

@@ -201,6 +201,11 @@ impl Satellite {
         format!("http://127.0.0.1:{}", self.launch.port)
     }
 
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.launch.port
+    }
+
     /// Fails with the log when the process has exited.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
         self.process.ensure_running()

@@ -12,6 +12,7 @@ pub mod operator;
 #[path = "../../history/tests/common/postgres_server.rs"]
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod tools;
 pub mod wait;
 pub mod webhook;

@@ -103,7 +103,7 @@ async fn both_masters_receive_every_state_change() -> anyhow::Result<()> {
     let failed = satellite
         .metric(
             "vedette_satellite_upstream_sends_total",
-            &[&upstream, r#"result="Failed""#],
+            &[&upstream, r#"result="failed""#],
         )
         .await?;
     assert!(failed.is_some_and(|f| f >= 1.0), "failed sends: {failed:?}");

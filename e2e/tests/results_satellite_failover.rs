@@ -92,7 +92,7 @@ async fn wait_for_remote_states(satellite: &Satellite) -> anyhow::Result<()> {
                 .all(|target| {
                     let host = format!("host=\"{target}\"");
                     let check = "check=\"listener-remote\"";
-                    fleet::metric_in(&text, "vedette_check_state", &[&host, check])
+                    fleet::metric_in(&text, "vedette_satellite_check_state", &[&host, check])
                         .is_some_and(|state| state >= 0.0)
                 })
                 .then_some(()))

@@ -144,7 +144,7 @@ async fn propagate(
         Duration::from_millis(50),
         || async {
             let found = satellite
-                .metric("vedette_check_state", &[&host, labels[0]])
+                .metric("vedette_satellite_check_state", &[&host, labels[0]])
                 .await?;
             Ok((found == Some(state)).then_some(()))
         },

@@ -10,11 +10,13 @@ set -euo pipefail
 # the template library's plugins; fping: the icmp probe's peer; dovecot-imapd, dovecot-pop3d: the
 # mail probe's IMAP and POP3 servers (STARTTLS included); nftables: the icmp probe's tests drop
 # echo replies in network namespaces of their own.
+# prometheus (prometheus, promtool): the metrics test lints every /metrics endpoint with
+# `promtool check metrics` and has a real Prometheus scrape an agent and a satellite.
 # Services these packages ship are never started here (policy-rc.d below): tests start their
 # own instances on 127.0.0.1 with their own configuration.
 PACKAGES=(monitoring-plugins-basic monitoring-plugins-common monitoring-plugins-standard postgresql
   python3-aiosmtpd prometheus-alertmanager snmpd snmp mariadb-server fping dovecot-imapd dovecot-pop3d
-  nftables)
+  nftables prometheus)
 missing=()
 for p in "${PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

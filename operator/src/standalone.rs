@@ -13,7 +13,8 @@
 //!
 //! One listener serves the satellite's API (`/v1/state`, `/v1/plan`, `/v1/results`,
 //! `/metrics`), the masters' (`/v1/satellite`, `/v1/masters/state`, `/v1/history`,
-//! `/v1/availability`) and the agent's own metrics under `/agent/metrics`; `/v1/state` adds the
+//! `/v1/availability`, their metrics under `/masters/metrics`) and the agent's own metrics
+//! under `/agent/metrics`; `/v1/state` adds the
 //! business processes (`processes`: each element's state, as the masters evaluate them). A
 //! summary of the state table and the processes goes to stdout whenever it changes (a state,
 //! soft or hard, a process element; not a measured value in an output), and each hard state
@@ -342,7 +343,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
     );
     println!(
         "  state  http://{address}/v1/state\n  metrics  http://{address}/metrics (satellite), \
-         http://{address}/agent/metrics (agent)\n  data  {}\nCtrl-C stops.",
+         http://{address}/agent/metrics (agent), \
+         http://{address}/masters/metrics (masters)\n  data  {}\nCtrl-C stops.",
         config.data_dir.display()
     );
     let summaries = print_summaries(
@@ -388,9 +390,8 @@ fn start_masters(
         dir: dir.clone(),
         source,
     })?;
-    let metrics = Arc::new(crate::metrics::Metrics::new(
-        &mut prometheus_client::registry::Registry::default(),
-    ));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(crate::metrics::Metrics::new(&mut registry));
     let history_for_notify = history.clone();
     let mut topology = crate::masters::stream::BusBuilder::default();
     let changes = topology.subscribe("changes", 1024);
@@ -438,7 +439,11 @@ fn start_masters(
         }
     });
     let routes = crate::masters::router(masters.clone())
-        .merge(crate::masters::history_api::router(Arc::new(api)));
+        .merge(crate::masters::history_api::router(Arc::new(api)))
+        .nest(
+            "/masters",
+            vedette_agent::http::metrics_router(Arc::new(registry)),
+        );
     let pruner = tokio::spawn(vedette_history::retention::run(
         history.store,
         config.retention,

@@ -251,11 +251,11 @@ fn a_tcp_check_turns_ok_then_critical_on_state_and_metrics() {
     let line = metrics
         .lines()
         .find(|l| {
-            l.starts_with("vedette_check_state{")
+            l.starts_with("vedette_satellite_check_state{")
                 && l.contains(&format!("host=\"{HOST}\""))
                 && l.contains("check=\"port\"")
         })
-        .unwrap_or_else(|| panic!("no vedette_check_state for the check:\n{metrics}"));
+        .unwrap_or_else(|| panic!("no vedette_satellite_check_state for the check:\n{metrics}"));
     assert!(line.ends_with(" 2"), "not CRITICAL (2) on /metrics: {line}");
     let (status, agent) = get(port, "/agent/metrics").expect("GET /agent/metrics");
     assert_eq!(status, 200);

@@ -6,7 +6,7 @@
 //! | `POST /v1/results` | [`Batch`](vedette_protocol::report::Batch) JSON | 200 [`Ack`](vedette_protocol::report::Ack); 400 malformed, 401, 403, 413 too large, 503 storage |
 //! | `POST /v1/satellite` | [`Batch<Forwarded>`](vedette_protocol::forward::Forwarded) JSON from a child zone's satellite | 200 `Ack`; as `/v1/results`, 403 unless a ServiceAccount of the satellites' namespace |
 //! | `GET /v1/state[?host=H]` | | [`StateView`] JSON (of host `H` only when given): states, agents, the last state changes |
-//! | `GET /metrics` | | Prometheus text |
+//! | `GET /metrics` | | Prometheus text (OpenMetrics when `Accept` asks for it) |
 //! | `GET /healthz`, `GET /readyz` | | 200 (`/readyz`: 503 until a bundle is loaded) |
 //!
 //! Errors are JSON `{"error": "<what failed>"}`. Both `/v1` endpoints need a bearer token
@@ -396,8 +396,10 @@ async fn state(
 /// The metrics text, with the state table's gauges refreshed first.
 fn metrics(api: &Api) -> String {
     {
+        let spool = api.ingest.spool_stats();
         let core = api.ingest.core();
-        api.metrics.refresh(&api.zone, &core.table, unix_ms());
+        api.metrics
+            .refresh(&api.zone, &core.table, &spool, unix_ms());
     }
     vedette_agent::metrics::encode(&api.registry)
 }

@@ -155,6 +155,11 @@ impl Ingest {
         self.gate.clone()
     }
 
+    /// What the spool holds now (for metrics).
+    pub fn spool_stats(&self) -> spool::SpoolStats {
+        self.spool.stats()
+    }
+
     /// The core, locked (for reading views and metrics).
     pub fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)

@@ -1,16 +1,20 @@
-//! The satellite's Prometheus metrics: one typed struct, registered in one place. The
-//! per-check and per-agent gauges are rebuilt from the state table at every scrape, so
-//! series of checks and agents that left the bundle disappear.
+//! The satellite's Prometheus metrics: one typed struct, registered in one place, every family
+//! named `vedette_satellite_*` so none collides with the node agent's `vedette_*` (the
+//! satellite's check states are its view of the zone, `vedette_satellite_check_state`, beside
+//! each agent's own `vedette_check_state`). The per-check and per-agent gauges and the spool's
+//! numbers are rebuilt at every scrape, so series of checks and agents that left the bundle
+//! disappear. Label values are lower snake case.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use vedette_agent::metrics::SendResult;
+use vedette_agent::metrics::{SendResult, SpoolMetrics};
 use vedette_agent::sender::SendMetrics;
+use vedette_agent::spool::SpoolStats;
 use vedette_crds::CheckState;
 use vedette_protocol::forward::Forwarded;
 use vedette_protocol::report::Report;
@@ -40,7 +44,7 @@ pub struct HostLabels {
 }
 
 /// Kind of a received entry.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum EntryType {
     /// A state change.
     StateChange,
@@ -50,6 +54,24 @@ pub enum EntryType {
     Keepalive,
     /// A business-process element's transition.
     ElementTransition,
+}
+
+impl EntryType {
+    /// Its label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryType::StateChange => "state_change",
+            EntryType::Result => "result",
+            EntryType::Keepalive => "keepalive",
+            EntryType::ElementTransition => "element_transition",
+        }
+    }
+}
+
+impl EncodeLabelValue for EntryType {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.name(), encoder)
+    }
 }
 
 /// Labels of received entries.
@@ -112,6 +134,8 @@ pub struct SatelliteMetrics {
     pub replicas: Gauge,
     /// 1 once a bundle is loaded.
     pub bundle_loaded: Gauge,
+    /// The satellite's spool: entries, bytes, dropped by retention.
+    pub spool: SpoolMetrics,
 }
 
 impl Default for SatelliteMetrics {
@@ -132,33 +156,36 @@ impl Default for SatelliteMetrics {
             remote_checks_owned: Gauge::default(),
             replicas: Gauge::default(),
             bundle_loaded: Gauge::default(),
+            spool: SpoolMetrics::default(),
         }
     }
 }
 
 impl SatelliteMetrics {
-    /// A registry with every family under the `vedette` prefix.
+    /// A registry with every family under the `vedette_satellite` prefix.
     pub fn registry(&self) -> Registry {
         let mut registry = Registry::default();
         let r = registry.sub_registry_with_prefix("vedette");
         r.register(
-            "check_state",
-            "State per check of the zone: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, -1 pending",
+            "satellite_check_state",
+            "State per check of the zone as the satellite last received it: 0 OK, 1 WARNING, \
+             2 CRITICAL, 3 UNKNOWN, -1 pending (no report yet)",
             self.check_state.clone(),
         );
         r.register(
-            "agent_stale",
+            "satellite_agent_stale",
             "1 when the agent missed three keepalives",
             self.agent_stale.clone(),
         );
         r.register(
-            "agent_plan_held",
+            "satellite_agent_plan_held",
             "1 while the agent runs its last good plan",
             self.agent_plan_held.clone(),
         );
+        self.spool.register(r.sub_registry_with_prefix("satellite"));
         r.register(
             "satellite_received_entries",
-            "Entries received from agents, without duplicates",
+            "Entries received from agents, without duplicates, by type",
             self.received.clone(),
         );
         r.register(
@@ -257,8 +284,10 @@ impl SatelliteMetrics {
         self.refused.get_or_create(&RefusedLabels { reason }).inc();
     }
 
-    /// Rebuilds the per-check and per-agent gauges from the table.
-    pub fn refresh(&self, zone: &str, table: &StateTable, now_ms: u64) {
+    /// Rebuilds the per-check and per-agent gauges from the table and records the spool's
+    /// `stats`; callers hold the ingest core's lock, so scrapes do not interleave.
+    pub fn refresh(&self, zone: &str, table: &StateTable, spool: &SpoolStats, now_ms: u64) {
+        self.spool.observe(spool);
         self.check_state.clear();
         for (key, entry) in table.checks() {
             let labels = ZoneCheckLabels {

@@ -251,11 +251,11 @@ async fn plans_batches_and_staleness_over_http() {
         .await
         .unwrap();
     assert!(
-        text.contains(r#"vedette_agent_stale{host="node-x"} 1"#),
+        text.contains(r#"vedette_satellite_agent_stale{host="node-x"} 1"#),
         "{text}"
     );
     assert!(
-        text.contains(r#"vedette_agent_plan_held{host="node-x"} 1"#),
+        text.contains(r#"vedette_satellite_agent_plan_held{host="node-x"} 1"#),
         "{text}"
     );
     assert!(
@@ -263,7 +263,7 @@ async fn plans_batches_and_staleness_over_http() {
         "{text}"
     );
     assert!(
-        text.contains(r#"vedette_check_state{zone="test",host="node-a",namespace="test",ruleset="net",check="listener"} -1"#),
+        text.contains(r#"vedette_satellite_check_state{zone="test",host="node-a",namespace="test",ruleset="net",check="listener"} -1"#),
         "pending check: {text}"
     );
 }

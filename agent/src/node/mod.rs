@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::host_paths::HostPaths;
-use crate::metrics::{self, Metrics, PriorityLabels};
+use crate::metrics::{self, Metrics};
 use crate::nagios::exec::PluginRunner;
 use crate::probe::Prober;
 use crate::runner::CheckRunner;
@@ -267,17 +267,7 @@ impl Keepalives {
                 warn!(message = "Failed to apply spool retention.", %error);
             }
             let stats = spool.stats();
-            metrics.spool_entries.set(stats.depth as i64);
-            metrics.spool_bytes.set(stats.bytes as i64);
-            for priority in [Priority::Result, Priority::Keepalive, Priority::StateChange] {
-                let labels = PriorityLabels {
-                    priority: priority.name().to_owned(),
-                };
-                metrics
-                    .spool_dropped
-                    .get_or_create(&labels)
-                    .set(stats.dropped.get(priority) as i64);
-            }
+            metrics.spool.observe(&stats);
             let report = plan_status.to_report(now);
             metrics.plan_age_seconds.set(report.age_seconds as i64);
             metrics.set_plan(
