@@ -32,9 +32,15 @@ pub async fn drain(spool: &Spool, deadline: Instant) -> u64 {
         if drain_over(waiting, now, deadline) {
             let took_ms = now.duration_since(start).as_millis() as u64;
             if waiting == 0 {
-                info!(message = "Everything spooled was acknowledged upstream.", took_ms);
+                info!(
+                    message = "Everything spooled was acknowledged upstream.",
+                    took_ms
+                );
             } else {
-                warn!(message = "The grace ran out: entries stay in the spool for the next start.", waiting, took_ms);
+                warn!(
+                    message = "The grace ran out: entries stay in the spool for the next start.",
+                    waiting, took_ms
+                );
             }
             return waiting;
         }
@@ -76,6 +82,10 @@ mod tests {
         let start = Instant::now();
         let waiting = drain(&spool, start + Duration::from_secs(10)).await;
         assert_eq!(waiting, 0);
-        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

@@ -192,7 +192,10 @@ pub async fn run_until(
     }
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let deadline = tokio::time::Instant::now() + grace;
-    info!(message = "Stopping: no new checks, running plugins killed, then sending what is left.", grace_seconds = grace.as_secs());
+    info!(
+        message = "Stopping: no new checks, running plugins killed, then sending what is left.",
+        grace_seconds = grace.as_secs()
+    );
     stopping.cancel();
     engine.await;
     for task in &tasks {

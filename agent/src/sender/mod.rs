@@ -385,8 +385,7 @@ mod tests {
 
     /// A backoff grown by `failures` consecutive failures.
     fn grown(failures: usize) -> Backoff {
-        let mut backoff =
-            Backoff::seeded(Duration::from_millis(200), Duration::from_secs(30), 11);
+        let mut backoff = Backoff::seeded(Duration::from_millis(200), Duration::from_secs(30), 11);
         for _ in 0..failures {
             backoff.next_delay();
         }
