@@ -92,6 +92,12 @@ pub struct NodeArgs {
     /// Where the machine probes find the node.
     #[command(flatten)]
     pub host_paths: HostPathArgs,
+    /// Seconds a stop (SIGTERM, SIGINT) may take: running plugins are killed at once, then
+    /// what the upstream has not acknowledged is sent until it has everything or this runs
+    /// out; keep it below the pod's terminationGracePeriodSeconds. A second signal exits at
+    /// once.
+    #[arg(long, default_value_t = defaults::SHUTDOWN_GRACE_SECONDS)]
+    pub shutdown_grace_seconds: u64,
 }
 
 /// Where the built-in machine probes find the node's `/` and `/proc`: this machine's own by
@@ -167,19 +173,21 @@ impl From<NodeArgs> for NodeConfig {
             spool_max_age_seconds: args.spool_max_age_seconds,
             plugin_dirs: args.plugin_dirs,
             host_paths: args.host_paths.into(),
+            shutdown_grace_seconds: args.shutdown_grace_seconds,
         }
     }
 }
 
 /// Runs the parsed command; the process's exit code (`check` exits with the worst state's
 /// Nagios code). `node` and `check` stop on SIGTERM or SIGINT, and their running plugins
-/// (each in its own process group) are killed with their groups before the process exits.
+/// (each in its own process group) are killed with their groups before the process exits;
+/// `node` then drains (see [`crate::node`]) and exits 0.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     init_logging(&cli.log_level);
     match cli.command {
         Command::Node(args) => {
             let runtime = runtime().map_err(Error::Runtime)?;
-            runtime.block_on(until_stopped(crate::node::run(args.into())))?;
+            runtime.block_on(crate::node::run(args.into()))?;
             stop(runtime);
         }
         Command::Check(args) => {

@@ -22,6 +22,7 @@ pub mod rate;
 pub mod runner;
 pub mod schedule;
 pub mod sender;
+pub mod shutdown;
 pub mod signal;
 pub mod spool;
 pub mod state;

@@ -1,14 +1,19 @@
 //! The agent's connection to its upstreams (satellites): result batches over HTTP keep-alive
 //! and plan fetches with `If-None-Match`, to a list of upstreams (primary first, then
 //! standbys) with failover. Every connection is opened by the agent (F4).
+//!
+//! Clones of a transport share one count of the upstreams' answers ([`Transport::answers`]):
+//! a send loop backing off learns from a plan fetch that succeeded that an upstream is back.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 
 use serde::Serialize;
+use tokio::sync::watch;
 
 use vedette_protocol::report::{Ack, Batch};
 
@@ -146,6 +151,8 @@ pub struct Transport {
     upstreams: Upstreams,
     token_file: Option<PathBuf>,
     results_path: &'static str,
+    /// Successful answers of any upstream to any request of this transport or its clones.
+    answers: Arc<watch::Sender<u64>>,
 }
 
 impl Transport {
@@ -166,6 +173,19 @@ impl Transport {
             upstreams,
             token_file,
             results_path: RESULTS_PATH,
+            answers: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    /// The count of successful answers (a batch acknowledged, a plan or `304 Not Modified`)
+    /// to this transport and its clones; it changes with each one.
+    pub fn answers(&self) -> watch::Receiver<u64> {
+        self.answers.subscribe()
+    }
+
+    fn answered<T>(&self, result: &Result<T, Error>) {
+        if result.is_ok() {
+            self.answers.send_modify(|count| *count += 1);
         }
     }
 
@@ -186,6 +206,7 @@ impl Transport {
         self.upstreams.fail_back_at(Instant::now());
         let url = format!("{}{}", self.upstreams.current(), self.results_path);
         let result = self.try_send(&url, batch).await;
+        self.answered(&result);
         if result.is_err() {
             self.upstreams.fail_over();
         }
@@ -211,6 +232,7 @@ impl Transport {
         self.upstreams.fail_back_at(Instant::now());
         let url = format!("{}/v1/plan", self.upstreams.current());
         let result = self.try_fetch_plan(&url, host, etag).await;
+        self.answered(&result);
         if result.is_err() {
             self.upstreams.fail_over();
         }

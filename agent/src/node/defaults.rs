@@ -33,6 +33,9 @@ pub const SPOOL_MAX_BYTES: u64 = DEFAULT_SPOOL_MAX_BYTES;
 /// Oldest spool entry kept, seconds: the zone's default (7 days).
 pub const SPOOL_MAX_AGE_SECONDS: u64 = DEFAULT_SPOOL_MAX_AGE_SECONDS;
 
+/// Seconds a stop may take to send what is left (within Kubernetes' default 30 s grace).
+pub const SHUTDOWN_GRACE_SECONDS: u64 = crate::shutdown::DEFAULT_GRACE_SECONDS;
+
 impl Default for NodeConfig {
     /// This machine (its host name), no upstream, the defaults above.
     fn default() -> Self {
@@ -53,6 +56,7 @@ impl Default for NodeConfig {
             spool_max_age_seconds: SPOOL_MAX_AGE_SECONDS,
             plugin_dirs: Vec::new(),
             host_paths: HostPaths::default(),
+            shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The check engine: runs the plan's checks on schedule with bounded concurrency, keeps each
 //! check's soft/hard state, records every run in the metrics, and spools state changes (and
-//! every result of checks that ask for it) for the sender.
+//! every result of checks that ask for it) for the sender. Stopped ([`run_until`]), it starts
+//! nothing more, kills the running checks (each plugin's process group goes with its task)
+//! and waits for them, and writes the check states.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use vedette_crds::template::CheckState;
 
@@ -224,11 +227,27 @@ impl Reporter {
 /// also saved and those of the last life restored.
 pub async fn run(
     host: String,
+    plans: watch::Receiver<Option<Arc<ActivePlan>>>,
+    runner: Arc<CheckRunner>,
+    reporter: Arc<Reporter>,
+    concurrency: usize,
+    retention: Option<Retention>,
+) {
+    let never = CancellationToken::new();
+    run_until(host, plans, runner, reporter, concurrency, retention, never).await;
+}
+
+/// [`run`] until `stop` is cancelled: then no check starts any more, the running ones are
+/// killed (their plugins' process groups with them) and waited for, and the check states are
+/// written (with a `retention`) before it returns.
+pub async fn run_until(
+    host: String,
     mut plans: watch::Receiver<Option<Arc<ActivePlan>>>,
     runner: Arc<CheckRunner>,
     reporter: Arc<Reporter>,
     concurrency: usize,
     retention: Option<Retention>,
+    stop: CancellationToken,
 ) {
     let mut states = CheckStates::new(retention);
     loop {
@@ -244,24 +263,56 @@ pub async fn run(
                 }),
                 |id| reporter.restarted(id),
             );
-            let changed = run_plan(
+            let inputs = Inputs {
+                plans: &mut plans,
+                stop: &stop,
+            };
+            let ended = run_plan(
                 &host,
                 &plan,
                 &runner,
                 &reporter,
                 &mut states,
                 concurrency,
-                &mut plans,
+                inputs,
             );
-            let changed = changed.await;
-            states.save_now();
-            if changed.is_err() {
+            let ended = ended.await;
+            if let Ended::Stopped = ended {
+                // A write still in flight would skip this one: let it finish first.
+                states.flush().await;
+                states.save_now();
+                states.flush().await;
                 return;
             }
-        } else if plans.changed().await.is_err() {
-            return;
+            states.save_now();
+            if let Ended::Closed = ended {
+                return;
+            }
+        } else {
+            tokio::select! {
+                changed = plans.changed() => if changed.is_err() { return },
+                () = stop.cancelled() => return,
+            }
         }
     }
+}
+
+/// What a running plan listens to besides its checks.
+struct Inputs<'a> {
+    /// New plans.
+    plans: &'a mut watch::Receiver<Option<Arc<ActivePlan>>>,
+    /// Stopping the engine.
+    stop: &'a CancellationToken,
+}
+
+/// Why a plan stopped running.
+enum Ended {
+    /// A new plan came.
+    PlanChanged,
+    /// The plans' channel closed.
+    Closed,
+    /// The engine was stopped; its running checks are gone.
+    Stopped,
 }
 
 /// Where each check of a plan runs on the zone's cycles; `None` for a check on its own
@@ -326,7 +377,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panicked".to_owned())
 }
 
-/// Runs one plan until the plan changes (`Ok`) or the channel closes (`Err`).
+/// Runs one plan until the plan changes, the channel closes or the engine is stopped (then
+/// its running checks are killed and waited for).
 async fn run_plan(
     host: &str,
     plan: &ActivePlan,
@@ -334,8 +386,9 @@ async fn run_plan(
     reporter: &Arc<Reporter>,
     states: &mut CheckStates,
     concurrency: usize,
-    plans: &mut watch::Receiver<Option<Arc<ActivePlan>>>,
-) -> Result<(), watch::error::RecvError> {
+    inputs: Inputs<'_>,
+) -> Ended {
+    let Inputs { plans, stop } = inputs;
     let start = Instant::now();
     let elapsed_ms = move || start.elapsed().as_millis() as u64;
     // Unix time at the schedule's 0, read anew each time so clock corrections apply.
@@ -380,7 +433,15 @@ async fn run_plan(
                 Duration::from_millis(due.saturating_sub(elapsed_ms()))
             });
         tokio::select! {
-            changed = plans.changed() => return changed,
+            biased;
+            () = stop.cancelled() => {
+                // Aborting a run drops its plugin's process-group guard, which kills the group.
+                running.shutdown().await;
+                return Ended::Stopped;
+            }
+            changed = plans.changed() => {
+                return if changed.is_ok() { Ended::PlanChanged } else { Ended::Closed };
+            }
             Some(joined) = running.join_next_with_id() => {
                 let Some((index, outcome)) = finished_run(joined, &mut running_checks, |index| {
                     plan.checks[index].planned.id.to_string()

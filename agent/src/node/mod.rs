@@ -1,5 +1,11 @@
 //! The node role (`vedette-agent node`): wires the plan keeper, the check engine, the
 //! keepalive, the sender and the metrics endpoint together, each a task joined by channels.
+//!
+//! Stopping (SIGTERM, SIGINT) is a drain within `shutdown_grace_seconds`: the engine starts
+//! no check and kills the running ones' process groups, the check states are written, the
+//! spool is closed (what was queued is committed), and the sender goes on until the upstream
+//! acknowledged everything or the grace ran out; then `run` returns. A second signal exits
+//! at once ([`crate::signal::graceful`]).
 
 pub mod defaults;
 pub mod engine;
@@ -14,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::host_paths::HostPaths;
@@ -68,10 +75,16 @@ pub struct NodeConfig {
     pub plugin_dirs: Vec<PathBuf>,
     /// Where the machine probes find the node's `/` and `/proc`.
     pub host_paths: HostPaths,
+    /// Seconds a stop (SIGTERM) may take to send what is left before the process exits.
+    pub shutdown_grace_seconds: u64,
 }
 
-/// Runs the node role until the process is stopped, serving `/metrics` on `config.listen`.
+/// Runs the node role until SIGTERM or SIGINT, then drains (see the module), serving
+/// `/metrics` on `config.listen`.
 pub async fn run(config: NodeConfig) -> Result<(), Error> {
+    // Before any plugin starts: a signal before the handlers exist would kill the process
+    // with its plugins still running.
+    let stop = crate::signal::graceful();
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(metrics::registry(&metrics));
     let listen = |source| Error::Listen {
@@ -83,13 +96,22 @@ pub async fn run(config: NodeConfig) -> Result<(), Error> {
         .map_err(listen)?;
     info!(message = "Serving metrics.", address = %listener.local_addr().map_err(listen)?);
     tokio::spawn(crate::http::serve_metrics(listener, registry));
-    run_with_metrics(config, metrics).await
+    run_until(config, metrics, stop).await
 }
 
-/// Runs the node role until the process is stopped, recording into `metrics` (serve them with
+/// Runs the node role until the process ends, recording into `metrics` (serve them with
 /// [`crate::metrics::registry`] and [`crate::http::metrics_router`]); `config.listen` is not
 /// bound here.
 pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> Result<(), Error> {
+    run_until(config, metrics, std::future::pending()).await
+}
+
+/// [`run_with_metrics`] until `stop` resolves, then drains (see the module) and returns.
+pub async fn run_until(
+    config: NodeConfig,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
     let spool = open_spool(&config)?;
     let hold = Duration::from_secs(config.plan_hold_seconds);
     let (mut keeper, plans, status) = PlanKeeper::open(&config.host, &config.state_dir, hold);
@@ -107,13 +129,16 @@ pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> Resu
                 problems,
             })?;
     }
-    if !config.upstreams.is_empty() {
+    // Tasks that simply end when the node stops; the sender is not one of them.
+    let mut tasks = Vec::new();
+    let sending = !config.upstreams.is_empty();
+    if sending {
         let transport = transport(&config);
-        tokio::spawn(fetch_plans(
+        tasks.push(tokio::spawn(fetch_plans(
             keeper,
             transport.clone(),
             config.plan_poll_seconds,
-        ));
+        )));
         let sender_config: SenderConfig<Report> = SenderConfig::new(
             &config.host,
             config.replay_per_second,
@@ -125,36 +150,68 @@ pub async fn run_with_metrics(config: NodeConfig, metrics: Arc<Metrics>) -> Resu
         tokio::spawn(sender::run(sender_config, cursor, transport, live_rx));
     } else {
         // Standalone: keep the keeper (and its channel) alive; nothing is sent.
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let _keeper = keeper;
             let _live = live_rx;
             std::future::pending::<()>().await;
-        });
+        }));
     }
     let keepalive = Keepalives {
         host: config.host.clone(),
         default_seconds: config.keepalive_seconds,
         default_spool_limits: (config.spool_max_bytes, config.spool_max_age_seconds),
     };
-    tokio::spawn(keepalive.run(plans.clone(), status, reporter.clone(), spool, metrics));
-    tokio::spawn(processes::run(
+    tasks.push(tokio::spawn(keepalive.run(
+        plans.clone(),
+        status,
+        reporter.clone(),
+        spool.clone(),
+        metrics,
+    )));
+    tasks.push(tokio::spawn(processes::run(
         config.host.clone(),
         config.host_paths.clone(),
         plans.clone(),
         reporter.clone(),
         config.state_dir.join("element-states.json"),
-    ));
-    engine::run(
+    )));
+    let stopping = CancellationToken::new();
+    let engine = engine::run_until(
         config.host.clone(),
         plans,
         runner,
         reporter,
         config.concurrency,
-        Some(Retention::open(config.state_dir.join("check-states.json"))),
-    )
-    .await;
+        Some(Retention::open(config.state_dir.join(CHECK_STATES_FILE))),
+        stopping.clone(),
+    );
+    let mut engine = std::pin::pin!(engine);
+    tokio::select! {
+        () = &mut engine => return Ok(()),
+        () = stop => {}
+    }
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let deadline = tokio::time::Instant::now() + grace;
+    info!(
+        message = "Stopping: no new checks, running plugins killed, then sending what is left.",
+        grace_seconds = grace.as_secs()
+    );
+    stopping.cancel();
+    engine.await;
+    for task in &tasks {
+        task.abort();
+    }
+    if let Err(error) = spool.close().await {
+        warn!(message = "Failed to flush the spool.", %error);
+    }
+    if sending {
+        crate::shutdown::drain(&spool, deadline).await;
+    }
     Ok(())
 }
+
+/// The check states kept across restarts, in the state directory.
+pub const CHECK_STATES_FILE: &str = "check-states.json";
 
 fn open_spool(config: &NodeConfig) -> Result<Spool, Error> {
     let mut spool_config = SpoolConfig::new(&config.spool_dir);

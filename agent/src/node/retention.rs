@@ -104,6 +104,13 @@ impl CheckStates {
             retention.save(&self.machines, true);
         }
     }
+
+    /// Waits for a write in flight (the engine stops).
+    pub async fn flush(&mut self) {
+        if let Some(retention) = self.retention.as_mut() {
+            retention.flush().await;
+        }
+    }
 }
 
 /// The state file and what it held at start.

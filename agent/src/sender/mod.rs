@@ -8,6 +8,13 @@
 //! at a time (standbys on failure: [`Cursors::single`]), a satellite sends its
 //! [`Forwarded`](vedette_protocol::forward::Forwarded) entries to every master ([`fan_out`]).
 //! The spool's payloads are JSON of the report type `R`.
+//!
+//! After a failure the loop backs off (exponentially, jittered), but an upstream that answers
+//! any other request of the same transport (the node's plan fetch) ends the wait and resets
+//! the backoff: the upstream is back, and the backlog starts draining at once rather than
+//! after a wait grown during the outage. Once the spool is closed (the process shuts down),
+//! everything left is sent without the replay limit, retries at most [`DRAIN_RETRY_MAX`]
+//! apart.
 
 pub mod cursors;
 pub mod fan_out;
@@ -22,7 +29,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::backoff::Backoff;
@@ -68,6 +75,8 @@ impl AckGate {
 const MAX_BATCH: usize = 500;
 /// Most payload bytes read from the spool for one batch.
 const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Longest wait between retries while the spool is closed (draining before exit).
+pub const DRAIN_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// What one send loop counts. Clones share their values: take them from labelled families
 /// (per upstream on a satellite); a loop's own defaults count for nobody.
@@ -136,6 +145,7 @@ pub async fn run<R: Serialize + DeserializeOwned>(
         Instant::now(),
     );
     let metrics = &config.metrics;
+    let mut answers = transport.answers();
     // Everything already spooled at start is backlog.
     let mut progress = Progress {
         backlog_end: spool.stats().last_sequence + 1,
@@ -147,8 +157,13 @@ pub async fn run<R: Serialize + DeserializeOwned>(
         cursor.release();
         let acked = cursor.position();
         metrics.backlog.set(spool.count_after(acked) as i64);
+        let draining = spool.is_closed();
+        if draining {
+            // Everything still spooled goes out as fast as the upstream takes it.
+            progress.backlog_end = progress.backlog_end.max(spool.stats().last_sequence + 1);
+        }
         let live_entries = take_live(&mut live, &mut progress, acked);
-        let backlog = read_backlog(&spool, &mut replay, &progress, acked);
+        let backlog = read_backlog(&spool, &mut replay, &progress, acked, draining);
         if live_entries.is_empty() && backlog.is_empty() {
             let idle = if acked + 1 < progress.backlog_end {
                 100
@@ -161,6 +176,7 @@ pub async fn run<R: Serialize + DeserializeOwned>(
                     None => return,
                 },
                 () = tokio::time::sleep(Duration::from_millis(idle)) => {}
+                () = spool.closed(), if !draining => {}
             }
             continue;
         }
@@ -170,6 +186,8 @@ pub async fn run<R: Serialize + DeserializeOwned>(
             floor: acked + 1,
             entries: envelopes::<R>(live_entries, backlog),
         };
+        // Only answers to other requests from now on end a wait after this one fails.
+        answers.mark_unchanged();
         match transport.send(&batch).await {
             Ok(ack) => {
                 metrics.sent.inc();
@@ -190,12 +208,56 @@ pub async fn run<R: Serialize + DeserializeOwned>(
                 }
                 // The upstream may come back without what it stored (a restarted master).
                 progress.forget_delivered();
-                let delay = backoff.next_delay();
+                let mut delay = backoff.next_delay();
+                if draining {
+                    delay = delay.min(DRAIN_RETRY_MAX);
+                }
                 warn!(message = "Failed to send batch.", %error, upstream = %transport.current_upstream(), retry_in_ms = delay.as_millis() as u64);
-                tokio::time::sleep(delay).await;
+                let closing = (!draining).then(|| spool.closed());
+                let woken = wait_to_retry(delay, &mut answers, closing).await;
+                after_wait(woken, &mut backoff);
                 progress.demote_waiting(&mut live);
             }
         }
+    }
+}
+
+/// What ended the wait before a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woken {
+    /// The backoff delay passed.
+    Elapsed,
+    /// An upstream answered another request of the transport.
+    Answered,
+    /// The spool was closed: the process drains before it exits.
+    Closing,
+}
+
+/// Waits `delay`, or less: until `answers` changes (an upstream answered another request) or
+/// `closing` resolves.
+async fn wait_to_retry(
+    delay: Duration,
+    answers: &mut watch::Receiver<u64>,
+    closing: Option<impl Future<Output = ()>>,
+) -> Woken {
+    let closing = async move {
+        match closing {
+            Some(closing) => closing.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = tokio::time::sleep(delay) => Woken::Elapsed,
+        Ok(()) = answers.changed() => Woken::Answered,
+        () = closing => Woken::Closing,
+    }
+}
+
+/// The reset rule: an upstream that answered is back, so the next failure waits the base
+/// delay again, not the one grown during the outage.
+fn after_wait(woken: Woken, backoff: &mut Backoff) {
+    if woken == Woken::Answered {
+        backoff.reset();
     }
 }
 
@@ -255,17 +317,22 @@ fn take_live(
 }
 
 /// Oldest spooled entries below the backlog's end the upstream does not have yet, as many as
-/// the replay rate allows.
+/// the replay rate allows (a batch's worth when `unlimited`).
 fn read_backlog(
     spool: &Spool,
     replay: &mut TokenBucket,
     progress: &Progress,
     acked: u64,
+    unlimited: bool,
 ) -> Vec<Record> {
     if acked + 1 >= progress.backlog_end {
         return Vec::new();
     }
-    let allowed = replay.take_up_to(MAX_BATCH as u32, Instant::now()) as usize;
+    let allowed = if unlimited {
+        MAX_BATCH
+    } else {
+        replay.take_up_to(MAX_BATCH as u32, Instant::now()) as usize
+    };
     if allowed == 0 {
         return Vec::new();
     }
@@ -314,6 +381,67 @@ mod tests {
             delivered: delivered.iter().copied().collect(),
             carried: None,
         }
+    }
+
+    /// A backoff grown by `failures` consecutive failures.
+    fn grown(failures: usize) -> Backoff {
+        let mut backoff = Backoff::seeded(Duration::from_millis(200), Duration::from_secs(30), 11);
+        for _ in 0..failures {
+            backoff.next_delay();
+        }
+        backoff
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_to_another_request_ends_the_wait_and_resets_the_backoff() {
+        let (answered, mut answers) = watch::channel(0u64);
+        let mut backoff = grown(8);
+        let delay = backoff.next_delay();
+        assert!(delay >= Duration::from_secs(15), "{delay:?}");
+        let start = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            answered.send_modify(|n| *n += 1);
+            // Kept alive so that `changed` does not fail.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        let woken = wait_to_retry(delay, &mut answers, None::<std::future::Pending<()>>).await;
+        assert_eq!(woken, Woken::Answered);
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        after_wait(woken, &mut backoff);
+        assert_eq!(backoff.failures(), 0);
+        assert!(backoff.next_delay() <= Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_an_answer_the_wait_is_the_backoffs_and_it_keeps_growing() {
+        let (answered, mut answers) = watch::channel(0u64);
+        // An answer before the failed send does not count: it was marked seen.
+        answered.send_modify(|n| *n += 1);
+        answers.mark_unchanged();
+        let mut backoff = grown(8);
+        let delay = backoff.next_delay();
+        let start = tokio::time::Instant::now();
+        let woken = wait_to_retry(delay, &mut answers, None::<std::future::Pending<()>>).await;
+        assert_eq!(woken, Woken::Elapsed);
+        assert_eq!(start.elapsed(), delay);
+        after_wait(woken, &mut backoff);
+        assert_eq!(backoff.failures(), 9);
+        assert!(backoff.next_delay() >= Duration::from_secs(15));
+        drop(answered);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_the_spool_ends_the_wait_without_a_reset() {
+        let (_answered, mut answers) = watch::channel(0u64);
+        let mut backoff = grown(8);
+        let start = tokio::time::Instant::now();
+        let closing = tokio::time::sleep(Duration::from_millis(300));
+        let woken = wait_to_retry(Duration::from_secs(20), &mut answers, Some(closing)).await;
+        assert_eq!(woken, Woken::Closing);
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+        after_wait(woken, &mut backoff);
+        assert_eq!(backoff.failures(), 8);
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub enum Error {
     /// The writer thread stopped (after a panic or a shutdown).
     #[error("spool writer for {0} has stopped")]
     WriterStopped(PathBuf),
+    /// The spool was closed: the process is shutting down and takes no new entries.
+    #[error("spool {0} is closed: shutting down, no new entries are taken")]
+    Closed(PathBuf),
 }
 
 impl Error {
@@ -82,6 +85,7 @@ impl Error {
             Error::RecordTooLarge { .. } => "record_too_large",
             Error::AckBeyondEnd { .. } => "ack_beyond_end",
             Error::WriterStopped(_) => "writer_stopped",
+            Error::Closed(_) => "closed",
         }
     }
 }

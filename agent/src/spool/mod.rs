@@ -9,6 +9,9 @@
 //!   drops the oldest entries, lowest [`Priority`] first, and counts every drop.
 //! * **Recovery** on [`Spool::open`] checks every frame's CRC, cuts torn tails, skips damaged
 //!   regions it can resynchronise past, and continues the sequence numbers.
+//! * **Closing** ([`Spool::close`], a process shutting down) refuses further appends and
+//!   waits until everything queued is committed; readers still read and acknowledge, and a
+//!   send loop seeing [`Spool::is_closed`] drains what is left without its replay limit.
 //!
 //! * **Readers** that each need every entry (a satellite's masters) keep their own cursor with
 //!   [`Spool::peek_after`] and [`cursors::CursorStore`]; the spool itself only knows what all
@@ -35,14 +38,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 pub use error::{Error, Result};
 pub use frame::{FRAME_OVERHEAD, Priority};
 pub use stats::{PerPriority, RecoveryReport, SpoolStats};
 
 use store::{Limits, State};
-use writer::{Request, Writer, WriterConfig};
+use writer::{Job, Request, Writer, WriterConfig};
 
 /// Where a spool lives and the limits it keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,8 +152,10 @@ struct Inner {
     dir: Arc<PathBuf>,
     max_record_bytes: usize,
     state: Arc<Mutex<State>>,
-    requests: Option<Sender<Request>>,
+    requests: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
+    /// Set once by [`Spool::close`].
+    closed: watch::Sender<bool>,
     _lock: File,
 }
 
@@ -196,6 +201,7 @@ impl Spool {
                 state,
                 requests: Some(requests),
                 writer: Some(writer),
+                closed: watch::Sender::new(false),
                 _lock: lock,
             }),
         })
@@ -241,17 +247,55 @@ impl Spool {
             payload,
             reply,
         };
+        if self.is_closed() {
+            return Err(Error::Closed(self.inner.dir.to_path_buf()));
+        }
+        self.send(Job::Append(request))?;
+        Ok(PendingAppend {
+            reply: receiver,
+            dir: self.inner.dir.clone(),
+        })
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
         let stopped = || Error::WriterStopped(self.inner.dir.to_path_buf());
         self.inner
             .requests
             .as_ref()
             .ok_or_else(stopped)?
-            .send(request)
-            .map_err(|_| stopped())?;
-        Ok(PendingAppend {
-            reply: receiver,
-            dir: self.inner.dir.clone(),
-        })
+            .send(job)
+            .map_err(|_| stopped())
+    }
+
+    /// Waits until every append queued so far is committed (durable, or failed).
+    pub async fn flush(&self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.send(Job::Flush(reply))?;
+        done.await
+            .map_err(|_| Error::WriterStopped(self.inner.dir.to_path_buf()))
+    }
+
+    /// Refuses every append from now on ([`Error::Closed`]) and waits until what was queued
+    /// before is committed. Reading and acknowledging go on: what is left can still be sent.
+    pub async fn close(&self) -> Result<()> {
+        self.inner.closed.send_replace(true);
+        self.flush().await
+    }
+
+    /// Whether [`Spool::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        *self.inner.closed.borrow()
+    }
+
+    /// Resolves once [`Spool::close`] is called (at once if it was).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closed = self.inner.closed.subscribe();
+        async move {
+            // The sender lives as long as the spool; if it went, nothing can close it.
+            if closed.wait_for(|closed| *closed).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// The oldest waiting records in sequence order, without removing them: at most
@@ -365,6 +409,32 @@ mod tests {
             stats.commits < 50 && stats.fsyncs == stats.commits,
             "{stats:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_closed_spool_commits_what_was_queued_and_refuses_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        let queued: Vec<PendingAppend> = (0..50u8)
+            .map(|i| spool.submit(Priority::Result, vec![i; 10]).unwrap())
+            .collect();
+        let closed = spool.closed();
+        assert!(!spool.is_closed());
+        spool.close().await.unwrap();
+        assert!(spool.is_closed());
+        closed.await;
+        // Everything queued before the close is durable by the time it returns.
+        assert_eq!(spool.stats().last_sequence, 50);
+        for (i, pending) in queued.into_iter().enumerate() {
+            assert_eq!(pending.durable().await.unwrap(), i as u64 + 1);
+        }
+        let refused = spool.submit(Priority::Result, vec![1]).unwrap_err();
+        assert_eq!(refused.metric_label(), "closed");
+        assert!(refused.to_string().contains("closed"), "{refused}");
+        // Reading and acknowledging go on.
+        assert_eq!(spool.peek(100, usize::MAX).unwrap().len(), 50);
+        spool.ack(50).unwrap();
+        assert_eq!(spool.stats().depth, 0);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The group-commit writer: one thread takes every queued append, writes the batch, fdatasyncs
 //! each touched segment once, publishes the batch to the index, and only then answers the
 //! callers. It commits as soon as it has work (no timer), so a caller waits at most for the
-//! commit in progress plus its own, and batches grow by themselves under load.
+//! commit in progress plus its own, and batches grow by themselves under load. A flush
+//! ([`Job::Flush`]) is answered once everything queued before it is committed.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -27,6 +28,14 @@ pub(crate) struct Request {
     pub timestamp_ms: u64,
     pub payload: Vec<u8>,
     pub reply: oneshot::Sender<Result<u64>>,
+}
+
+/// What the writer is asked to do, in order.
+pub(crate) enum Job {
+    /// Append a record.
+    Append(Request),
+    /// Answer once every append queued before is committed (or failed).
+    Flush(oneshot::Sender<()>),
 }
 
 /// Batch and segment sizes the writer works with.
@@ -94,20 +103,34 @@ impl Writer {
         })
     }
 
-    /// Commits batches until every sender is gone.
-    pub fn run(mut self, requests: Receiver<Request>) {
-        while let Ok(first) = requests.recv() {
-            let mut bytes = first.payload.len();
-            let mut batch = vec![first];
-            while batch.len() < self.config.max_batch_records && bytes < self.config.max_batch_bytes
-            {
-                let Ok(request) = requests.try_recv() else {
-                    break;
-                };
-                bytes += request.payload.len();
-                batch.push(request);
+    /// Commits batches until every sender is gone; answers each flush after the batch that
+    /// holds what was queued before it.
+    pub fn run(mut self, jobs: Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = Vec::new();
+            let mut flushes = Vec::new();
+            let mut bytes = 0;
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Append(request) => {
+                        bytes += request.payload.len();
+                        batch.push(request);
+                    }
+                    Job::Flush(reply) => flushes.push(reply),
+                }
+                if batch.len() < self.config.max_batch_records
+                    && bytes < self.config.max_batch_bytes
+                {
+                    next = jobs.try_recv().ok();
+                }
             }
-            self.commit(batch);
+            if !batch.is_empty() {
+                self.commit(batch);
+            }
+            for reply in flushes {
+                let _ = reply.send(());
+            }
         }
     }
 
