@@ -22,6 +22,8 @@ pub struct Cli {
 }
 
 /// The agent's roles and tools.
+// Parsed once at start: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the checks of this machine: fetch the plan from the satellites (or read it from
