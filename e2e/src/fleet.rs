@@ -215,6 +215,7 @@ impl Satellite {
             zone: zone.to_owned(),
             replica: replica.to_owned(),
             masters: masters.to_vec(),
+            parent_zone_url: None,
             mode: SatelliteMode::File(bundle_file.to_owned()),
             port: free_port()?,
             extra: extra.iter().map(|flag| (*flag).to_owned()).collect(),
@@ -239,11 +240,6 @@ impl Satellite {
     /// How it exited, if it does within `within` (blocks the thread).
     pub fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         self.process.exited_within(within)
-    }
-
-    /// Its API port.
-    pub fn port(&self) -> u16 {
-        self.launch.port
     }
 
     /// The end of its current log.

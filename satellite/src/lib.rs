@@ -23,6 +23,7 @@ pub mod remote;
 pub mod replicas;
 pub mod shutdown;
 pub mod table;
+pub mod watch_backoff;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
