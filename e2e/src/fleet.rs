@@ -64,7 +64,8 @@ pub struct Satellite {
 /// Everything a satellite is started with, so it can be started again on the same port and
 /// spool, as a restarted pod would be.
 struct SatelliteLaunch {
-    kubeconfig: PathBuf,
+    /// None: no control plane (a [`SatelliteMode::File`] bundle).
+    kubeconfig: Option<PathBuf>,
     dir: PathBuf,
     namespace: String,
     zone: String,
@@ -74,13 +75,18 @@ struct SatelliteLaunch {
     parent_zone_url: Option<String>,
     mode: SatelliteMode,
     port: u16,
+    /// More flags of `vedette-satellite`.
+    extra: Vec<String>,
 }
 
 impl SatelliteLaunch {
     fn command(&self) -> anyhow::Result<Command> {
         let mut command = Command::new(satellite_binary()?);
+        match &self.kubeconfig {
+            Some(kubeconfig) => command.env("KUBECONFIG", kubeconfig),
+            None => command.env_remove("KUBECONFIG"),
+        };
         command
-            .env("KUBECONFIG", &self.kubeconfig)
             .env("POD_NAMESPACE", &self.namespace)
             .env("POD_NAME", &self.replica)
             .env("NODE_NAME", "satellite-node")
@@ -116,6 +122,7 @@ impl SatelliteLaunch {
                     .arg(path);
             }
         }
+        command.args(&self.extra);
         Ok(command)
     }
 
@@ -170,7 +177,7 @@ impl Satellite {
         let dir = plane.dir().join(format!("satellite-{replica}"));
         std::fs::create_dir_all(&dir)?;
         let launch = SatelliteLaunch {
-            kubeconfig: plane.kubeconfig().to_path_buf(),
+            kubeconfig: Some(plane.kubeconfig().to_path_buf()),
             dir,
             namespace: namespace.to_owned(),
             zone: zone.to_owned(),
@@ -179,12 +186,65 @@ impl Satellite {
             parent_zone_url,
             mode,
             port: free_port()?,
+            extra: Vec::new(),
         };
         Ok(Self {
             process: launch.spawn(1)?,
             launch,
             starts: 1,
         })
+    }
+
+    /// Starts replica `replica` of `zone` without a control plane: the bundle read from
+    /// `bundle_file`, no agent authentication, its spool under `dir` (its logs beside it),
+    /// forwarding to `masters`, with `extra` flags.
+    pub fn start_without_cluster(
+        dir: &Path,
+        zone: &str,
+        replica: &str,
+        masters: &[String],
+        bundle_file: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let dir = dir.join(format!("satellite-{replica}"));
+        std::fs::create_dir_all(&dir)?;
+        let launch = SatelliteLaunch {
+            kubeconfig: None,
+            dir,
+            namespace: String::new(),
+            zone: zone.to_owned(),
+            replica: replica.to_owned(),
+            masters: masters.to_vec(),
+            parent_zone_url: None,
+            mode: SatelliteMode::File(bundle_file.to_owned()),
+            port: free_port()?,
+            extra: extra.iter().map(|flag| (*flag).to_owned()).collect(),
+        };
+        Ok(Self {
+            process: launch.spawn(1)?,
+            launch,
+            starts: 1,
+        })
+    }
+
+    /// Sends `signal` (e.g. `TERM`) to the process.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.process.pid().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} failed");
+        Ok(())
+    }
+
+    /// How it exited, if it does within `within` (blocks the thread).
+    pub fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        self.process.exited_within(within)
+    }
+
+    /// The end of its current log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
     }
 
     /// Starts it again on the same port and spool (after [`Satellite::kill`]; a running

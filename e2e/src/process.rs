@@ -68,15 +68,26 @@ impl Managed {
             .arg("-TERM")
             .arg(self.pid().to_string())
             .status();
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
+        let status = self.exited_within(grace);
+        if status.is_none() {
+            self.kill();
+        }
+        status
+    }
+
+    /// How the process exited, if it does within `within` (polled every 20 ms; it is left
+    /// running otherwise).
+    pub fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        self.kill();
-        None
     }
 
     /// Stops the process: SIGTERM, up to `grace` to exit, then SIGKILL.

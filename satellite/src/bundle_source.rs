@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use std::collections::BTreeMap;
 
+use crate::watch_backoff::backoff;
 use vedette_protocol::bundle_shards::{BundleError, StoredShard, read_shards};
 use vedette_protocol::names::{LABEL_COMPONENT, LABEL_ZONE, check_secrets_name, zone_label_value};
 use vedette_protocol::plan::{SecretValues, ZoneBundle, content_hash};
@@ -141,8 +142,7 @@ impl BundleSource for KubeBundleSource {
             let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
             let config = watcher::Config::default().labels(&Self::selector(&self.zone));
             let (reader, writer) = reflector::store();
-            let config_maps = watcher(api, config)
-                .default_backoff()
+            let config_maps = backoff(watcher(api, config))
                 .reflect(writer)
                 // Every event, not only applied objects: the reflector fills its store at
                 // the end of the initial list (`InitDone`), after the objects were yielded.
@@ -151,8 +151,7 @@ impl BundleSource for KubeBundleSource {
             let by_name = watcher::Config::default()
                 .fields(&format!("metadata.name={}", check_secrets_name(&self.zone)));
             let (secret_reader, secret_writer) = reflector::store();
-            let secrets = watcher(secrets_api, by_name)
-                .default_backoff()
+            let secrets = backoff(watcher(secrets_api, by_name))
                 .reflect(secret_writer)
                 .map(|event| event.map(drop).map_err(|e| ("check secrets", e)));
             let mut events = futures::stream::select(config_maps.boxed(), secrets.boxed());

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser};
 
@@ -81,6 +82,12 @@ pub struct SatelliteArgs {
     /// Backlog entries replayed to the masters per second.
     #[arg(long, default_value_t = defaults::REPLAY_PER_SECOND)]
     pub replay_per_second: u32,
+    /// Seconds a stop (SIGTERM, SIGINT) may take: new batches are refused (503) at once, the
+    /// remote checks stop, the snapshot is written, then what the masters have not
+    /// acknowledged is sent until they have everything or this runs out; keep it below the
+    /// pod's terminationGracePeriodSeconds. A second signal exits at once.
+    #[arg(long, default_value_t = defaults::SHUTDOWN_GRACE_SECONDS)]
+    pub shutdown_grace_seconds: u64,
 }
 
 impl From<SatelliteArgs> for SatelliteConfig {
@@ -102,6 +109,7 @@ impl From<SatelliteArgs> for SatelliteConfig {
             lease_duration_seconds: args.lease_duration_seconds,
             concurrency: args.concurrency,
             replay_per_second: args.replay_per_second,
+            shutdown_grace_seconds: args.shutdown_grace_seconds,
         }
     }
 }
@@ -121,5 +129,8 @@ pub enum Error {
 pub fn run(cli: Cli) -> Result<(), Error> {
     vedette_agent::cli::init_logging(&cli.log_level);
     let runtime = vedette_agent::cli::runtime().map_err(Error::Runtime)?;
-    Ok(runtime.block_on(crate::run(cli.args.into()))?)
+    let result = runtime.block_on(crate::run(cli.args.into()));
+    // What is left (the HTTP server, the send loops) is dropped; a blocking task gets 2 s.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(result?)
 }

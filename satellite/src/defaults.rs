@@ -28,6 +28,8 @@ pub const LEASE_DURATION_SECONDS: u64 = 15;
 pub const CONCURRENCY: usize = 64;
 /// Backlog entries replayed to the masters per second.
 pub const REPLAY_PER_SECOND: u32 = 1000;
+/// Seconds a stop may take to forward what is left (within Kubernetes' default 30 s grace).
+pub const SHUTDOWN_GRACE_SECONDS: u64 = vedette_agent::shutdown::DEFAULT_GRACE_SECONDS;
 
 impl Default for SatelliteConfig {
     /// No zone, no masters, authentication on, the defaults above.
@@ -49,6 +51,7 @@ impl Default for SatelliteConfig {
             lease_duration_seconds: LEASE_DURATION_SECONDS,
             concurrency: CONCURRENCY,
             replay_per_second: REPLAY_PER_SECOND,
+            shutdown_grace_seconds: SHUTDOWN_GRACE_SECONDS,
         }
     }
 }

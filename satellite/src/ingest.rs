@@ -160,6 +160,27 @@ impl Ingest {
         self.spool.stats()
     }
 
+    /// The spool entries go to before they are applied.
+    pub fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    /// Takes no new entries from now on (a batch is answered 503: its agent goes to another
+    /// replica or retries) and waits until what was queued is durable.
+    pub async fn close(&self) -> Result<(), Error> {
+        Ok(self.spool.close().await?)
+    }
+
+    /// Whether [`Ingest::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.spool.is_closed()
+    }
+
+    /// Resolves once [`Ingest::close`] is called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.spool.closed()
+    }
+
     /// The core, locked (for reading views and metrics).
     pub fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)

@@ -21,7 +21,9 @@ pub mod ownership;
 pub mod plans;
 pub mod remote;
 pub mod replicas;
+pub mod shutdown;
 pub mod table;
+pub mod watch_backoff;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,10 +84,15 @@ pub struct SatelliteConfig {
     pub concurrency: usize,
     /// Backlog entries replayed to the masters per second.
     pub replay_per_second: u32,
+    /// Seconds a stop (SIGTERM) may take to forward what is left before the process exits.
+    pub shutdown_grace_seconds: u64,
 }
 
-/// Runs the satellite until the process is stopped.
+/// Runs the satellite until SIGTERM or SIGINT, then drains ([`shutdown`]) and returns; a
+/// second signal exits at once.
 pub async fn run(config: SatelliteConfig) -> Result<(), Error> {
+    // Before the remote checks' plugins start.
+    let stop = vedette_agent::signal::graceful();
     let api = start(config.clone(), None).await?;
     let listen = |source| Error::Listen {
         address: config.listen,
@@ -95,9 +102,21 @@ pub async fn run(config: SatelliteConfig) -> Result<(), Error> {
         .await
         .map_err(listen)?;
     info!(message = "Serving the satellite API.", address = %listener.local_addr().map_err(listen)?, zone = %config.zone);
-    axum::serve(listener, http::router(api))
-        .await
-        .map_err(listen)
+    // Served during the drain too: new batches are answered 503 then.
+    let server = axum::serve(listener, http::router(api.clone())).into_future();
+    let mut server = tokio::spawn(server);
+    tokio::select! {
+        served = &mut server => {
+            return match served {
+                Ok(result) => result.map_err(listen),
+                Err(join) => Err(listen(std::io::Error::other(join))),
+            };
+        }
+        () = stop => {}
+    }
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    shutdown::drain(&api.ingest, !config.masters.is_empty(), grace).await;
+    Ok(())
 }
 
 /// Starts every task of the satellite and returns the state its HTTP API serves (mount it
@@ -284,22 +303,21 @@ async fn follow_bundles(
     }
 }
 
-/// Writes snapshots; without masters, also lets the spool drop what a snapshot covers.
+/// Writes snapshots; without masters, also lets the spool drop what a snapshot covers. The
+/// last one is the drain's ([`shutdown::drain`]).
 async fn snapshots(ingest: Arc<Ingest>, spool: Spool, config: SatelliteConfig) {
     let every = Duration::from_secs(config.snapshot_seconds.max(1));
     loop {
         tokio::time::sleep(every).await;
+        if ingest.is_closed() {
+            return;
+        }
         if let Err(error) = ingest.snapshot().await {
             warn!(message = "Failed to write the snapshot.", %error);
             continue;
         }
         if config.masters.is_empty() {
-            let up_to = ingest.gate().limit().min(spool.stats().last_sequence);
-            if up_to > spool.stats().acked_through
-                && let Err(error) = spool.ack(up_to)
-            {
-                warn!(message = "Failed to release spool entries.", %error);
-            }
+            shutdown::release_covered(&ingest, &spool);
         }
     }
 }
@@ -314,6 +332,9 @@ async fn summaries(
     let every = Duration::from_secs(config.summary_seconds.max(1));
     loop {
         tokio::time::sleep(every).await;
+        if ingest.is_closed() {
+            return;
+        }
         if plans.current().is_none() {
             continue;
         }

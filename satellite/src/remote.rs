@@ -1,7 +1,8 @@
 //! Remote (agentless) checks of the zone (F3): the bundle's `remote` assignments this
 //! replica owns (see `ownership`) run with the node's engine, one engine per target (the
 //! target is the host their reports are addressed to, F14). Reports go through the ingest
-//! path like an agent's, as the satellite's own entries.
+//! path like an agent's, as the satellite's own entries. They stop (their plugins killed) once
+//! the ingest is closed, as the satellite shuts down.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -84,6 +85,8 @@ pub async fn run(
     concurrency: usize,
 ) {
     let runner = Arc::new(CheckRunner::default());
+    let closed = ingest.closed();
+    let mut closed = std::pin::pin!(closed);
     let sink: Arc<dyn ReportSink> = Arc::new(OwnSink { ingest });
     // The engine's per-check series are not exported: the state table's are.
     let engine_metrics = Arc::new(Metrics::default());
@@ -146,6 +149,10 @@ pub async fn run(
         tokio::select! {
             changed = bundles.changed() => if changed.is_err() { break },
             changed = replicas.changed() => if changed.is_err() { break },
+            () = &mut closed => {
+                info!(message = "Stopping the remote checks: the satellite shuts down.");
+                break;
+            }
         }
     }
     for target in targets.values() {

@@ -69,6 +69,7 @@ pub struct Config {
 /// Runs the operator until the process ends.
 pub async fn run(config: Config) -> Result<()> {
     let stopped = vedette_agent::signal::stopped();
+    let mut stopped = std::pin::pin!(stopped);
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
     let mut registry = Registry::default();
     let metrics = Arc::new(crate::metrics::Metrics::new(&mut registry));
@@ -128,9 +129,20 @@ pub async fn run(config: Config) -> Result<()> {
     let sources = sources::Sources::spawn(&client, &changed, &metrics);
     let owned = Arc::new(owned::OwnedIndex::default());
     owned::spawn_watches(&client, &config.namespace, &owned, &changed, &metrics);
-    sources.wait_until_ready().await;
-    while !owned.synced() {
-        changed.notified().await;
+    let synced = async {
+        sources.wait_until_ready().await;
+        while !owned.synced() {
+            changed.notified().await;
+        }
+    };
+    // The API server may be unreachable for long: a stop must not wait for it.
+    tokio::select! {
+        () = synced => {}
+        () = &mut stopped => {
+            tracing::info!(message = "Stopped before every watch synced.");
+            server.abort();
+            return Ok(());
+        }
     }
     ready.store(true, Ordering::Release);
     tracing::info!(message = "Every watch synced.");
@@ -207,7 +219,7 @@ pub async fn run(config: Config) -> Result<()> {
                 Ok(())
             }
         },
-        () = stopped => {
+        () = &mut stopped => {
             tracing::info!(message = "Shutting down: no more batches; draining the event stream.");
             Ok(())
         }

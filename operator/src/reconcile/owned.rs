@@ -16,11 +16,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
+use vedette_satellite::watch_backoff::backoff;
 
 use super::error::Error;
 use crate::build::common::{LABEL_MANAGED_BY, LABEL_ZONE, MANAGER};
@@ -262,7 +262,7 @@ fn drive<T>(
     T: ResourceExt + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream.default_backoff());
+        let mut stream = std::pin::pin!(backoff(stream));
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {

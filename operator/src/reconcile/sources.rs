@@ -25,6 +25,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use vedette_crds::{BusinessProcess, CheckTemplate, MonitorZone, NotificationConfig, RuleSet};
+use vedette_satellite::watch_backoff::backoff;
 
 use super::error::Error;
 use crate::compile::{Input, Machine};
@@ -54,8 +55,7 @@ impl Sources {
         let nodes = {
             let (reader, writer) = reflector::store();
             let api = Api::<PartialObjectMeta<Node>>::all(client.clone());
-            let stream = watcher(api, config())
-                .default_backoff()
+            let stream = backoff(watcher(api, config()))
                 .modify(|node| {
                     node.metadata.managed_fields = None;
                     node.metadata.annotations = None;
@@ -148,9 +148,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
+    let stream = backoff(watcher(api, watcher::Config::default())).reflect(writer);
     drive(kind, stream, changed, metrics);
     reader
 }
