@@ -53,9 +53,14 @@ fn readiness(ready: Result<(), String>) -> Response {
     }
 }
 
-/// Serves the node agent's admin endpoints on `listener` until the process ends.
+/// Serves `/metrics` of `registry` (always ready) on `listener` until the process ends.
 pub async fn serve_metrics(listener: tokio::net::TcpListener, registry: Arc<Registry>) {
-    if let Err(error) = axum::serve(listener, metrics_router(registry)).await {
+    serve(listener, metrics_router(registry)).await;
+}
+
+/// Serves `router` (an [`admin_router`]) on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) {
+    if let Err(error) = axum::serve(listener, router).await {
         tracing::error!(message = "The metrics server stopped.", %error);
     }
 }

@@ -508,3 +508,48 @@ async fn a_hard_state_survives_a_restart_without_a_second_hard_change() {
         "{later:?}"
     );
 }
+
+/// `/readyz` of `agent`: the status and the body.
+async fn readyz(agent: &Agent) -> Option<(u16, String)> {
+    let response = reqwest::get(format!("http://{}/readyz", agent.metrics))
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_is_ready_once_it_runs_a_plan_and_stays_ready_on_a_held_one() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // No plan for this host yet: the upstream answers 404.
+    let mut agent = Agent::start("node-ready", &[upstream.url()], dir.path());
+    let (status, body) =
+        eventually("an answer from /readyz", WAIT, || block_on(readyz(&agent))).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no plan yet"), "{body}");
+
+    upstream.set_plan(&tcp_plan("node-ready", closed_port(), 2));
+    eventually("ready with a plan", WAIT, || {
+        block_on(readyz(&agent)).filter(|(status, _)| *status == 200)
+    })
+    .await;
+
+    // Restarted with its upstream gone: the stored plan is held, and the agent is ready.
+    agent.kill();
+    let agent = Agent::start(
+        "node-ready",
+        &[format!("http://127.0.0.1:{}", closed_port())],
+        dir.path(),
+    );
+    let (status, body) = eventually("an answer from /readyz after the restart", WAIT, || {
+        block_on(readyz(&agent))
+    })
+    .await;
+    assert_eq!(status, 200, "a held plan is run: {body}");
+}
+
+/// Runs `future` to completion on the current multi-threaded runtime from a sync closure.
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}

@@ -36,19 +36,28 @@ async fn an_expired_plan_comes_back_when_the_upstream_answers_with_the_same_plan
     let state = tempfile::tempdir().unwrap();
     let (mut keeper, plans, status) = PlanKeeper::open(HOST, state.path(), HOLD);
     let mut transport = transport(&upstream);
+    let readiness = || status.lock().unwrap().readiness();
+    assert!(readiness().is_err(), "not ready before a plan");
 
     keeper.poll(&mut transport, 1_000).await;
     let taken = plans.borrow().clone().expect("plan taken");
     assert!(!status.lock().unwrap().held);
+    assert_eq!(readiness(), Ok(()));
 
     upstream.set_failing(true);
     keeper.poll(&mut transport, 31_000).await;
     assert!(plans.borrow().is_some(), "held within the hold");
     assert!(status.lock().unwrap().held);
+    assert_eq!(readiness(), Ok(()), "a held plan is still run");
     keeper.poll(&mut transport, 62_000).await;
     assert!(plans.borrow().is_none(), "dropped after the hold");
     let reason = status.lock().unwrap().reason.clone();
     assert!(reason.contains("held plan expired after 60s"), "{reason}");
+    let not_ready = readiness().unwrap_err();
+    assert!(
+        not_ready.contains("no plan yet: held plan expired"),
+        "{not_ready}"
+    );
 
     upstream.set_failing(false);
     keeper.poll(&mut transport, 63_000).await;

@@ -16,7 +16,7 @@ pub mod retention;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -36,7 +36,7 @@ use vedette_protocol::report::{Keepalive, Report};
 use crate::sender::{self, AckGate, Cursors, SenderConfig};
 use engine::{Reporter, SpoolSink};
 pub use error::Error;
-use plan_keeper::{ActivePlan, PlanKeeper, PlanStatus};
+use plan_keeper::{ActivePlan, PlanKeeper, PlanStatus, SharedPlanStatus};
 use retention::Retention;
 use vedette_protocol::clock::unix_ms;
 
@@ -95,8 +95,19 @@ pub async fn run(config: NodeConfig) -> Result<(), Error> {
         .await
         .map_err(listen)?;
     info!(message = "Serving metrics.", address = %listener.local_addr().map_err(listen)?);
-    tokio::spawn(crate::http::serve_metrics(listener, registry));
-    run_until(config, metrics, stop).await
+    let status = SharedPlanStatus::default();
+    let ready = {
+        let status = status.clone();
+        move || {
+            status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .readiness()
+        }
+    };
+    let router = crate::http::admin_router(move || metrics::encode(&registry), ready);
+    tokio::spawn(crate::http::serve(listener, router));
+    run_sharing(config, metrics, stop, status).await
 }
 
 /// Runs the node role until the process ends, recording into `metrics` (serve them with
@@ -112,9 +123,20 @@ pub async fn run_until(
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
+    run_sharing(config, metrics, stop, SharedPlanStatus::default()).await
+}
+
+/// [`run_until`] keeping the plan status in `status` (which `/readyz` reads).
+async fn run_sharing(
+    config: NodeConfig,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()>,
+    status: SharedPlanStatus,
+) -> Result<(), Error> {
     let spool = open_spool(&config)?;
     let hold = Duration::from_secs(config.plan_hold_seconds);
-    let (mut keeper, plans, status) = PlanKeeper::open(&config.host, &config.state_dir, hold);
+    let (mut keeper, plans, status) =
+        PlanKeeper::open_sharing(&config.host, &config.state_dir, hold, status);
     let (live_tx, live_rx) = mpsc::channel(10_000);
     let sink = Arc::new(SpoolSink::new(spool.clone(), live_tx));
     let reporter = Arc::new(Reporter::new(&config.host, sink, metrics.clone()));

@@ -90,6 +90,19 @@ pub struct PlanStatus {
 }
 
 impl PlanStatus {
+    /// The node agent's readiness (`/readyz`): ready once it runs a plan, held or not (a held
+    /// plan is still run for its hold); without one, why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.hash.is_empty() {
+            return Ok(());
+        }
+        Err(if self.reason.is_empty() {
+            "no plan yet: none fetched from the upstream".to_owned()
+        } else {
+            format!("no plan yet: {}", self.reason)
+        })
+    }
+
     /// The keepalive view at `now_ms`.
     pub fn to_report(&self, now_ms: u64) -> PlanState {
         PlanState {
@@ -122,8 +135,18 @@ impl PlanKeeper {
         state_dir: &Path,
         hold: Duration,
     ) -> (Self, PlanReceiver, SharedPlanStatus) {
+        Self::open_sharing(host, state_dir, hold, SharedPlanStatus::default())
+    }
+
+    /// [`PlanKeeper::open`] keeping its status in `status` (created before the keeper, e.g.
+    /// for a readiness endpoint that starts first).
+    pub fn open_sharing(
+        host: &str,
+        state_dir: &Path,
+        hold: Duration,
+        status: SharedPlanStatus,
+    ) -> (Self, PlanReceiver, SharedPlanStatus) {
         let (publish, receiver) = watch::channel(None);
-        let status = Arc::new(Mutex::new(PlanStatus::default()));
         let mut keeper = Self {
             host: host.to_owned(),
             store: state_dir.join("plan.json"),
