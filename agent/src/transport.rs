@@ -226,6 +226,25 @@ impl Transport {
             .map_err(|source| unreachable(url, source))
     }
 
+    /// Asks the current upstream whether it is back (`GET /healthz`, no credentials): a send
+    /// loop waiting out its backoff against it retries at once when it answers
+    /// ([`Transport::answers`]). Does not fail over.
+    pub async fn probe(&self) -> Result<(), Error> {
+        let url = format!("{}/healthz", self.upstreams.current());
+        let result = async {
+            let response = self
+                .client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|source| unreachable(&url, source))?;
+            ensure_success(&url, response).await.map(drop)
+        }
+        .await;
+        self.answered(&result);
+        result
+    }
+
     /// Fetches the plan of `host` from the current upstream, sending `etag` as
     /// `If-None-Match`; on failure moves to the next upstream.
     pub async fn fetch_plan(&mut self, host: &str, etag: Option<&str>) -> Result<PlanFetch, Error> {

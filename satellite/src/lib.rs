@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::Error;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -249,7 +250,7 @@ fn forward_to_masters(
         dir: config.spool_dir.clone(),
         source,
     })?;
-    let upstreams = masters
+    let upstreams: Vec<fan_out::Upstream> = masters
         .iter()
         .map(|url| fan_out::Upstream {
             transport: Transport::new(
@@ -261,6 +262,12 @@ fn forward_to_masters(
             metrics: metrics.upstream(url),
         })
         .collect();
+    for upstream in &upstreams {
+        tokio::spawn(probe_while_behind(
+            upstream.transport.clone(),
+            upstream.metrics.backlog.clone(),
+        ));
+    }
     info!(message = "Forwarding to every master.", masters = ?masters);
     fan_out::spawn::<Forwarded>(
         &config.replica,
@@ -270,6 +277,21 @@ fn forward_to_masters(
         live,
     );
     Ok(())
+}
+
+/// How often an upstream with a backlog is asked whether it is back.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// While `transport`'s upstream has entries it did not acknowledge (`backlog`), asks it every
+/// [`PROBE_EVERY`] whether it is back ([`Transport::probe`]), so a send loop waiting out a
+/// backoff grown during an outage (up to 30 s) retries within a second of its return.
+async fn probe_while_behind(transport: Transport, backlog: Gauge) {
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        if backlog.get() > 0 {
+            let _ = transport.probe().await;
+        }
+    }
 }
 
 /// The masters' URLs as cursors name them: no trailing `/`, each once, in the given order.
