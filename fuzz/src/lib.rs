@@ -279,16 +279,24 @@ fn fuzz_seeds(target: &str, seeds: Vec<(PathBuf, Vec<u8>)>, check: impl Fn(&[u8]
         max_shrink_time: 30_000,
         ..Config::default()
     };
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed.to_le_bytes().repeat(4));
-    let mut runner = TestRunner::new_with_rng(config, rng);
     let deadline = Instant::now() + budget;
-    let mut cases = 0u64;
-    while Instant::now() < deadline {
+    let cases = std::cell::Cell::new(0u64);
+    // A runner counts its successes for good: one per run of CASES_PER_RUN, each with the
+    // RNG of the run's number, so that FUZZ_SEED repeats the whole sequence.
+    for run in 0u64.. {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let mut rng_seed = seed.to_le_bytes().to_vec();
+        rng_seed.extend(run.to_le_bytes());
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &rng_seed.repeat(2));
+        let mut runner = TestRunner::new_with_rng(config.clone(), rng);
         match runner.run(&strategy, |bytes| {
+            cases.set(cases.get() + 1);
             check(&bytes);
             Ok(())
         }) {
-            Ok(()) => cases += u64::from(CASES_PER_RUN),
+            Ok(()) => {}
             Err(TestError::Fail(why, bytes)) => {
                 let saved = save(target, &bytes);
                 panic!(
@@ -302,7 +310,7 @@ fn fuzz_seeds(target: &str, seeds: Vec<(PathBuf, Vec<u8>)>, check: impl Fn(&[u8]
             Err(TestError::Abort(why)) => panic!("fuzz {target}: aborted: {why}"),
         }
     }
-    eprintln!("fuzz {target}: {cases} inputs, no failure");
+    eprintln!("fuzz {target}: {} inputs, no failure", cases.get());
 }
 
 /// Writes a failing input where the report says, named by its content.
