@@ -27,18 +27,72 @@ const CASES_PER_RUN: u32 = 64;
 
 /// Bytes that mean something to one parser or another, inserted at random places.
 const TOKENS: &[&[u8]] = &[
-    b"{", b"}", b"[", b"]", b"\"", b":", b",", b"\\", b"\\u0000", b"\\ud800", b"null", b"true",
-    b"-", b";", b"=", b"'", b"''", b"|", b"@", b"~", b":", b"\n", b"\r\n", b"\t", b" ", b"\0",
-    b"\x1b[31m", b"\x1b]0;t\x07", b"\xe2\x80\xae", b"\xff", b"\xc3", b"\xf0\x9f\x98", b"U",
-    b"%", b"ms", b"KB", b"\"kind\":\"relayed\"", b"\"type\":\"keepalive\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b":",
+    b",",
+    b"\\",
+    b"\\u0000",
+    b"\\ud800",
+    b"null",
+    b"true",
+    b"-",
+    b";",
+    b"=",
+    b"'",
+    b"''",
+    b"|",
+    b"@",
+    b"~",
+    b":",
+    b"\n",
+    b"\r\n",
+    b"\t",
+    b" ",
+    b"\0",
+    b"\x1b[31m",
+    b"\x1b]0;t\x07",
+    b"\xe2\x80\xae",
+    b"\xff",
+    b"\xc3",
+    b"\xf0\x9f\x98",
+    b"U",
+    b"%",
+    b"ms",
+    b"KB",
+    b"\"kind\":\"relayed\"",
+    b"\"type\":\"keepalive\"",
 ];
 
 /// Numbers at and beyond the edges of every numeric type.
 const NUMBERS: &[&[u8]] = &[
-    b"0", b"-0", b"-1", b"4294967295", b"4294967296", b"18446744073709551615",
-    b"18446744073709551616", b"-9223372036854775809", b"1e308", b"1e309", b"-1e309", b"1e-400",
-    b"1.7976931348623157e308", b"5e-324", b"NaN", b"inf", b"-inf", b"0x10", b"1_000", b"1.",
-    b".5", b"+5", b"1e", b"99999999999999999999999999999999999999999999999999",
+    b"0",
+    b"-0",
+    b"-1",
+    b"4294967295",
+    b"4294967296",
+    b"18446744073709551615",
+    b"18446744073709551616",
+    b"-9223372036854775809",
+    b"1e308",
+    b"1e309",
+    b"-1e309",
+    b"1e-400",
+    b"1.7976931348623157e308",
+    b"5e-324",
+    b"NaN",
+    b"inf",
+    b"-inf",
+    b"0x10",
+    b"1_000",
+    b"1.",
+    b".5",
+    b"+5",
+    b"1e",
+    b"99999999999999999999999999999999999999999999999999",
 ];
 
 /// A point in a collection of any size: the fraction `self.0 / 2^64` of it.
@@ -88,13 +142,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (index(), 1u16..64).prop_map(|(at, len)| Mutation::Delete(at, len)),
         (index(), index()).prop_map(|(at, token)| Mutation::Insert(at, token)),
         (index(), index()).prop_map(|(at, number)| Mutation::Number(at, number)),
-        (index(), 1u16..64, 1u8..16).prop_map(|(at, len, times)| Mutation::Duplicate(
-            at, len, times
-        )),
+        (index(), 1u16..64, 1u8..16)
+            .prop_map(|(at, len, times)| Mutation::Duplicate(at, len, times)),
         (index(), index(), index()).prop_map(|(seed, from, at)| Mutation::Splice(seed, from, at)),
-        (index(), 1u16..600, any::<bool>()).prop_map(|(at, depth, close)| Mutation::Nest(
-            at, depth, close
-        )),
+        (index(), 1u16..600, any::<bool>())
+            .prop_map(|(at, depth, close)| Mutation::Nest(at, depth, close)),
         index().prop_map(Mutation::InvalidUtf8),
         (1u8..6).prop_map(Mutation::Oversize),
     ]
@@ -320,7 +372,9 @@ fn save(target: &str, bytes: &[u8]) -> PathBuf {
     });
     let directory = std::env::temp_dir().join("vedette-fuzz").join(target);
     let path = directory.join(format!("crash-{hash:016x}"));
-    if let Err(problem) = std::fs::create_dir_all(&directory).and_then(|()| std::fs::write(&path, bytes)) {
+    if let Err(problem) =
+        std::fs::create_dir_all(&directory).and_then(|()| std::fs::write(&path, bytes))
+    {
         eprintln!("fuzz {target}: cannot save {}: {problem}", path.display());
     }
     path
@@ -355,7 +409,11 @@ mod tests {
         let mut bytes = b"x=12.5;7".to_vec();
         let at = At(0);
         apply(&Mutation::Number(at, At(u64::MAX)), &mut bytes, &[]);
-        assert!(bytes.starts_with(b"x=9999"), "{:?}", String::from_utf8_lossy(&bytes));
+        assert!(
+            bytes.starts_with(b"x=9999"),
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         assert!(bytes.ends_with(b";7"));
     }
 
@@ -363,7 +421,9 @@ mod tests {
     fn a_failing_target_is_reported_with_its_saved_input() {
         let outcome = std::panic::catch_unwind(|| {
             let seeds = vec![(PathBuf::from("clean"), b"OK - all fine".to_vec())];
-            fuzz_seeds("self-test", seeds, |bytes| assert!(!bytes.contains(&0xff), "0xff"))
+            fuzz_seeds("self-test", seeds, |bytes| {
+                assert!(!bytes.contains(&0xff), "0xff")
+            })
         });
         let message = outcome.expect_err("the target fails");
         let text = message

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vedette_agent::nagios::perfdata::{parse_output, parse_perfdata};
+use vedette_agent::runner::compile_check;
 use vedette_fuzz::fuzz;
 use vedette_operator::masters::state::MasterState;
 use vedette_operator::status::live::{MAX_OUTPUT_BYTES, summarise};
@@ -30,9 +31,8 @@ where
     match serde_json::from_slice::<T>(bytes) {
         Ok(value) => {
             let written = serde_json::to_vec(&value).expect("what parsed serializes");
-            let again: T = serde_json::from_slice(&written).unwrap_or_else(|problem| {
-                panic!("written form does not parse: {problem}")
-            });
+            let again: T = serde_json::from_slice(&written)
+                .unwrap_or_else(|problem| panic!("written form does not parse: {problem}"));
             assert_eq!(again, value, "round trip");
             Some(value)
         }
@@ -51,7 +51,9 @@ where
 fn assert_clean(text: &str, max_bytes: usize) {
     assert!(text.len() <= max_bytes, "{} bytes: {text:?}", text.len());
     assert!(
-        !text.chars().any(|c| c.is_control() && c != '\n' || c == '\u{202e}'),
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' || c == '\u{202e}'),
         "{text:?}"
     );
 }
@@ -83,11 +85,18 @@ fn perfdata() {
         for item in &parsed.items {
             let written = item.to_string();
             let again = parse_perfdata(&written);
-            assert!(again.problems.is_empty(), "{written:?}: {:?}", again.problems);
-            assert_eq!(again.items, [item.clone()], "{written:?}");
+            assert!(
+                again.problems.is_empty(),
+                "{written:?}: {:?}",
+                again.problems
+            );
+            assert_eq!(again.items, std::slice::from_ref(item), "{written:?}");
         }
         for problem in &parsed.problems {
-            assert!(problem.to_string().starts_with("perfdata item"), "{problem}");
+            assert!(
+                problem.to_string().starts_with("perfdata item"),
+                "{problem}"
+            );
         }
     });
 }
@@ -112,6 +121,10 @@ fn plan() {
             for check in &plan.checks {
                 for problem in plan.check_problems(check) {
                     assert!(!problem.to_string().is_empty());
+                }
+                // What the agent runs: thresholds, CEL condition, probe settings.
+                if let Err(problem) = compile_check(check, plan.settings.cycle_seconds) {
+                    assert!(!problem.is_empty());
                 }
             }
             plan.hash();
@@ -144,8 +157,14 @@ fn bundle() {
         // What the operator writes, the satellite reads back (ConfigMap shards).
         if let Ok(shards) = write_shards(&bundle, 2048) {
             let empty = BTreeMap::new();
-            let names: Vec<String> = shards.iter().map(|s| format!("shard-{}", s.index)).collect();
-            let labels: Vec<_> = shards.iter().map(|s| s.labels().into_iter().collect()).collect();
+            let names: Vec<String> = shards
+                .iter()
+                .map(|s| format!("shard-{}", s.index))
+                .collect();
+            let labels: Vec<_> = shards
+                .iter()
+                .map(|s| s.labels().into_iter().collect())
+                .collect();
             let annotations: Vec<_> = shards.iter().map(|s| s.annotations()).collect();
             let stored: Vec<StoredShard<'_>> = (0..shards.len())
                 .map(|i| StoredShard {
@@ -276,7 +295,10 @@ fn an_entry_relayed_too_often_is_refused_before_it_blocks_the_spool() {
         let batch = Batch {
             agent: "child".to_owned(),
             floor: 0,
-            entries: vec![Envelope { sequence: 3, report: relayed_entry(depth) }],
+            entries: vec![Envelope {
+                sequence: 3,
+                report: relayed_entry(depth),
+            }],
         };
         assert_eq!(check_relayable(&batch), Ok(()), "depth {depth}");
     }
@@ -284,11 +306,19 @@ fn an_entry_relayed_too_often_is_refused_before_it_blocks_the_spool() {
         let batch = Batch {
             agent: "child".to_owned(),
             floor: 0,
-            entries: vec![Envelope { sequence: 3, report: relayed_entry(depth) }],
+            entries: vec![Envelope {
+                sequence: 3,
+                report: relayed_entry(depth),
+            }],
         };
         let bytes = serde_json::to_vec(&batch).unwrap();
         let parsed: Batch<Forwarded> = serde_json::from_slice(&bytes).expect("parses");
         let problem = check_relayable(&parsed).expect_err("too deep");
-        assert!(problem.to_string().contains(&format!("entry 3: relayed {depth} times")), "{problem}");
+        assert!(
+            problem
+                .to_string()
+                .contains(&format!("entry 3: relayed {depth} times")),
+            "{problem}"
+        );
     }
 }

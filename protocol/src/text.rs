@@ -142,13 +142,19 @@ mod tests {
 
     #[test]
     fn bidirectional_overrides_are_dropped() {
-        assert_eq!(strip_controls("user \u{202e}nimda\u{202c} ok"), "user nimda ok");
+        assert_eq!(
+            strip_controls("user \u{202e}nimda\u{202c} ok"),
+            "user nimda ok"
+        );
         assert_eq!(strip_controls("\u{2066}x\u{2069}\u{200f}"), "x");
     }
 
     #[test]
     fn invalid_utf8_becomes_replacement_characters() {
-        assert_eq!(sanitize_bytes(b"OK \xff\xfe\0done", 1024), "OK \u{fffd}\u{fffd}done");
+        assert_eq!(
+            sanitize_bytes(b"OK \xff\xfe\0done", 1024),
+            "OK \u{fffd}\u{fffd}done"
+        );
     }
 
     #[test]

@@ -548,7 +548,10 @@ mod tests {
             let parsed = parse_perfdata(item);
             assert!(parsed.items.is_empty(), "{item}: {:?}", parsed.items);
             assert!(
-                matches!(parsed.problems.as_slice(), [PerfdataError::InvalidValue { .. }]),
+                matches!(
+                    parsed.problems.as_slice(),
+                    [PerfdataError::InvalidValue { .. }]
+                ),
                 "{item}: {:?}",
                 parsed.problems
             );
