@@ -322,3 +322,84 @@ fn an_entry_relayed_too_often_is_refused_before_it_blocks_the_spool() {
         );
     }
 }
+
+#[test]
+fn spool_segment() {
+    use vedette_agent::spool::Priority;
+    use vedette_agent::spool::frame::{Decoded, decode};
+    use vedette_agent::spool::segment::scan;
+    // A segment file after a crash or a damaged disk, as the spool's recovery reads it.
+    fuzz("spool_segment", |bytes| {
+        let _: Decoded = decode(bytes);
+        let found = scan(bytes, Priority::StateChange, 0);
+        let mut last = 0;
+        let mut end = 0;
+        for record in &found.records {
+            assert!(record.header.sequence > last, "sequences increase");
+            last = record.header.sequence;
+            assert!(record.offset as usize >= end, "records do not overlap");
+            end = record.offset as usize + record.header.frame_len();
+            assert!(end <= bytes.len());
+        }
+        for (offset, length) in &found.corrupt {
+            assert!((offset + length) as usize <= bytes.len());
+        }
+        if let Some(from) = found.unreadable_from {
+            assert!((from as usize) < bytes.len());
+        }
+    });
+}
+
+/// A zone bundle's ConfigMaps as the satellite reads them (JSON here for the fuzzer).
+#[derive(serde::Deserialize, Serialize)]
+struct OwnedShard {
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    data: BTreeMap<String, String>,
+}
+
+#[test]
+fn shards() {
+    fuzz("shards", |bytes| {
+        let Ok(owned) = serde_json::from_slice::<Vec<OwnedShard>>(bytes) else {
+            return;
+        };
+        let stored: Vec<StoredShard<'_>> = owned
+            .iter()
+            .map(|s| StoredShard {
+                name: &s.name,
+                labels: &s.labels,
+                annotations: &s.annotations,
+                data: &s.data,
+            })
+            .collect();
+        if let Err(problem) = read_shards(&stored) {
+            assert!(!problem.to_string().is_empty());
+        }
+    });
+}
+
+/// Writes `fuzz/corpus/shards/` from the bundle seeds (`cargo test -p vedette-fuzz --test
+/// targets -- --ignored write_shard_seeds`).
+#[test]
+#[ignore = "writes the corpus"]
+fn write_shard_seeds() {
+    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/shards");
+    std::fs::create_dir_all(&directory).unwrap();
+    for (path, bytes) in vedette_fuzz::corpus("bundle") {
+        let bundle: ZoneBundle = serde_json::from_slice(&bytes).unwrap();
+        let shards = write_shards(&bundle, 1024).unwrap();
+        let owned: Vec<OwnedShard> = shards
+            .iter()
+            .map(|s| OwnedShard {
+                name: format!("vedette-zone-core-bundle-{}", s.index),
+                labels: s.labels().into_iter().collect(),
+                annotations: s.annotations(),
+                data: s.data.clone(),
+            })
+            .collect();
+        let name = path.file_name().unwrap();
+        std::fs::write(directory.join(name), serde_json::to_vec(&owned).unwrap()).unwrap();
+    }
+}
