@@ -307,18 +307,22 @@ fn rng_seed() -> u64 {
 /// Runs `check` on every seed of `target`, then on hostile input for [`budget`]; panics with
 /// the saved input when `check` panics.
 pub fn fuzz(target: &str, check: impl Fn(&[u8])) {
-    fuzz_seeds(target, corpus(target), check);
+    fuzz_seeds(target, corpus(target), budget(), check);
 }
 
-/// [`fuzz`] with the seeds given.
-fn fuzz_seeds(target: &str, seeds: Vec<(PathBuf, Vec<u8>)>, check: impl Fn(&[u8])) {
+/// [`fuzz`] with the seeds and the budget given.
+fn fuzz_seeds(
+    target: &str,
+    seeds: Vec<(PathBuf, Vec<u8>)>,
+    budget: Duration,
+    check: impl Fn(&[u8]),
+) {
     for (path, bytes) in &seeds {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(bytes)));
         if outcome.is_err() {
             panic!("fuzz {target}: seed {} fails", path.display());
         }
     }
-    let budget = budget();
     let seed = rng_seed();
     eprintln!(
         "fuzz {target}: {} seeds, {budget:?}, FUZZ_SEED={seed}",
@@ -421,7 +425,7 @@ mod tests {
     fn a_failing_target_is_reported_with_its_saved_input() {
         let outcome = std::panic::catch_unwind(|| {
             let seeds = vec![(PathBuf::from("clean"), b"OK - all fine".to_vec())];
-            fuzz_seeds("self-test", seeds, |bytes| {
+            fuzz_seeds("self-test", seeds, Duration::from_secs(60), |bytes| {
                 assert!(!bytes.contains(&0xff), "0xff")
             })
         });
