@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export VEDETTE_CACHE ?= $(HOME)/.cache/vedette
 
-.PHONY: test deps plugins fmt-check clippy unit e2e generate demo demo-cluster bench bench-peers scale-bench
+.PHONY: test deps plugins fmt-check clippy unit e2e fuzz generate demo demo-cluster bench bench-peers scale-bench
 
 ## test: everything CI checks: formatting, lints, unit, integration and e2e tests
 test: deps fmt-check clippy unit e2e
@@ -24,9 +24,17 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## unit: unit and integration tests of every crate (no Kubernetes)
+## unit: unit and integration tests of every crate (no Kubernetes); this includes a short run
+## of every fuzz target (1 s each, vedette-fuzz)
 unit:
 	$(CARGO) test --workspace --exclude vedette-e2e
+
+## fuzz: every fuzz target (fuzz/tests/targets.rs) for FUZZ_SECONDS seconds each, two at a
+## time; seeds in fuzz/corpus/<target>/, a failing input is saved and named in the failure.
+## FUZZ_SEED=<n> repeats a run (each run prints its seed).
+FUZZ_SECONDS ?= 30
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test -p vedette-fuzz -- --test-threads 2 --nocapture
 
 ## e2e: scenarios against a real kube-apiserver, etcd and kube-controller-manager
 e2e: deps

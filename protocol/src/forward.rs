@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use vedette_crds::template::CheckState;
 
 use crate::plan::CheckId;
-use crate::report::{Report, StateCounts};
+use crate::report::{Batch, Report, StateCounts};
 
 /// One entry of a satellite's spool.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -54,13 +54,63 @@ pub enum Forwarded {
     },
 }
 
+/// Most relays an entry may have gone through when it reaches the masters. Zones nest a few
+/// levels deep; each relay adds a level of JSON nesting, and JSON parsers bound nesting
+/// (serde_json at 128), so without a bound an entry a satellite accepted could, wrapped once
+/// more, no longer parse upstream and block its spool.
+pub const MAX_RELAYS: usize = 16;
+
+/// Why a satellite refuses to relay a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    /// An entry went through too many relays already.
+    #[error(
+        "entry {sequence}: relayed {relays} times already, at most {} relays are allowed",
+        MAX_RELAYS - 1
+    )]
+    TooManyRelays {
+        /// The entry's sequence in the batch.
+        sequence: u64,
+        /// Relays it went through.
+        relays: usize,
+    },
+}
+
 impl Forwarded {
     /// The entry itself, through any number of relays.
     pub fn innermost(&self) -> &Forwarded {
-        match self {
-            Forwarded::Relayed { entry, .. } => entry.innermost(),
-            other => other,
+        let mut entry = self;
+        while let Forwarded::Relayed { entry: inner, .. } = entry {
+            entry = inner;
         }
+        entry
+    }
+
+    /// How many relays the entry went through.
+    pub fn relays(&self) -> usize {
+        let mut relays = 0;
+        let mut entry = self;
+        while let Forwarded::Relayed { entry: inner, .. } = entry {
+            relays += 1;
+            entry = inner;
+        }
+        relays
+    }
+}
+
+/// Whether a satellite may relay `batch` (what a child zone's satellite sent) upstream: each
+/// entry gets one more relay there, and must stay within [`MAX_RELAYS`].
+pub fn check_relayable(batch: &Batch<Forwarded>) -> Result<(), RelayError> {
+    match batch
+        .entries
+        .iter()
+        .find(|envelope| envelope.report.relays() >= MAX_RELAYS)
+    {
+        Some(envelope) => Err(RelayError::TooManyRelays {
+            sequence: envelope.sequence,
+            relays: envelope.report.relays(),
+        }),
+        None => Ok(()),
     }
 }
 

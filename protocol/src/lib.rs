@@ -15,4 +15,5 @@ pub mod plan;
 pub mod process;
 pub mod range;
 pub mod report;
+pub mod text;
 pub mod watermark;

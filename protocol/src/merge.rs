@@ -62,7 +62,8 @@ impl Stamp<'_> {
 /// Whether an agent last heard of at `last_seen_ms` (0: never) with keepalives every
 /// `interval_seconds` is stale at `now_ms`.
 pub fn is_stale(last_seen_ms: u64, interval_seconds: u64, now_ms: u64) -> bool {
-    let window = MISSED_KEEPALIVES * interval_seconds.max(1) * 1000;
+    // Saturating: the interval is what the agent wrote, up to u64::MAX.
+    let window = (MISSED_KEEPALIVES * 1000).saturating_mul(interval_seconds.max(1));
     last_seen_ms == 0 || now_ms.saturating_sub(last_seen_ms) > window
 }
 
@@ -101,5 +102,8 @@ mod tests {
         assert!(is_stale(1_000, 10, 31_001));
         // An interval of 0 counts as one second.
         assert!(is_stale(1_000, 0, 4_001));
+        // Found by fuzzing (forwarded target): a huge interval overflowed the window.
+        assert!(!is_stale(1_000, u64::MAX, u64::MAX));
+        assert!(!is_stale(1_000, u64::MAX / 1000, u64::MAX));
     }
 }

@@ -212,6 +212,10 @@ async fn relayed(
         Ok(batch) => batch,
         Err(response) => return *response,
     };
+    if let Err(problem) = vedette_protocol::forward::check_relayable(&batch) {
+        api.metrics.refuse("malformed");
+        return error(StatusCode::BAD_REQUEST, problem.to_string());
+    }
     match api.ingest.receive_relayed(batch).await {
         Ok(ack) => Json(ack).into_response(),
         Err(problem) => {

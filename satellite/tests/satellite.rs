@@ -198,6 +198,25 @@ async fn plans_batches_and_staleness_over_http() {
         413
     );
 
+    // An entry relayed too often by child zones is refused, naming it (found by the fuzz
+    // target `relayed`: relayed once more it could no longer parse at the masters).
+    let mut entry = json!({"kind": "own", "report": keepalive(1, 10)["report"]});
+    for level in 0..vedette_protocol::forward::MAX_RELAYS {
+        entry = json!({"kind": "relayed", "satellite": format!("s{level}"), "sequence": 1,
+            "floor": 0, "entry": entry});
+    }
+    let deep = http
+        .post(format!("{}/v1/satellite", satellite.url()))
+        .json(
+            &json!({"agent": "child-0", "floor": 0, "entries": [{"sequence": 4, "report": entry}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deep.status(), 400);
+    let text = deep.text().await.unwrap();
+    assert!(text.contains("entry 4: relayed 16 times already"), "{text}");
+
     // A keepalive with a 1 s interval: fresh, then stale after three missed ones.
     let batch = json!({"agent": "node-x", "floor": 1, "entries": [keepalive(1, 1)]});
     let ack: Value = http

@@ -314,6 +314,13 @@ fn split_label(item: &str) -> Result<(String, &str), PerfdataError> {
 /// Whether what follows a value can be its unit: nothing, or a letter or `%` then letters,
 /// digits, `/`, `_` or `%`.
 fn is_unit(text: &str) -> bool {
+    // `e2` or `E-3` right after a number would read back as its exponent (`1.5e5e2` written
+    // as `150000e2`): no unit, a malformed value.
+    if let [b'e' | b'E', rest @ ..] = text.as_bytes()
+        && matches!(rest, [b'0'..=b'9', ..] | [b'+' | b'-', b'0'..=b'9', ..])
+    {
+        return false;
+    }
     let mut characters = text.chars();
     match characters.next() {
         None => true,
@@ -531,6 +538,26 @@ mod tests {
                 parsed.problems
             );
         }
+    }
+
+    /// Found by fuzzing (fuzz target `perfdata`): `1.5e5e2` was read as 150000 with unit
+    /// `e2`, written back as `150000e2` and read again as 15000000.
+    #[test]
+    fn a_second_exponent_is_no_unit() {
+        for item in ["v=-1.5e5e2", "v=1e2E-3", "v=7e+1e2"] {
+            let parsed = parse_perfdata(item);
+            assert!(parsed.items.is_empty(), "{item}: {:?}", parsed.items);
+            assert!(
+                matches!(
+                    parsed.problems.as_slice(),
+                    [PerfdataError::InvalidValue { .. }]
+                ),
+                "{item}: {:?}",
+                parsed.problems
+            );
+        }
+        assert_eq!(only_item("v=3events").uom, Uom::Other("events".into()));
+        assert_eq!(only_item("v=3e").uom, Uom::Other("e".into()));
     }
 
     #[test]

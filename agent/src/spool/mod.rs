@@ -24,9 +24,9 @@
 pub mod command;
 pub mod cursors;
 mod error;
-mod frame;
+pub mod frame;
 mod position;
-mod segment;
+pub mod segment;
 mod stats;
 mod store;
 mod writer;

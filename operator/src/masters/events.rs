@@ -29,11 +29,13 @@ use vedette_protocol::plan::CheckId;
 use super::processes::ProcessEvent;
 use super::stream::{HardChange, MasterEvent, Subscription};
 use crate::metrics::Metrics;
+use vedette_protocol::text::sanitize_output;
 
 /// Changes waiting at most; beyond, new keys are dropped (and counted).
 pub const MAX_PENDING: usize = 10_000;
-/// Longest note, characters (the API allows 1 KiB).
-pub const MAX_NOTE_CHARS: usize = 900;
+/// Longest note, UTF-8 bytes (the API allows 1 KiB); notes pass
+/// [`vedette_protocol::text::sanitize_output`].
+pub const MAX_NOTE_BYTES: usize = 900;
 
 /// The operator's Event recorder, naming `instance` as the reporting replica.
 pub fn recorder(client: kube::Client, instance: &str) -> Recorder {
@@ -143,7 +145,7 @@ pub fn note(change: &HardChange) -> String {
         "{} on {}: {state}: {}",
         change.check.rule, change.host, change.output
     );
-    text.chars().take(MAX_NOTE_CHARS).collect()
+    sanitize_output(&text, MAX_NOTE_BYTES)
 }
 
 /// The Event a business-process event becomes: process, reason, type and note (`None` for a
@@ -201,7 +203,7 @@ pub fn process_event(
         process,
         reason,
         type_,
-        text.chars().take(MAX_NOTE_CHARS).collect(),
+        sanitize_output(&text, MAX_NOTE_BYTES),
     ))
 }
 

@@ -54,3 +54,14 @@ fn reasons_and_notes_name_host_check_and_output() {
     assert_eq!(reason(&change("n1", CheckState::Ok)).0, "CheckRecovered");
     assert_eq!(note(&critical), "tcp on n1: CRITICAL: connection refused");
 }
+
+#[test]
+fn notes_are_sanitized_and_bounded_in_bytes() {
+    let mut hostile = change("n1", CheckState::Critical);
+    hostile.output = format!("\u{1b}[31mred\u{1b}[0m\0\r{}", "✓".repeat(2_000));
+    let text = note(&hostile);
+    assert!(text.starts_with("tcp on n1: CRITICAL: red✓"), "{text:?}");
+    assert!(text.len() <= MAX_NOTE_BYTES, "{} bytes", text.len());
+    assert!(text.ends_with(vedette_protocol::text::TRUNCATED));
+    assert!(!text.chars().any(|c| c.is_control()));
+}

@@ -902,7 +902,7 @@ fn deadline(
                 .collect();
             let due = completed
                 .and_then(|times| times.into_iter().max())
-                .map(|since| (since + u64::from(seconds) * 1000, since));
+                .map(|since| (since.saturating_add(u64::from(seconds) * 1000), since));
             // Kept once known: dependencies going back to Standby do not cancel it.
             match (due, runtime.pending_due) {
                 (Some(due), _) => Some(due),

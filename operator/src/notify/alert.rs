@@ -16,8 +16,8 @@ use crate::compile::notify::Routing;
 use crate::masters::processes::{ProcessEvent, Transition};
 use crate::masters::stream::{AgentEvent, CheckEvent, MasterEvent};
 
-/// Longest output kept in an alert's annotations, characters.
-pub const MAX_OUTPUT_CHARS: usize = 1024;
+/// Longest output kept in an alert's annotations, UTF-8 bytes.
+pub const MAX_OUTPUT_BYTES: usize = 1024;
 
 /// Labels, by name.
 pub type Labels = BTreeMap<String, String>;
@@ -305,10 +305,7 @@ fn state_word(state: CheckState) -> &'static str {
     }
 }
 
-/// `text` without control characters (but newlines), at most [`MAX_OUTPUT_CHARS`].
+/// `text` sanitized ([`vedette_protocol::text::sanitize_output`]), at most [`MAX_OUTPUT_BYTES`].
 pub fn bounded(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control() || *c == '\n')
-        .take(MAX_OUTPUT_CHARS)
-        .collect()
+    vedette_protocol::text::sanitize_output(text, MAX_OUTPUT_BYTES)
 }

@@ -139,11 +139,10 @@ impl StatusWriter {
             uid: status.uid.clone(),
             ..ObjectReference::default()
         };
-        let note: String = event
-            .note
-            .chars()
-            .take(crate::masters::events::MAX_NOTE_CHARS)
-            .collect();
+        let note = vedette_protocol::text::sanitize_output(
+            &event.note,
+            crate::masters::events::MAX_NOTE_BYTES,
+        );
         let kube_event = Event {
             type_: if event.warning {
                 EventType::Warning

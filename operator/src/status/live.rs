@@ -14,8 +14,9 @@ use crate::masters::state::{CheckEntry, MasterState};
 
 /// Problems per rule set in status.
 pub const WORST_PROBLEMS: usize = 10;
-/// Longest output kept in a problem, characters.
-pub const MAX_OUTPUT_CHARS: usize = 256;
+/// Longest output kept in a problem, UTF-8 bytes (after
+/// [`vedette_protocol::text::sanitize_output`]).
+pub const MAX_OUTPUT_BYTES: usize = 256;
 
 /// A rule set's live summary.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -147,7 +148,7 @@ fn problem(host: &str, rule: &str, entry: &CheckEntry) -> Problem {
         host: host.to_owned(),
         check: rule.to_owned(),
         state: entry.state,
-        output: entry.output.chars().take(MAX_OUTPUT_CHARS).collect(),
+        output: vedette_protocol::text::sanitize_output(&entry.output, MAX_OUTPUT_BYTES),
         since: Some(rfc3339(entry.since_ms)),
     }
 }

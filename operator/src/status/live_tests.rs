@@ -115,6 +115,21 @@ fn at_most_ten_problems() {
 }
 
 #[test]
+fn problem_output_is_sanitized_and_bounded_in_bytes() {
+    let mut report = change("n1", CheckState::Critical, true, 1);
+    if let Report::StateChange(check) = &mut report {
+        check.output = format!("\u{1b}]0;title\u{7}DOWN\u{202e}\0{}", "ß".repeat(500));
+    }
+    let mut state = MasterState::default();
+    state.receive(batch("sat", vec![(1, agent("n1", 1, report))]), 1_000);
+    let live = summarise(&state, &bundle(&["n1"], &["tcp"]), 2_000);
+    let output = &live.rule_sets[&("shop".to_owned(), "web".to_owned())].problems[0].output;
+    assert!(output.starts_with("DOWNß"), "{output:?}");
+    assert!(output.len() <= MAX_OUTPUT_BYTES, "{} bytes", output.len());
+    assert!(output.ends_with(vedette_protocol::text::TRUNCATED));
+}
+
+#[test]
 fn a_zones_remote_checks_are_counted_per_target_with_their_problems() {
     let mut bundles = bundle(&["n1"], &["tcp"]);
     let zone = bundles.get_mut("core").unwrap();
