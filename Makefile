@@ -13,6 +13,7 @@ deps: plugins
 	bash e2e/tools/build-control-plane.sh >/dev/null
 	bash e2e/tools/build-helm.sh >/dev/null
 	bash e2e/tools/prometheus-operator-crds.sh >/dev/null
+	bash e2e/tools/install-browser.sh >/dev/null
 
 ## plugins: the Debian packages of the real Nagios plugins (idempotent)
 plugins:

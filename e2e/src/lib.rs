@@ -2,6 +2,7 @@
 //! built from Go modules by `e2e/tools/build-control-plane.sh`, plus helpers to apply
 //! manifests and wait for conditions.
 
+pub mod browser;
 pub mod control_plane;
 pub mod fleet;
 pub mod http;

@@ -20,7 +20,7 @@ pub fn prometheus_operator_crds() -> anyhow::Result<PathBuf> {
 }
 
 /// Runs `e2e/tools/<script>` and takes the directory it prints last.
-fn script_dir(script: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn script_dir(script: &str) -> anyhow::Result<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tools")
         .join(script);

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod cli;
 pub mod compile;
+pub mod dashboard;
 pub mod manifests;
 pub mod masters;
 pub mod metrics;

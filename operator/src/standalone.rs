@@ -303,6 +303,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let (masters, masters_routes, pruner) =
         start_masters(&config, routing_updates, Arc::new(compiled.secrets.clone()))?;
     masters.state().set_processes(compiled.processes.clone());
+    masters.set_catalog(crate::dashboard::catalog::Catalog::new(
+        [&compiled.bundle],
+        &[],
+    ));
     let processes = compiled.processes.len();
     let source = ManifestSource {
         paths: config.paths.clone(),
@@ -342,7 +346,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         describe(&config.paths)
     );
     println!(
-        "  state  http://{address}/v1/state\n  metrics  http://{address}/metrics (satellite), \
+        "  dashboard  http://{address}/ui/\n  state  http://{address}/v1/state\n  metrics  http://{address}/metrics (satellite), \
          http://{address}/agent/metrics (agent), \
          http://{address}/masters/metrics (masters)\n  data  {}\nCtrl-C stops.",
         config.data_dir.display()
@@ -396,6 +400,7 @@ fn start_masters(
     let mut topology = crate::masters::stream::BusBuilder::default();
     let changes = topology.subscribe("changes", 1024);
     let notifications = topology.subscribe("notify", crate::notify::MAX_QUEUED);
+    let dashboard_stream = topology.subscribe("dashboard", crate::dashboard::live::CAPACITY);
     let bus = topology
         .build(metrics.clone())
         .expect("one subscriber with a capacity makes a valid topology");
@@ -438,7 +443,13 @@ fn start_masters(
             sweeping.sweep();
         }
     });
+    let dashboard = crate::dashboard::Dashboard::start(
+        masters.clone(),
+        crate::masters::access::ReadAccess::Open,
+        dashboard_stream,
+    );
     let routes = crate::masters::router(masters.clone())
+        .merge(crate::dashboard::router(dashboard))
         .merge(crate::masters::history_api::router(Arc::new(api)))
         .nest(
             "/masters",
@@ -583,6 +594,11 @@ impl BundleSource for ManifestSource {
                         }
                         println!("manifests changed: re-compiled");
                         self.masters.state().set_processes(compiled.processes);
+                        self.masters
+                            .set_catalog(crate::dashboard::catalog::Catalog::new(
+                                [&compiled.bundle],
+                                &[],
+                            ));
                         self.routing.send_replace(Arc::new(compiled.routing));
                         publish_if_changed(&publish, compiled.bundle);
                     }
@@ -658,8 +674,8 @@ async fn print_summaries(
         if !all_ran && !view.checks.is_empty() && view.checks.iter().all(|c| c.state != "PENDING") {
             all_ran = true;
             println!(
-                "Every check has run. The state as JSON: http://{address}/v1/state, what \
-                 happened: http://{address}/v1/history (the summary is printed again when it \
+                "Every check has run. The dashboard: http://{address}/ui/, the state as JSON: \
+                 http://{address}/v1/state, what happened: http://{address}/v1/history (the summary is printed again when it \
                  changes)."
             );
         }

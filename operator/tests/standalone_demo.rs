@@ -217,11 +217,21 @@ async fn the_demo_shows_every_state_and_the_business_process_within_seconds() {
     );
     let stdout = std::fs::read_to_string(&stdout_path).expect("stdout");
     let served = format!("http://127.0.0.1:{port}/v1/state");
+    let dashboard = format!("http://127.0.0.1:{port}/ui/");
     assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("Every check has run") && l.contains(&served)),
-        "no line saying every check has run and where the state is\n{stdout}"
+        stdout.lines().any(|l| l.starts_with("Every check has run")
+            && l.contains(&served)
+            && l.contains(&dashboard)),
+        "no line saying every check has run and where the state and the dashboard are\n{stdout}"
+    );
+    let response = reqwest::get(&dashboard)
+        .await
+        .expect("the dashboard answers");
+    let status = response.status();
+    let page = response.text().await.unwrap_or_default();
+    assert!(
+        status.is_success() && page.contains("/ui/assets/app.js"),
+        "the dashboard's page: {status} {page}"
     );
 
     // Five seconds more: the summary is printed again only when what it shows changed.

@@ -1,8 +1,8 @@
 //! `GET /v1/history` and `GET /v1/availability` on the masters (and in standalone mode).
 //!
-//! **Who sees what.** The caller's bearer token is checked with a TokenReview (a token for the
-//! API server, as `kubectl create token` or a kubeconfig gives), and every namespace with a
-//! SubjectAccessReview: `get` on `rulesets.vedette.io` in that namespace. A caller that asks
+//! **Who sees what** ([`super::access`]): the caller's bearer token is checked with a
+//! TokenReview, and every namespace with a SubjectAccessReview: `get` on
+//! `rulesets.vedette.dev` in that namespace. A caller that asks
 //! for one namespace it may not read is refused (403, naming it); a caller that asks for none
 //! sees the namespaces it may read, and agent records (which belong to no namespace) only when
 //! it may read rule sets in every namespace. Answers are cached for a minute. Standalone mode
@@ -15,7 +15,6 @@
 //! (required), `check`, `host`, `from`, `to` (default: the last 30 days) and `hardOnly`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -23,88 +22,18 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
-use kube::api::{Api, PostParams};
-use moka::future::Cache;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use vedette_crds::CheckState;
 use vedette_history::query::{AvailabilityQuery, Cursor, DEFAULT_PAGE, HistoryQuery};
 use vedette_history::{Kind, Store};
 use vedette_protocol::clock::unix_ms;
-use vedette_satellite::auth::{self, Authenticator, Identity};
 
-/// How long an access answer is kept.
-pub const ACCESS_TTL: Duration = Duration::from_secs(60);
+use super::access::AccessError;
+
 /// Availability's range when none is given: 30 days.
 pub const DEFAULT_RANGE_MS: u64 = 30 * 86_400_000;
 
-/// Who may read what.
-pub enum ReadAccess {
-    /// Everyone reads everything (standalone on loopback, `--insecure-no-auth`).
-    Open,
-    /// Tokens and SubjectAccessReviews against the API server.
-    Kube(Box<KubeAccess>),
-}
-
-/// TokenReview for the caller, SubjectAccessReview per namespace, both cached.
-pub struct KubeAccess {
-    authenticator: Authenticator,
-    client: kube::Client,
-    /// `(token hash, namespace or "" for every namespace)` → allowed.
-    answers: Cache<([u8; 32], String), bool>,
-}
-
-impl KubeAccess {
-    /// Access checked against the API server of `client`.
-    pub fn new(client: kube::Client) -> Self {
-        let reviewer = auth::KubeTokenReviewer::for_api_server_tokens(client.clone());
-        KubeAccess {
-            authenticator: Authenticator::new(Arc::new(reviewer), ACCESS_TTL),
-            client,
-            answers: Cache::builder()
-                .max_capacity(auth::MAX_CACHED_TOKENS)
-                .time_to_live(ACCESS_TTL)
-                .build(),
-        }
-    }
-
-    /// Whether `identity` may read rule sets in `namespace` (`None`: in every namespace).
-    async fn may_read(
-        &self,
-        token: [u8; 32],
-        identity: &Identity,
-        namespace: Option<&str>,
-    ) -> Result<bool, ApiError> {
-        let key = (token, namespace.unwrap_or_default().to_owned());
-        let review = async {
-            let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
-            let review = SubjectAccessReview {
-                spec: SubjectAccessReviewSpec {
-                    user: Some(identity.username.clone()),
-                    groups: Some(identity.groups.clone()),
-                    resource_attributes: Some(ResourceAttributes {
-                        namespace: namespace.map(str::to_owned),
-                        verb: Some("get".into()),
-                        group: Some(vedette_crds::GROUP.into()),
-                        resource: Some("rulesets".into()),
-                        ..ResourceAttributes::default()
-                    }),
-                    ..SubjectAccessReviewSpec::default()
-                },
-                ..SubjectAccessReview::default()
-            };
-            let answer = api.create(&PostParams::default(), &review).await?;
-            Ok::<_, kube::Error>(answer.status.is_some_and(|s| s.allowed))
-        };
-        self.answers
-            .try_get_with(key, review)
-            .await
-            .map_err(|e| ApiError::unavailable(format!("failed to review access: {e}")))
-    }
-}
+pub use super::access::{KubeAccess, ReadAccess};
 
 /// What the history endpoints share.
 pub struct HistoryApi {
@@ -257,33 +186,25 @@ async fn allowed(
     headers: &HeaderMap,
     namespace: Option<&str>,
 ) -> Result<Option<Vec<String>>, ApiError> {
-    let ReadAccess::Kube(access) = &api.access else {
+    if matches!(api.access, ReadAccess::Open) {
         return Ok(None);
-    };
+    }
     let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let identity = access
-        .authenticator
-        .authenticate(authorization)
-        .await
-        .map_err(|e| match e {
-            auth::Error::Unavailable(m) => ApiError::unavailable(m),
-            other => ApiError(StatusCode::UNAUTHORIZED, other.to_string()),
-        })?;
-    let token: [u8; 32] = Sha256::digest(authorization.unwrap_or_default().as_bytes()).into();
+    let caller = api.access.caller(authorization).await?;
     if let Some(namespace) = namespace {
-        if !access.may_read(token, &identity, Some(namespace)).await? {
+        if !api.access.may_read(&caller, Some(namespace)).await? {
             return Err(ApiError(
                 StatusCode::FORBIDDEN,
                 format!(
                     "{} may not get rulesets.{} in namespace {namespace}",
-                    identity.username,
+                    caller.name(),
                     vedette_crds::GROUP
                 ),
             ));
         }
         return Ok(Some(vec![namespace.to_owned()]));
     }
-    if access.may_read(token, &identity, None).await? {
+    if api.access.may_read(&caller, None).await? {
         return Ok(None);
     }
     let store = api.store.clone();
@@ -291,13 +212,16 @@ async fn allowed(
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let mut readable = Vec::new();
-    for namespace in candidates {
-        if access.may_read(token, &identity, Some(&namespace)).await? {
-            readable.push(namespace);
+    Ok(api.access.visible(&caller, candidates).await?.as_list())
+}
+
+impl From<AccessError> for ApiError {
+    fn from(problem: AccessError) -> ApiError {
+        match problem {
+            AccessError::Unauthenticated(m) => ApiError(StatusCode::UNAUTHORIZED, m),
+            AccessError::Unavailable(m) => ApiError::unavailable(m),
         }
     }
-    Ok(Some(readable))
 }
 
 /// Runs `query` on the store on a blocking thread.

@@ -21,7 +21,8 @@
 //! | [`processes`] | business processes: element states, correlation, deadlines, runs (pure) |
 //! | [`process_view`] | a process as people see it: status fields, `GET /v1/processes` (pure) |
 //! | [`recorder`] | what a merged batch writes to the history (pure) |
-//! | [`history_api`] | `GET /v1/history` and `GET /v1/availability`, per-namespace authorization |
+//! | [`access`] | who may read what: TokenReview, SubjectAccessReview per namespace (every read API) |
+//! | [`history_api`] | `GET /v1/history` and `GET /v1/availability` |
 //!
 //! What the merge learns goes out on the [`stream::Bus`]; the status subscriber marks the
 //! live statuses stale and the Events subscriber turns hard changes into Kubernetes Events.
@@ -31,6 +32,7 @@
 //! cached a minute); the token must belong to a ServiceAccount of the operator's namespace
 //! (where the satellites run). `--insecure-no-auth` turns this off for tests and standalone.
 
+pub mod access;
 pub mod events;
 pub mod history_api;
 pub mod process_view;
@@ -190,6 +192,7 @@ pub struct Masters {
     namespace: String,
     metrics: Arc<Metrics>,
     history: Option<History>,
+    catalog: Mutex<Arc<crate::dashboard::catalog::Catalog>>,
 }
 
 impl Masters {
@@ -225,7 +228,26 @@ impl Masters {
             namespace: namespace.to_owned(),
             metrics,
             history,
+            catalog: Mutex::default(),
         })
+    }
+
+    /// What is defined now, for the dashboard (set after each compile).
+    pub fn catalog(&self) -> Arc<crate::dashboard::catalog::Catalog> {
+        self.catalog
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces what is defined.
+    pub fn set_catalog(&self, catalog: crate::dashboard::catalog::Catalog) {
+        *self.catalog.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+    }
+
+    /// The history store, when the masters keep one.
+    pub fn history_store(&self) -> Option<Arc<dyn vedette_history::Store>> {
+        self.history.as_ref().map(|h| h.store.clone())
     }
 
     /// The state, locked.

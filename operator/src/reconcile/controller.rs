@@ -192,6 +192,11 @@ impl Controller {
         self.masters
             .state()
             .set_processes(compiled.served.processes.values().cloned());
+        self.masters
+            .set_catalog(crate::dashboard::catalog::Catalog::new(
+                compiled.served.bundles.values(),
+                &compiled.served_input.zones,
+            ));
         self.routing.send_if_modified(|routing| {
             let changed = **routing != compiled.served.notifications;
             if changed {

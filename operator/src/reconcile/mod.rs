@@ -82,6 +82,7 @@ pub async fn run(config: Config) -> Result<()> {
     let status_stream = topology.subscribe("status", STATUS_STREAM_CAPACITY);
     let events_stream = topology.subscribe("events", crate::masters::events::MAX_PENDING);
     let notify_stream = topology.subscribe("notify", crate::notify::MAX_QUEUED);
+    let dashboard_stream = topology.subscribe("dashboard", crate::dashboard::live::CAPACITY);
     let bus = topology.build(metrics.clone()).map_err(Error::Topology)?;
     let history = open_history(config.data_dir.as_deref(), config.postgres_url.as_deref())?;
     let masters = Arc::new(
@@ -96,16 +97,22 @@ pub async fn run(config: Config) -> Result<()> {
     );
     let live = controller::LiveChanges::subscribe(status_stream);
     let sweeper = tokio::spawn(sweep(Arc::downgrade(&masters)));
-    let mut routes = crate::masters::router(masters.clone());
+    let read_access = || {
+        if config.insecure_no_auth {
+            crate::masters::access::ReadAccess::Open
+        } else {
+            crate::masters::access::ReadAccess::Kube(Box::new(
+                crate::masters::access::KubeAccess::new(client.clone()),
+            ))
+        }
+    };
+    let dashboard =
+        crate::dashboard::Dashboard::start(masters.clone(), read_access(), dashboard_stream);
+    let mut routes =
+        crate::masters::router(masters.clone()).merge(crate::dashboard::router(dashboard));
     let history_for_notify = history.clone();
     let pruner = history.map(|history| {
-        let access = if config.insecure_no_auth {
-            crate::masters::history_api::ReadAccess::Open
-        } else {
-            crate::masters::history_api::ReadAccess::Kube(Box::new(
-                crate::masters::history_api::KubeAccess::new(client.clone()),
-            ))
-        };
+        let access = read_access();
         routes = std::mem::take(&mut routes).merge(crate::masters::history_api::router(Arc::new(
             crate::masters::history_api::HistoryApi {
                 store: history.store.clone(),
