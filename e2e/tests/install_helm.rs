@@ -177,6 +177,7 @@ async fn the_chart_installs_upgrades_without_change_and_uninstalls_cleanly() -> 
         "Role/vedette-operator",
         "ClusterRole/vedette-edit",
         "ServiceAccount/vedette",
+        "Service/vedette-dashboard",
     ] {
         assert!(
             installed.contains(object),
