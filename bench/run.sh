@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
-ALL=(probe_vs_blackbox snmp_vs_check_snmp database_probe exec_overhead exec_vs_icinga icmp_vs_check_ping idle_footprint spool_append compile history_store masters_ingest process_engine notify_delivery)
+ALL=(probe_vs_blackbox snmp_vs_check_snmp database_probe exec_overhead exec_vs_icinga icmp_vs_check_ping idle_footprint spool_append compile history_store masters_ingest process_engine notify_delivery dashboard)
 BENCHES=("$@")
 [ ${#BENCHES[@]} -eq 0 ] && BENCHES=("${ALL[@]}")
 target_dir=${CARGO_TARGET_DIR:-target}
@@ -23,6 +23,7 @@ $CARGO bench -p vedette-agent --no-run >/dev/null
 [[ " ${BENCHES[*]} " == *" compile "* || " ${BENCHES[*]} " == *" masters_ingest "* || " ${BENCHES[*]} " == *" process_engine "* || " ${BENCHES[*]} " == *" notify_delivery "* ]] && $CARGO bench -p vedette-operator --no-run >/dev/null
 [[ " ${BENCHES[*]} " == *" history_store "* ]] && $CARGO bench -p vedette-history --no-run >/dev/null
 [[ " ${BENCHES[*]} " == *" satellite_load "* ]] && $CARGO bench -p vedette-satellite --no-run >/dev/null
+[[ " ${BENCHES[*]} " == *" dashboard "* ]] && $CARGO build -q --release -p vedette-e2e --bin dashboard-bench
 
 {
   echo "# vedette benchmarks, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo -)"
@@ -36,6 +37,11 @@ for bench in "${BENCHES[@]}"; do
     *) package=vedette-agent ;;
   esac
   echo "## $bench" | tee -a "$out"
+  if [ "$bench" = dashboard ]; then
+    # In a real browser (e2e/browser/bench.cjs); chromium and playwright-core are installed once.
+    "$target_dir/release/dashboard-bench" 2>/dev/null | tee -a "$out"
+    continue
+  fi
   $CARGO bench -q -p "$package" --bench "$bench" 2>&1 | tee -a "$out"
 done
 echo "results kept in $out"

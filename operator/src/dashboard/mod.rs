@@ -218,8 +218,16 @@ async fn problems(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (visible, cluster) = d.sight(&d.caller(&headers).await?).await?;
-    let rows = d.rows(&visible);
-    let problems = views::problems(rows, &d.masters.state(), cluster, unix_ms());
+    let catalog = d.masters.catalog();
+    let state = d.masters.state();
+    let now = unix_ms();
+    let not_ok = |e: Option<&crate::masters::state::CheckEntry>| {
+        e.is_some_and(|e| e.state != vedette_crds::CheckState::Ok)
+    };
+    let rows = views::rows_where(&state, &catalog, &visible, now, not_ok);
+    let counts = views::visible_counts(&state, &catalog, &visible);
+    let problems = views::problems(rows, counts, &state, cluster, now);
+    drop(state);
     Ok(axum::Json(problems).into_response())
 }
 

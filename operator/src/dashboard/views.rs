@@ -89,10 +89,22 @@ impl Row {
 
 /// Every check the caller may see: reported ones and planned ones that never reported.
 pub fn rows(state: &MasterState, catalog: &Catalog, visible: &Visible, now_ms: u64) -> Vec<Row> {
+    rows_where(state, catalog, visible, now_ms, |_| true)
+}
+
+/// The checks the caller may see whose entry (`None`: PENDING) passes `keep`; only those are
+/// made into rows.
+pub fn rows_where(
+    state: &MasterState,
+    catalog: &Catalog,
+    visible: &Visible,
+    now_ms: u64,
+    keep: impl Fn(Option<&CheckEntry>) -> bool,
+) -> Vec<Row> {
     let stale = |host: &str| state.agents().get(host).is_some_and(|a| a.stale(now_ms));
-    let mut rows = Vec::with_capacity(state.checks().len());
+    let mut rows = Vec::new();
     for (key, entry) in state.checks() {
-        if !visible.includes(&key.check.namespace) {
+        if !keep(Some(entry)) || !visible.includes(&key.check.namespace) {
             continue;
         }
         let zone = catalog
@@ -107,12 +119,35 @@ pub fn rows(state: &MasterState, catalog: &Catalog, visible: &Visible, now_ms: u
             stale(&key.host),
         ));
     }
-    for ((host, id), zone) in &catalog.planned {
-        if visible.includes(&id.namespace) && state.check(host, id).is_none() {
-            rows.push(Row::of(host, id, zone, None, stale(host)));
+    if keep(None) {
+        for ((host, id), zone) in &catalog.planned {
+            if visible.includes(&id.namespace) && state.check(host, id).is_none() {
+                rows.push(Row::of(host, id, zone, None, stale(host)));
+            }
         }
     }
     rows
+}
+
+/// Counts by state of every check the caller may see, without making rows.
+pub fn visible_counts(
+    state: &MasterState,
+    catalog: &Catalog,
+    visible: &Visible,
+) -> BTreeMap<&'static str, usize> {
+    let mut counts = counts(std::iter::empty());
+    for (key, entry) in state.checks() {
+        if visible.includes(&key.check.namespace) {
+            *counts.entry(entry.state.name()).or_default() += 1;
+        }
+    }
+    let pending = catalog
+        .planned
+        .keys()
+        .filter(|(host, id)| visible.includes(&id.namespace) && state.check(host, id).is_none())
+        .count();
+    counts.insert("PENDING", pending);
+    counts
 }
 
 /// A column to sort by.
@@ -302,18 +337,24 @@ pub struct Facets {
 
 /// The facets of `rows`.
 pub fn facets(rows: &[Row]) -> Facets {
-    let mut facets = Facets::default();
+    let mut namespaces = BTreeSet::new();
+    let mut zones = BTreeSet::new();
+    let mut rule_sets = BTreeSet::new();
     for row in rows {
-        if !facets.namespaces.contains(&row.namespace) {
-            facets.namespaces.insert(row.namespace.clone());
+        namespaces.insert(row.namespace.as_str());
+        if !row.zone.is_empty() {
+            zones.insert(row.zone.as_str());
         }
-        if !row.zone.is_empty() && !facets.zones.contains(&row.zone) {
-            facets.zones.insert(row.zone.clone());
-        }
-        let rule_set = format!("{}/{}", row.namespace, row.rule_set);
-        facets.rule_sets.insert(rule_set);
+        rule_sets.insert((row.namespace.as_str(), row.rule_set.as_str()));
     }
-    facets
+    Facets {
+        namespaces: namespaces.into_iter().map(str::to_owned).collect(),
+        zones: zones.into_iter().map(str::to_owned).collect(),
+        rule_sets: rule_sets
+            .into_iter()
+            .map(|(namespace, name)| format!("{namespace}/{name}"))
+            .collect(),
+    }
 }
 
 /// One page of the all-checks view.
@@ -371,14 +412,21 @@ pub struct StaleAgent {
     pub seen_ms: u64,
 }
 
+/// Rows of each list the problems view shows (the worst; the checks view pages through all).
+pub const PROBLEMS_SHOWN: usize = 500;
+
 /// The problems view.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problems {
-    /// Hard problems, worst first, then the newest first.
+    /// Hard problems, worst first, then the newest first (the first [`PROBLEMS_SHOWN`]).
     pub hard: Vec<Row>,
-    /// Soft problems (not yet confirmed), in the same order.
+    /// How many hard problems there are.
+    pub hard_total: usize,
+    /// Soft problems (not yet confirmed), in the same order (the first [`PROBLEMS_SHOWN`]).
     pub soft: Vec<Row>,
+    /// How many soft problems there are.
+    pub soft_total: usize,
     /// Agents that missed their keepalives (shown to those who may see zones).
     pub stale_agents: Vec<StaleAgent>,
     /// Checks the caller sees, by state.
@@ -392,15 +440,24 @@ fn worst_then_newest(a: &Row, b: &Row) -> Ordering {
         .then_with(|| by_host_and_check(a, b))
 }
 
-/// The problems among `rows`; stale agents when `with_agents`.
-pub fn problems(rows: Vec<Row>, state: &MasterState, with_agents: bool, now_ms: u64) -> Problems {
-    let counts = counts(&rows);
+/// The problems among `rows` (rows of other states are left out), with the `counts` of
+/// every check; stale agents when `with_agents`.
+pub fn problems(
+    rows: Vec<Row>,
+    counts: BTreeMap<&'static str, usize>,
+    state: &MasterState,
+    with_agents: bool,
+    now_ms: u64,
+) -> Problems {
     let (mut hard, mut soft): (Vec<Row>, Vec<Row>) = rows
         .into_iter()
         .filter(|row| row.is_hard_problem() || row.is_soft_problem())
         .partition(Row::is_hard_problem);
-    hard.sort_unstable_by(worst_then_newest);
-    soft.sort_unstable_by(worst_then_newest);
+    let (hard_total, soft_total) = (hard.len(), soft.len());
+    for list in [&mut hard, &mut soft] {
+        list.sort_unstable_by(worst_then_newest);
+        list.truncate(PROBLEMS_SHOWN);
+    }
     let stale_agents = if with_agents {
         state
             .agents()
@@ -417,7 +474,9 @@ pub fn problems(rows: Vec<Row>, state: &MasterState, with_agents: bool, now_ms: 
     };
     Problems {
         hard,
+        hard_total,
         soft,
+        soft_total,
         stale_agents,
         counts,
     }

@@ -108,9 +108,18 @@ fn planned_checks_without_a_report_are_pending_and_namespaces_outside_are_left_o
 fn problems_are_hard_ones_worst_first_with_soft_ones_apart() {
     let (state, catalog) = fixture();
     let all = rows(&state, &catalog, &Visible::All, 3_000);
-    let problems = problems(all, &state, true, 3_000);
+    let counted = visible_counts(&state, &catalog, &Visible::All);
+    assert_eq!(
+        counted,
+        counts(&all),
+        "counting without rows gives the same"
+    );
+    let reported = rows_where(&state, &catalog, &Visible::All, 3_000, |e| e.is_some());
+    assert_eq!(reported.len(), 3, "only the rows asked for are made");
+    let problems = problems(all, counted, &state, true, 3_000);
     assert_eq!(hosts(&problems.hard), [("a", "shop"), ("a", "billing")]);
     assert_eq!(hosts(&problems.soft), [("b", "shop")]);
+    assert_eq!((problems.hard_total, problems.soft_total), (2, 1));
     assert_eq!(problems.counts["PENDING"], 1);
     assert_eq!(problems.counts["CRITICAL"], 1);
     assert!(problems.stale_agents.is_empty());
@@ -121,7 +130,14 @@ fn problems_are_hard_ones_worst_first_with_soft_ones_apart() {
 }
 
 fn problems_at(state: &MasterState, catalog: &Catalog, now: u64) -> Problems {
-    problems(rows(state, catalog, &Visible::All, now), state, true, now)
+    let counts = visible_counts(state, catalog, &Visible::All);
+    problems(
+        rows(state, catalog, &Visible::All, now),
+        counts,
+        state,
+        true,
+        now,
+    )
 }
 
 #[test]

@@ -89,13 +89,15 @@ views.problems = {
   live: true,
   load: () => api('/ui/api/problems'),
   draw(data) {
+    const more = (shown, total) => total > shown.length
+      ? `<p class="muted">The worst ${shown.length} of ${total}; <a href="${esc(url('/ui/checks', { state: 'CRITICAL,UNKNOWN,WARNING' }))}" data-nav>every check that is not OK</a>.</p>` : '';
     let html = `<h1>Problems</h1>${counts(data.counts)}`;
-    html += `<h2>Hard problems (${data.hard.length})</h2>${rowsTable(data.hard)}`;
+    html += `<h2>Hard problems (${data.hardTotal})</h2>${rowsTable(data.hard)}${more(data.hard, data.hardTotal)}`;
     if (data.staleAgents.length) {
       html += `<h2>Agents not reporting (${data.staleAgents.length})</h2><table><tr><th>Host</th><th>Zone</th><th>Last seen</th></tr>`;
       html += data.staleAgents.map(a => `<tr><td>${hostLink(a.host)}</td><td>${esc(a.zone)}</td><td>${ago(a.seenMs)} ago</td></tr>`).join('') + '</table>';
     }
-    html += `<h2>Soft problems, not yet confirmed (${data.soft.length})</h2>${rowsTable(data.soft)}`;
+    html += `<h2>Soft problems, not yet confirmed (${data.softTotal})</h2>${rowsTable(data.soft)}${more(data.soft, data.softTotal)}`;
     html += `<p class="muted">Acknowledgements and maintenance windows are not part of Vedette yet; every problem is listed.</p>`;
     view.innerHTML = html;
   },
@@ -149,7 +151,7 @@ views.checks = {
     view.querySelectorAll('select[data-filter]').forEach(el => el.addEventListener('change', () => set({ [el.dataset.filter]: el.value })));
     view.querySelectorAll('input[data-filter]').forEach(el => {
       let wait = null;
-      el.addEventListener('input', () => { clearTimeout(wait); wait = setTimeout(() => set({ [el.dataset.filter]: el.value.trim() }), 150); });
+      el.addEventListener('input', () => { clearTimeout(wait); wait = setTimeout(() => set({ [el.dataset.filter]: el.value.trim() }), 40); });
     });
     view.querySelectorAll('input[data-state]').forEach(el => el.addEventListener('change', () => {
       const chosen = [...view.querySelectorAll('input[data-state]:checked')].map(e => e.dataset.state);
