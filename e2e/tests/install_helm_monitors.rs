@@ -57,6 +57,16 @@ fn of_kind<'a>(documents: &'a [serde_json::Value], kind: &str) -> &'a serde_json
     found[0]
 }
 
+/// The one document of `kind` named `name`.
+fn named<'a>(documents: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    let found: Vec<&serde_json::Value> = documents
+        .iter()
+        .filter(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind} {name} rendered: {found:#?}");
+    found[0]
+}
+
 /// A LabelSelector as the query string the apiserver evaluates.
 fn selector_query(selector: &LabelSelector) -> String {
     let mut terms: Vec<String> = selector
@@ -281,7 +291,7 @@ async fn the_chart_monitors_are_valid_and_select_the_agents_satellites_and_maste
     }
 
     // The ServiceMonitor selects the masters Service, by one of its ports.
-    manifests::apply(&client, of_kind(&documents, "Service")).await?;
+    manifests::apply(&client, named(&documents, "Service", "vedette-masters")).await?;
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let selector: LabelSelector =
         serde_json::from_value(service_monitor["spec"]["selector"].clone())?;
